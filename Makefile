@@ -1,0 +1,33 @@
+# Tessera: `make demo` and `make test` work on a fresh machine (they create .venv first).
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tessera hw list
+	$(BIN)/tessera kernel run examples/kernels/vector_add.py::vector_add
+	$(BIN)/tessera kernel run examples/kernels/matmul_tutorial.py::matmul_block_free_dims
+	$(BIN)/tessera kernel run examples/kernels/softmax.py::softmax_rows
+	$(BIN)/tessera kernel run examples/kernels/rmsnorm.py::rmsnorm
+
+test: $(STAMP)
+	$(BIN)/ruff check tessera tests examples benchmarks
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check tessera tests examples benchmarks
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/functional_speed.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,150 @@
+"""Tensor creation inside kernels: nl.ndarray, zeros, ones, full, shared constants."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tessera.nki import dtypes as dt
+from tessera.nki.buffers import Buffer
+from tessera.nki.errors import CapacityError, KernelUsageError, PartitionError
+from tessera.nki.runtime import CoreContext, current, kernel_api
+from tessera.nki.tensor import NkiTensor, Storage
+
+_PREFIX = {Buffer.SBUF: "sb", Buffer.PSUM: "ps", Buffer.HBM: "hbm",
+           Buffer.SHARED_HBM: "out", Buffer.PRIVATE_HBM: "phbm"}
+
+
+def _shape(shape: object) -> tuple[int, ...]:
+    if isinstance(shape, int | np.integer):
+        return (int(shape),)
+    try:
+        dims = tuple(int(s) for s in shape)  # type: ignore[union-attr]
+    except TypeError:
+        raise KernelUsageError(f"shape must be a tuple of ints, got {shape!r}") from None
+    if not dims or any(d <= 0 for d in dims):
+        raise KernelUsageError(f"shape must be non-empty with positive sizes, got {shape!r}")
+    return dims
+
+
+def _buffer(buffer: object) -> Buffer:
+    if isinstance(buffer, Buffer):
+        return buffer
+    if isinstance(buffer, str):
+        for b in Buffer:
+            if b.value == buffer:
+                return b
+    raise KernelUsageError(f"buffer must be nl.sbuf, nl.psum, nl.hbm, nl.shared_hbm or "
+                           f"nl.private_hbm, got {buffer!r}")
+
+
+def _check_capacity(ctx: CoreContext, shape: tuple[int, ...], dtype: dt.DType,
+                    buffer: Buffer, name: str) -> None:
+    lim = ctx.run.limits
+    if not buffer.on_chip:
+        return
+    if len(shape) < 2:
+        raise KernelUsageError(f"on-chip tensor {name} must be at least 2-D "
+                               f"(partition dimension first), got shape {list(shape)}")
+    if shape[0] > lim.pmax:
+        raise PartitionError(f"tensor {name}{list(shape)} in {buffer.value} has {shape[0]} "
+                             f"partitions; the limit is pmax={lim.pmax}")
+    per_partition = int(np.prod(shape[1:])) * dtype.itemsize
+    cap = lim.sbuf_bytes_per_partition if buffer is Buffer.SBUF else lim.psum_bytes_per_partition
+    if per_partition > cap:
+        raise CapacityError(f"tensor {name}{list(shape)} {dtype.name} needs {per_partition} "
+                            f"bytes per partition; {buffer.value} has {cap} bytes per partition "
+                            f"on {lim.chip}")
+
+
+def new_tensor(ctx: CoreContext, shape: object, dtype: object, buffer: object,
+               name: str | None) -> NkiTensor:
+    """Allocate a tensor (poisoned with NaN / a sentinel in functional mode)."""
+    dims = _shape(shape)
+    d = dt.to_dtype(dtype)
+    buf = _buffer(buffer)
+    # names stay unique per launch (a kernel may allocate under one name in a loop)
+    label = ctx.fresh_name(name or _PREFIX[buf])
+    _check_capacity(ctx, dims, d, buf, label)
+    run = ctx.run
+    if buf is Buffer.SHARED_HBM and run.num_cores > 1:
+        with run.lock:
+            key = ctx.shared_count
+            ctx.shared_count += 1
+            existing = run.shared.get(key)
+            if existing is not None:
+                st = existing
+                if st.shape != dims or st.dtype != d:  # type: ignore[attr-defined]
+                    raise KernelUsageError(f"shared_hbm tensor #{key} differs between cores")
+                return NkiTensor.whole(st)  # type: ignore[arg-type]
+    array = None
+    if not run.symbolic:
+        array = np.empty(int(np.prod(dims)), dtype=d.storage)
+        array.fill(dt.uninitialised_fill(d))
+    st = Storage(label, buf, dims, d, array)
+    if buf is Buffer.SHARED_HBM and run.num_cores > 1:
+        run.shared[key] = st
+    ctx.register_tensor(label, buf, dims, d.name, d.itemsize)
+    return NkiTensor.whole(st)
+
+
+@kernel_api
+def ndarray(shape: object, dtype: object = dt.float32, buffer: object = Buffer.SBUF,
+            name: str | None = None, address: object = None) -> NkiTensor:
+    """A new uninitialised tensor (`address` is accepted; the allocator places tensors)."""
+    return new_tensor(current(), shape, dtype, buffer, name or None)
+
+
+def _filled(shape: object, dtype: object, buffer: object, name: str | None,
+            value: float) -> NkiTensor:
+    ctx = current()
+    t = new_tensor(ctx, shape, dtype, buffer, name or None)
+    if t.buffer.on_chip:
+        from tessera.nki.isa.vector import memset
+
+        memset(t, value)
+    elif not ctx.run.symbolic:
+        t.write(np.full(t.shape, value))
+    return t
+
+
+@kernel_api
+def zeros(shape: object, dtype: object = dt.float32, buffer: object = Buffer.SBUF,
+          name: str | None = None) -> NkiTensor:
+    """A tensor of zeros (on chip: one memset instruction)."""
+    return _filled(shape, dtype, buffer, name, 0)
+
+
+@kernel_api
+def ones(shape: object, dtype: object = dt.float32, buffer: object = Buffer.SBUF,
+         name: str | None = None) -> NkiTensor:
+    """A tensor of ones (on chip: one memset instruction)."""
+    return _filled(shape, dtype, buffer, name, 1)
+
+
+@kernel_api
+def full(shape: object, fill_value: float, dtype: object = dt.float32,
+         buffer: object = Buffer.SBUF, name: str | None = None) -> NkiTensor:
+    """A tensor filled with `fill_value` (on chip: one memset instruction)."""
+    return _filled(shape, dtype, buffer, name, fill_value)
+
+
+@kernel_api
+def shared_constant(constant: object, dtype: object = None, name: str | None = None
+                    ) -> NkiTensor:
+    """An HBM tensor holding a host array (a compile-time constant)."""
+    ctx = current()
+    arr = np.asarray(constant)
+    d = dt.to_dtype(dtype) if dtype is not None else dt.to_dtype(
+        np.float32 if arr.dtype == np.float64 else np.int32 if arr.dtype == np.int64
+        else arr.dtype)
+    t = new_tensor(ctx, arr.shape, d, Buffer.SHARED_HBM, name)
+    if not ctx.run.symbolic:
+        t.write(arr)
+    return t
+
+
+@kernel_api
+def shared_identity_matrix(n: int, dtype: object = dt.uint8, name: str | None = None
+                           ) -> NkiTensor:
+    """An n x n identity matrix in HBM (used to transpose with the Tensor engine)."""
+    return shared_constant(np.eye(int(n)), dtype=dtype, name=name)

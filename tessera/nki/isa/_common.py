@@ -1,0 +1,154 @@
+"""Shared validation and recording helpers for ISA instructions.
+
+Each instruction module defines, per opcode, the validation rule (raising a specific
+`NkiError`), the functional rule (numpy, skipped in symbolic mode) and records one
+`Instruction`. The cost rule lives in `tessera.sim` and is keyed by `Opcode`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tessera.nki.buffers import Buffer
+from tessera.nki.dtypes import DType, DTypeKind
+from tessera.nki.errors import (
+    BufferKindError,
+    DTypeError,
+    EngineAccessError,
+    KernelUsageError,
+    PartitionError,
+    ShapeMismatchError,
+)
+from tessera.nki.runtime import CoreContext, current
+from tessera.nki.stream import Engine, Instruction, Opcode
+from tessera.nki.tensor import NkiTensor
+
+COMPUTE_ENGINES = (Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD)
+
+
+def tensor_arg(value: object, what: str, op: str) -> NkiTensor:
+    """`value` as an NkiTensor, or a usage error naming the argument."""
+    if not isinstance(value, NkiTensor):
+        raise KernelUsageError(f"{op}: {what} must be an NKI tensor (nl.ndarray or a view), "
+                               f"got {type(value).__name__}")
+    return value
+
+
+def require_on_chip(t: NkiTensor, what: str, op: str,
+                    allowed: tuple[Buffer, ...] = (Buffer.SBUF, Buffer.PSUM)) -> None:
+    """The operand must live in one of `allowed` (on-chip memories by default)."""
+    if t.buffer not in allowed:
+        names = "/".join(b.value for b in allowed)
+        raise BufferKindError(f"{op}: {what} {t.name}{list(t.shape)} is in "
+                              f"{t.buffer.value}; this instruction needs it in {names}")
+
+
+def check_partitions(ctx: CoreContext, t: NkiTensor, what: str, op: str,
+                     engine: Engine | None = None) -> None:
+    """Partition count <= pmax, and compute engines start at a legal partition."""
+    limits = ctx.run.limits
+    if t.buffer.on_chip and t.partitions > limits.pmax:
+        raise PartitionError(f"{op}: {what} {t.name}{list(t.shape)} spans {t.partitions} "
+                             f"partitions; the limit is pmax={limits.pmax}")
+    if engine in COMPUTE_ENGINES and t.buffer.on_chip:
+        start = t.offset // t.storage.partition_elems if t.storage.partition_elems else 0
+        n = t.partitions
+        legal = (0,) if n > 64 else (0, 64) if n > 32 else (0, 32, 64, 96)
+        if start not in legal:
+            raise PartitionError(
+                f"{op}: {what} {t.name} starts at partition {start} with {n} partitions; "
+                f"the {engine.value} engine can start an access of {n} partitions only at "
+                f"partition {' or '.join(map(str, legal))}")
+
+
+def check_same_layout(a: NkiTensor, b: NkiTensor, what_a: str, what_b: str, op: str) -> None:
+    """Element-wise operands: same partitions and same elements per partition."""
+    if a.partitions != b.partitions or a.free_size != b.free_size:
+        raise ShapeMismatchError(
+            f"{op}: {what_a} {a.name}{list(a.shape)} and {what_b} {b.name}{list(b.shape)} "
+            f"differ: {a.partitions}x{a.free_size} vs {b.partitions}x{b.free_size} "
+            "(partitions x elements per partition must match)")
+
+
+def resolve_engine(engine: object, default: Engine, allowed: Iterable[Engine], op: str) -> Engine:
+    """The engine an instruction runs on: the hint if given and allowed, else `default`."""
+    if engine is None or engine is Engine.UNKNOWN:
+        return default
+    if not isinstance(engine, Engine):
+        raise KernelUsageError(f"{op}: engine must be a nisa.engine member, got {engine!r}")
+    allowed = tuple(allowed)
+    if engine not in allowed:
+        names = ", ".join(e.value for e in allowed)
+        raise EngineAccessError(f"{op} cannot run on the {engine.value} engine "
+                                f"(allowed: {names})")
+    return engine
+
+
+def check_engine_memory(ctx: CoreContext, engine: Engine, tensors: Iterable[NkiTensor],
+                        op: str) -> None:
+    """GpSimd has no PSUM port; Scalar cannot copy on NC-v2 (tensor_copy)."""
+    if engine is Engine.GPSIMD:
+        for t in tensors:
+            if t.buffer is Buffer.PSUM:
+                raise EngineAccessError(f"{op}: the GpSimd engine cannot access PSUM "
+                                        f"({t.name} is in psum)")
+
+
+def check_dtype(t: NkiTensor, allowed_kinds: tuple[DTypeKind, ...], what: str, op: str) -> None:
+    if t.dtype.kind not in allowed_kinds:
+        kinds = ", ".join(k.value for k in allowed_kinds)
+        raise DTypeError(f"{op}: {what} {t.name} has dtype {t.dtype.name}; allowed families: "
+                         f"{kinds}")
+
+
+def check_hbm_free(tensors: Iterable[NkiTensor], op: str) -> None:
+    """Compute engines only read and write on-chip memory."""
+    for t in tensors:
+        if not t.buffer.on_chip:
+            raise BufferKindError(f"{op}: {t.name}{list(t.shape)} is in {t.buffer.value}; "
+                                  "compute engines access SBUF/PSUM only (use nisa.dma_copy)")
+
+
+def record(ctx: CoreContext, engine: Engine, opcode: Opcode, reads: Iterable[NkiTensor],
+           writes: Iterable[NkiTensor], flags: dict[str, object] | None = None,
+           partitions: int | None = None, free_elements: int | None = None) -> Instruction:
+    """Record one instruction; N defaults to the largest operand's elements per partition."""
+    reads = tuple(reads)
+    writes = tuple(writes)
+    every = reads + writes
+    if partitions is None:
+        partitions = max((t.partitions for t in every if t.buffer.on_chip), default=1)
+    if free_elements is None:
+        free_elements = max((t.free_size for t in every if t.buffer.on_chip), default=0)
+    return ctx.record(engine, opcode, tuple(t.access() for t in reads),
+                      tuple(t.access() for t in writes), partitions, free_elements, flags)
+
+
+def scalar_or_vector(value: object, partitions: int, op: str, what: str) -> tuple[object, object]:
+    """A tensor_scalar-style operand: a Python number or a [P, 1] tensor.
+
+    Returns (numpy-broadcastable float32 value or None in symbolic mode, tensor or None).
+    """
+    if isinstance(value, NkiTensor):
+        if value.partitions != partitions or value.free_size != 1:
+            raise ShapeMismatchError(
+                f"{op}: {what} {value.name}{list(value.shape)} must be [{partitions}, 1] "
+                "(one value per partition)")
+        return None, value
+    if isinstance(value, bool | int | float):
+        return float(value), None
+    try:
+        import numpy as np
+
+        return float(np.asarray(value).item()), None
+    except (TypeError, ValueError):
+        raise KernelUsageError(f"{op}: {what} must be a number or a [P, 1] tensor, got "
+                               f"{type(value).__name__}") from None
+
+
+def ctx_for(op: str) -> CoreContext:  # noqa: ARG001 - op kept for future messages
+    return current()
+
+
+def is_float_dtype(d: DType) -> bool:
+    return d.is_float

@@ -1,0 +1,148 @@
+"""Tensor engine instructions: nc_matmul and nc_transpose."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tessera.nki import dtypes as dt
+from tessera.nki.buffers import Buffer
+from tessera.nki.errors import DTypeError, EngineAccessError, MatmulShapeError, PsumBankError
+from tessera.nki.isa._common import (
+    check_partitions,
+    record,
+    require_on_chip,
+    resolve_engine,
+    tensor_arg,
+)
+from tessera.nki.isa.constants import matmul_perf_mode
+from tessera.nki.runtime import CoreContext, current, kernel_api
+from tessera.nki.stream import Engine, Opcode
+from tessera.nki.tensor import NkiTensor
+
+_WIDE = (dt.float32, dt.tfloat32)
+
+
+def check_psum_bank(ctx: CoreContext, dst: NkiTensor, op: str) -> None:
+    """A Tensor-engine write must stay inside one 2 KiB-per-partition PSUM bank."""
+    bank = ctx.run.limits.psum_bank_bytes
+    lo, hi = dst.access().free_byte_range
+    if hi - lo > bank or lo // bank != (hi - 1) // bank:
+        raise PsumBankError(
+            f"{op}: dst {dst.name}{list(dst.shape)} {dst.dtype.name} covers bytes {lo}..{hi} of "
+            f"each partition, which crosses a PSUM bank boundary (banks are {bank} bytes per "
+            "partition, i.e. 512 fp32 values)")
+
+
+@kernel_api
+def nc_matmul(dst: NkiTensor, stationary: NkiTensor, moving: NkiTensor,
+              is_stationary_onezero: bool = False, is_moving_onezero: bool = False,
+              is_transpose: bool = False, tile_position: tuple = (), tile_size: tuple = (),
+              perf_mode: object = None, accumulate: bool | None = None,
+              name: str | None = None) -> None:
+    """dst[M, N] (PSUM, fp32) = stationary[K, M]^T @ moving[K, N], contracting partitions.
+
+    The first matmul writing a PSUM location starts an accumulation group (overwrites);
+    later ones add, until another instruction writes that location. `accumulate=True`
+    always adds and `False` always overwrites.
+    """
+    op = "nc_matmul"
+    ctx = current()
+    lim = ctx.run.limits
+    dst = tensor_arg(dst, "dst", op)
+    stationary = tensor_arg(stationary, "stationary", op)
+    moving = tensor_arg(moving, "moving", op)
+    require_on_chip(stationary, "stationary", op, (Buffer.SBUF,))
+    require_on_chip(moving, "moving", op, (Buffer.SBUF,))
+    require_on_chip(dst, "dst", op, (Buffer.PSUM,))
+    for t, what in ((stationary, "stationary"), (moving, "moving"), (dst, "dst")):
+        check_partitions(ctx, t, what, op)
+    k, m = stationary.partitions, stationary.free_size
+    k2, n = moving.partitions, moving.free_size
+    double_row = perf_mode not in (None, matmul_perf_mode.none)
+    if double_row and lim.version < 3:
+        raise EngineAccessError(f"{op}: perf_mode={perf_mode} needs NeuronCore-v3 or later; "
+                                f"this kernel runs on {lim.chip} (v{lim.version})")
+    if k != k2:
+        raise MatmulShapeError(f"{op}: contraction mismatch: stationary {stationary.name}"
+                               f"{list(stationary.shape)} has K={k} partitions, moving "
+                               f"{moving.name}{list(moving.shape)} has K={k2}")
+    if m > lim.stationary_fmax:
+        raise MatmulShapeError(f"{op}: stationary {stationary.name}{list(stationary.shape)} is "
+                               f"{k}x{m}; the limit is {lim.pmax}x{lim.stationary_fmax}")
+    if n > lim.moving_fmax:
+        raise MatmulShapeError(f"{op}: moving {moving.name}{list(moving.shape)} is {k}x{n}; "
+                               f"the limit is {lim.pmax}x{lim.moving_fmax}")
+    if dst.partitions != m or dst.free_size != n:
+        raise MatmulShapeError(f"{op}: dst {dst.name}{list(dst.shape)} must be [{m}, {n}] "
+                               f"(stationary free x moving free), got "
+                               f"{dst.partitions}x{dst.free_size}")
+    for t, what in ((stationary, "stationary"), (moving, "moving")):
+        if not t.dtype.is_float:
+            raise DTypeError(f"{op}: {what} {t.name} is {t.dtype.name}; the Tensor engine "
+                             "takes fp8/bf16/fp16/tf32/fp32 inputs")
+    if (stationary.dtype in _WIDE) != (moving.dtype in _WIDE):
+        raise DTypeError(f"{op}: fp32/tf32 inputs cannot be mixed with narrower ones "
+                         f"({stationary.dtype.name} x {moving.dtype.name})")
+    allowed_out = (dt.float32, dt.bfloat16) if lim.version >= 4 else (dt.float32,)
+    if dst.dtype not in allowed_out:
+        raise DTypeError(f"{op}: dst {dst.name} is {dst.dtype.name}; PSUM results are "
+                         f"{'/'.join(d.name for d in allowed_out)} on NeuronCore-v{lim.version}")
+    check_psum_bank(ctx, dst, op)
+    record(ctx, Engine.TENSOR, Opcode.NC_MATMUL, (stationary, moving), (dst,),
+           {"accumulate": accumulate, "stationary_free": m, "moving_free": n,
+            "perf_mode": getattr(perf_mode, "value", perf_mode),
+            "is_transpose": bool(is_transpose)},
+           partitions=k, free_elements=n)
+    if ctx.run.symbolic:
+        return
+    product = np.dot(stationary.read_f32().reshape(k, m).T, moving.read_f32().reshape(k, n))
+    target = dst.numpy()
+    mask = dst.acc_mask()
+    if accumulate is True:
+        add = np.ones(target.shape, dtype=np.bool_)
+    elif accumulate is False:
+        add = np.zeros(target.shape, dtype=np.bool_)
+    else:
+        add = mask
+    prev = target.astype(np.float32)
+    result = np.where(add, prev + product.reshape(target.shape), product.reshape(target.shape))
+    target[...] = dt.cast(result, dst.dtype)
+    mask[...] = True
+
+
+@kernel_api
+def nc_transpose(dst: NkiTensor, data: NkiTensor, engine: object = None,
+                 name: str | None = None) -> None:
+    """dst[F, P] = data[P, F] (free axes flattened). Tensor engine: up to 128x128 into PSUM;
+    Vector engine: up to 32x32, SBUF or PSUM."""
+    op = "nc_transpose"
+    ctx = current()
+    dst = tensor_arg(dst, "dst", op)
+    data = tensor_arg(data, "data", op)
+    eng = resolve_engine(engine, Engine.TENSOR, (Engine.TENSOR, Engine.VECTOR), op)
+    p, f = data.partitions, data.free_size
+    limit = ctx.run.limits.pmax if eng is Engine.TENSOR else 32
+    if p > limit or f > limit:
+        raise MatmulShapeError(f"{op}: data {data.name}{list(data.shape)} is {p}x{f}; the "
+                               f"{eng.value} engine transposes at most {limit}x{limit}")
+    if dst.partitions != f or dst.free_size != p:
+        raise MatmulShapeError(f"{op}: dst {dst.name}{list(dst.shape)} must be [{f}, {p}]")
+    if eng is Engine.TENSOR:
+        require_on_chip(data, "data", op, (Buffer.SBUF,))
+        require_on_chip(dst, "dst", op, (Buffer.PSUM,))
+        check_psum_bank(ctx, dst, op)
+    else:
+        require_on_chip(data, "data", op)
+        require_on_chip(dst, "dst", op)
+    check_partitions(ctx, data, "data", op)
+    check_partitions(ctx, dst, "dst", op)
+    record(ctx, eng, Opcode.NC_TRANSPOSE, (data,), (dst,), partitions=p, free_elements=f)
+    if ctx.run.symbolic:
+        return
+    values = data.numpy().reshape(p, f).T
+    if dst.dtype == data.dtype:
+        dst.numpy()[...] = values.reshape(dst.shape)  # bit-exact transpose
+        if dst.storage.acc is not None:
+            dst.acc_mask()[...] = False
+    else:
+        dst.write(values.astype(np.float32))

@@ -1,0 +1,121 @@
+"""Vector-engine family instructions (tensor_tensor, tensor_copy, memset, ...).
+
+Most of these also run on GpSimd (and some on Scalar): the engine argument is a hint,
+checked where the hardware forbids a combination.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tessera.nki.buffers import Buffer
+from tessera.nki.errors import DTypeError, EngineAccessError, ShapeMismatchError
+from tessera.nki.isa._common import (
+    check_engine_memory,
+    check_hbm_free,
+    check_partitions,
+    check_same_layout,
+    record,
+    resolve_engine,
+    tensor_arg,
+)
+from tessera.nki.ops import AluOp, OpKind, to_op
+from tessera.nki.runtime import CoreContext, current, kernel_api
+from tessera.nki.stream import Engine, Opcode
+from tessera.nki.tensor import NkiTensor
+
+VEC_ENGINES = (Engine.VECTOR, Engine.GPSIMD)
+ANY_COMPUTE = (Engine.VECTOR, Engine.GPSIMD, Engine.SCALAR)
+
+
+def prepare(ctx: CoreContext, op: str, engine: Engine, reads: tuple[NkiTensor, ...],
+            writes: tuple[NkiTensor, ...]) -> None:
+    """Checks shared by every compute-engine instruction: on-chip, pmax, start, engine ports."""
+    every = reads + writes
+    check_hbm_free(every, op)
+    for t in every:
+        check_partitions(ctx, t, t.name, op, engine)
+    check_engine_memory(ctx, engine, every, op)
+
+
+def read_operand(t: NkiTensor, op: AluOp) -> np.ndarray:
+    """Operand values: raw integers for bit operations, float32 otherwise."""
+    if op.kind is OpKind.BITVEC:
+        return t.numpy().astype(np.int64)
+    return t.read_f32()
+
+
+def check_bitvec(op: AluOp, tensors: tuple[NkiTensor, ...], name: str) -> None:
+    if op.kind is OpKind.BITVEC:
+        for t in tensors:
+            if not t.dtype.is_int:
+                raise DTypeError(f"{name}: bitwise operator {op.name} needs integer operands; "
+                                 f"{t.name} is {t.dtype.name}")
+
+
+@kernel_api
+def tensor_tensor(dst: NkiTensor, data1: NkiTensor, data2: NkiTensor, op: object,
+                  engine: object = None, name: str | None = None) -> None:
+    """dst = data1 <op> data2, element-wise over equal partitions x elements per partition."""
+    opname = "tensor_tensor"
+    ctx = current()
+    dst = tensor_arg(dst, "dst", opname)
+    a = tensor_arg(data1, "data1", opname)
+    b = tensor_arg(data2, "data2", opname)
+    alu = to_op(op)
+    if alu.arity != 2:
+        raise EngineAccessError(f"{opname}: op {alu.name} is not a binary operator")
+    eng = resolve_engine(engine, Engine.VECTOR, VEC_ENGINES, opname)
+    prepare(ctx, opname, eng, (a, b), (dst,))
+    check_same_layout(a, b, "data1", "data2", opname)
+    check_same_layout(a, dst, "data1", "dst", opname)
+    if a.buffer is Buffer.PSUM and b.buffer is Buffer.PSUM:
+        raise EngineAccessError(f"{opname}: at most one input may be in PSUM "
+                                f"({a.name} and {b.name} both are)")
+    check_bitvec(alu, (a, b, dst), opname)
+    record(ctx, eng, Opcode.TENSOR_TENSOR, (a, b), (dst,), {"op": alu.name})
+    if ctx.run.symbolic:
+        return
+    x = read_operand(a, alu).reshape(dst.shape)
+    y = read_operand(b, alu).reshape(dst.shape)
+    dst.write(alu.apply(x, y))
+
+
+@kernel_api
+def tensor_copy(dst: NkiTensor, src: NkiTensor, engine: object = None,
+                name: str | None = None) -> None:
+    """dst = src, element-wise, casting to dst's dtype (PSUM -> SBUF evacuation etc.)."""
+    opname = "tensor_copy"
+    ctx = current()
+    dst = tensor_arg(dst, "dst", opname)
+    src = tensor_arg(src, "src", opname)
+    eng = resolve_engine(engine, Engine.VECTOR, ANY_COMPUTE, opname)
+    if eng is Engine.SCALAR and ctx.run.limits.version < 3:
+        raise EngineAccessError(f"{opname}: the Scalar engine has no tensor_copy on "
+                                f"NeuronCore-v2 ({ctx.run.limits.chip}); use the vector or "
+                                "gpsimd engine, or nisa.activation with nl.copy")
+    prepare(ctx, opname, eng, (src,), (dst,))
+    check_same_layout(src, dst, "src", "dst", opname)
+    record(ctx, eng, Opcode.TENSOR_COPY, (src,), (dst,))
+    if ctx.run.symbolic:
+        return
+    from tessera.nki.isa.dma import copy_values
+
+    copy_values(dst, src)
+
+
+@kernel_api
+def memset(dst: NkiTensor, value: object, engine: object = None, name: str | None = None) -> None:
+    """Fill dst with a constant (cast to dst's dtype)."""
+    opname = "memset"
+    ctx = current()
+    dst = tensor_arg(dst, "dst", opname)
+    eng = resolve_engine(engine, Engine.VECTOR, ANY_COMPUTE, opname)
+    prepare(ctx, opname, eng, (), (dst,))
+    try:
+        number = float(value) if dst.dtype.is_float else int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        raise ShapeMismatchError(f"{opname}: value must be a number, got {value!r}") from None
+    record(ctx, eng, Opcode.MEMSET, (), (dst,), {"value": number})
+    if not ctx.run.symbolic:
+        dst.write(np.full(dst.shape, number))

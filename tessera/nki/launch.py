@@ -1,0 +1,245 @@
+"""Launching kernels: `nki.jit`, `kernel[lnc]`, `nki.simulate` and `nki.trace`.
+
+A launch converts host arrays (numpy or torch) into HBM tensors, runs the kernel body once
+per logical core (two threads sharing HBM for LNC=2), and converts the returned HBM
+tensors back to the caller's array type. In symbolic mode nothing is computed: inputs are
+shape/dtype placeholders and the result is the instruction stream alone.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tessera.nki import dtypes as dt
+from tessera.nki.buffers import Buffer
+from tessera.nki.errors import DTypeError, KernelUsageError
+from tessera.nki.runtime import (
+    CoreContext,
+    ExecMode,
+    KernelRun,
+    core_limits,
+    default_chip,
+    set_current,
+)
+from tessera.nki.stream import Instruction, TensorInfo
+from tessera.nki.tensor import NkiTensor, Storage
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    """A shape/dtype placeholder for an input in symbolic mode."""
+
+    shape: tuple[int, ...]
+    dtype: object = dt.float32
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
+        object.__setattr__(self, "dtype", dt.to_dtype(self.dtype))
+
+
+@dataclass(frozen=True)
+class TraceResult:
+    """What a traced launch produced: outputs, the instruction stream and the tensors."""
+
+    outputs: object
+    instructions: tuple[Instruction, ...]
+    tensors: tuple[TensorInfo, ...]
+    chip: str
+    lnc: int
+    symbolic: bool
+
+    def count_by_engine(self) -> dict[str, int]:
+        """Instruction counts per engine (engine value -> count), in engine order."""
+        counts: dict[str, int] = {}
+        for inst in self.instructions:
+            counts[inst.engine.value] = counts.get(inst.engine.value, 0) + 1
+        return counts
+
+
+class Kernel:
+    """A kernel function wrapped by `@nki.jit`; `kernel[2]` launches it on two cores."""
+
+    def __init__(self, fn: Callable[..., object], lnc: int = 1) -> None:
+        if not callable(fn):
+            raise KernelUsageError(f"nki.jit needs a function, got {type(fn).__name__}")
+        self.fn = fn
+        self.lnc = lnc
+        functools.update_wrapper(self, fn)
+
+    def __getitem__(self, grid: object) -> Kernel:
+        lnc = grid[0] if isinstance(grid, tuple) and len(grid) == 1 else grid
+        if lnc not in (1, 2):
+            raise KernelUsageError(f"kernel[{grid!r}]: the launch grid is the logical core "
+                                   "count, 1 or 2")
+        return Kernel(self.fn, int(lnc))  # type: ignore[arg-type]
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return simulate(self)(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"nki.jit({self.fn.__qualname__})[{self.lnc}]"
+
+
+def jit(fn: Callable[..., object] | None = None, **options: object) -> object:
+    """Decorator making a kernel: `@nki.jit` or `@nki.jit(...)` (options are accepted)."""
+    if fn is None:
+        return lambda f: Kernel(f)
+    return fn if isinstance(fn, Kernel) else Kernel(fn)
+
+
+def _as_kernel(kernel: object) -> Kernel:
+    if isinstance(kernel, Kernel):
+        return kernel
+    if callable(kernel):
+        return Kernel(kernel)  # type: ignore[arg-type]
+    raise KernelUsageError(f"expected a kernel function, got {type(kernel).__name__}")
+
+
+def simulate(kernel: object, chip: str | None = None) -> Callable[..., object]:
+    """`nki.simulate(kernel)(*arrays)`: run on the CPU, return outputs like the inputs."""
+    k = _as_kernel(kernel)
+
+    def run(*args: object, **kwargs: object) -> object:
+        return _launch(k, args, kwargs, ExecMode.FUNCTIONAL, chip or default_chip()).outputs
+
+    return run
+
+
+def trace(kernel: object, symbolic: bool = False, chip: str | None = None
+          ) -> Callable[..., TraceResult]:
+    """`nki.trace(kernel)(*inputs)`: outputs plus the instruction stream (a `TraceResult`).
+
+    With `symbolic=True` inputs may be `TensorSpec`s (or arrays, of which only shape and
+    dtype are used) and no values are computed; the stream is identical to a functional run.
+    """
+    k = _as_kernel(kernel)
+    mode = ExecMode.SYMBOLIC if symbolic else ExecMode.FUNCTIONAL
+
+    def run(*args: object, **kwargs: object) -> TraceResult:
+        return _launch(k, args, kwargs, mode, chip or default_chip())
+
+    return run
+
+
+# --------------------------------------------------------------------- host conversion
+def _is_torch(x: object) -> bool:
+    return type(x).__module__.startswith("torch") and hasattr(x, "detach")
+
+
+def _host_array(x: object, name: str) -> np.ndarray:
+    if _is_torch(x):
+        t = x.detach().cpu()  # type: ignore[attr-defined]
+        tname = str(t.dtype).removeprefix("torch.")
+        if tname == "bfloat16":
+            return t.float().numpy().astype(dt.bfloat16.storage)
+        if tname.startswith("float8"):
+            return t.float().numpy().astype(dt.to_dtype(tname).storage)
+        return t.numpy()
+    return np.asarray(x)
+
+
+def _input_storage(ctx: CoreContext, value: object, name: str, symbolic: bool) -> Storage:
+    if isinstance(value, TensorSpec):
+        if not symbolic:
+            raise KernelUsageError(f"input {name} is a TensorSpec; use nki.trace(kernel, "
+                                   "symbolic=True) to run on placeholders")
+        return Storage(name, Buffer.HBM, value.shape, value.dtype, None)  # type: ignore[arg-type]
+    arr = _host_array(value, name)
+    try:
+        dtype = dt.to_dtype(arr.dtype)
+    except DTypeError:
+        raise DTypeError(f"input {name} has dtype {arr.dtype}, which NKI does not support; "
+                         "convert it (e.g. float64 -> float32, int64 -> int32)") from None
+    if arr.ndim == 0:
+        raise KernelUsageError(f"input {name} is a 0-d array; pass at least a 1-D array")
+    shape = tuple(int(s) for s in arr.shape)
+    data = None if symbolic else np.ascontiguousarray(arr).reshape(-1).copy()
+    return Storage(name, Buffer.HBM, shape, dtype, data)
+
+
+def _is_array_like(value: object) -> bool:
+    return isinstance(value, np.ndarray | TensorSpec) or _is_torch(value)
+
+
+def _to_host(value: object, as_torch: bool, symbolic: bool) -> object:
+    if isinstance(value, NkiTensor):
+        if value.buffer.on_chip:
+            raise KernelUsageError(f"kernel returned {value.name}, which is in "
+                                   f"{value.buffer.value}; return tensors allocated in "
+                                   "nl.shared_hbm (dma_copy the result there)")
+        if symbolic:
+            return TensorSpec(value.shape, value.dtype)
+        out = value.numpy().copy()
+        if as_torch:
+            import torch
+
+            if value.dtype in (dt.bfloat16, dt.tfloat32) or value.dtype.kind is dt.DTypeKind.FLOAT8:
+                target = getattr(torch, value.dtype.name if value.dtype is not dt.tfloat32
+                                 else "float32", torch.float32)
+                return torch.from_numpy(out.astype(np.float32)).to(target)
+            return torch.from_numpy(out)
+        return out
+    if isinstance(value, tuple | list):
+        return type(value)(_to_host(v, as_torch, symbolic) for v in value)
+    return value
+
+
+# --------------------------------------------------------------------- the launch
+def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: str) -> TraceResult:
+    limits = core_limits(chip)
+    run = KernelRun(mode, limits, kernel.lnc)
+    symbolic = mode is ExecMode.SYMBOLIC
+    try:
+        bound = inspect.signature(kernel.fn).bind(*args, **kwargs)
+    except TypeError as err:
+        raise KernelUsageError(f"{kernel.fn.__name__}: {err}") from None
+    host_ctx = CoreContext(run, 0)
+    as_torch = any(_is_torch(v) for v in bound.arguments.values())
+    converted: dict[str, object] = {}
+    for pname, value in bound.arguments.items():
+        if _is_array_like(value):
+            st = _input_storage(host_ctx, value, pname, symbolic)
+            converted[pname] = NkiTensor.whole(st)
+        else:
+            converted[pname] = value
+    for t in converted.values():
+        if isinstance(t, NkiTensor):
+            host_ctx.register_tensor(t.name, t.buffer, t.shape, t.dtype.name, t.itemsize)
+    results: list[object] = [None] * kernel.lnc
+    per_core: list[list[Instruction]] = [[] for _ in range(kernel.lnc)]
+    errors: list[BaseException] = []
+
+    def body(core: int) -> None:
+        ctx = CoreContext(run, core)
+        ctx.stream = per_core[core]
+        set_current(ctx)
+        try:
+            results[core] = kernel.fn(*bound.args[:0], **converted)
+        except BaseException as err:  # re-raised on the launching thread
+            errors.append(err)
+            if run.barrier is not None:
+                run.barrier.abort()
+        finally:
+            set_current(None)
+
+    if kernel.lnc == 1:
+        body(0)
+    else:
+        threads = [threading.Thread(target=body, args=(c,), name=f"nki-core{c}")
+                   for c in range(kernel.lnc)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+    real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
+    if real or errors:
+        raise (real or errors)[0]
+    stream = tuple(inst for core in per_core for inst in core)
+    outputs = _to_host(results[0], as_torch, symbolic)
+    return TraceResult(outputs, stream, tuple(run.tensors), chip, kernel.lnc, symbolic)

@@ -1,0 +1,207 @@
+"""Execution state of a running kernel: mode, hardware limits, the instruction stream.
+
+One `KernelRun` per launch (shared by the LNC cores of that launch); one `CoreContext` per
+core, held in a thread-local so that `nisa.*` calls find it without arguments. The run
+records every instruction and every tensor created; `sim` consumes those records.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum
+from typing import TypeVar
+
+from tessera.nki.buffers import Buffer
+from tessera.nki.errors import KernelUsageError, NkiError
+from tessera.nki.stream import (
+    AccessPattern,
+    Engine,
+    Instruction,
+    Opcode,
+    SourceLocation,
+    TensorInfo,
+)
+
+
+class ExecMode(Enum):
+    """FUNCTIONAL computes values with numpy; SYMBOLIC tracks shapes and dtypes only."""
+
+    FUNCTIONAL = "functional"
+    SYMBOLIC = "symbolic"
+
+
+@dataclass(frozen=True)
+class CoreLimits:
+    """The per-core hardware limits the kernel language enforces, read from `tessera.hw`."""
+
+    chip: str
+    version: int
+    pmax: int
+    sbuf_bytes_per_partition: int
+    psum_bytes_per_partition: int
+    psum_bank_bytes: int
+    stationary_fmax: int
+    moving_fmax: int
+    psum_fmax: int
+    bn_stats_fmax: int
+
+
+_CHIP_BY_TARGET = {"trn1": "trn1", "gen2": "trn1", "inf2": "inf2", "trn2": "trn2",
+                   "gen3": "trn2", "trn3": "trn3", "gen4": "trn3"}
+
+
+def default_chip() -> str:
+    """The chip kernels run on when none is named: NEURON_PLATFORM_TARGET_OVERRIDE, else trn2."""
+    target = os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE", "trn2").strip().lower()
+    return _CHIP_BY_TARGET.get(target, target)
+
+
+@functools.cache
+def core_limits(chip: str) -> CoreLimits:
+    """Limits of one NeuronCore of `chip`, from the hardware catalogue."""
+    from tessera.hw import load_chip  # hw is the layer below nki
+
+    core = load_chip(chip).core
+    return CoreLimits(
+        chip=chip,
+        version=int(core.version),
+        pmax=int(core.tile.pmax),
+        sbuf_bytes_per_partition=int(core.sbuf.bytes_per_partition),
+        psum_bytes_per_partition=int(core.psum.bytes_per_partition),
+        psum_bank_bytes=int(core.psum.bank_bytes_per_partition),
+        stationary_fmax=int(core.tile.stationary_fmax),
+        moving_fmax=int(core.tile.moving_fmax),
+        psum_fmax=int(core.tile.psum_fmax),
+        bn_stats_fmax=int(core.tile.bn_stats_fmax),
+    )
+
+
+class KernelRun:
+    """State shared by all cores of one kernel launch."""
+
+    def __init__(self, mode: ExecMode, limits: CoreLimits, num_cores: int) -> None:
+        self.mode = mode
+        self.limits = limits
+        self.num_cores = num_cores
+        self.tensors: list[TensorInfo] = []
+        self.lock = threading.Lock()
+        self.barrier = threading.Barrier(num_cores) if num_cores > 1 else None
+        self.mailbox: dict[tuple[int, int, int], object] = {}
+        self.mailbox_ready = threading.Condition(self.lock)
+        # shared_hbm tensors are one allocation seen by every core: the k-th shared_hbm
+        # ndarray of each core is the same tensor.
+        self.shared: dict[int, object] = {}
+
+    @property
+    def symbolic(self) -> bool:
+        return self.mode is ExecMode.SYMBOLIC
+
+
+class CoreContext:
+    """Per-core state: the core id, name counters and PSUM accumulation bookkeeping."""
+
+    def __init__(self, run: KernelRun, core_id: int) -> None:
+        self.run = run
+        self.core_id = core_id
+        self.name_counts: dict[str, int] = {}
+        self.sendrecv_seq = 0
+        self.shared_count = 0
+        self.stream: list[Instruction] = []
+
+    def fresh_name(self, prefix: str) -> str:
+        """A deterministic unique tensor name (same in functional and symbolic mode)."""
+        n = self.name_counts.get(prefix, 0)
+        self.name_counts[prefix] = n + 1
+        core = f"c{self.core_id}." if self.run.num_cores > 1 else ""
+        return f"{core}{prefix}{n}"
+
+    def record(
+        self,
+        engine: Engine,
+        opcode: Opcode,
+        reads: tuple[AccessPattern, ...],
+        writes: tuple[AccessPattern, ...],
+        partitions: int,
+        free_elements: int,
+        flags: dict[str, object] | None = None,
+    ) -> Instruction:
+        """Append one instruction to the stream."""
+        items = tuple(sorted(flags.items())) if flags else ()
+        inst = Instruction(
+            index=len(self.stream),
+            core=self.core_id,
+            engine=engine,
+            opcode=opcode,
+            reads=reads,
+            writes=writes,
+            partitions=partitions,
+            free_elements=free_elements,
+            flags=items,
+            location=kernel_location(),
+        )
+        self.stream.append(inst)
+        return inst
+
+    def register_tensor(self, name: str, buffer: Buffer, shape: tuple[int, ...], dtype: str,
+                        itemsize: int) -> None:
+        info = TensorInfo(name, buffer, shape, dtype, itemsize, self.core_id, kernel_location())
+        with self.run.lock:
+            self.run.tensors.append(info)
+
+
+_local = threading.local()
+
+
+def current() -> CoreContext:
+    """The context of the kernel running on this thread; errors outside a kernel."""
+    ctx = getattr(_local, "ctx", None)
+    if ctx is None:
+        raise KernelUsageError(
+            "this NKI call must run inside a kernel: call it from a function launched with "
+            "nki.simulate(kernel)(...), nki.trace(kernel)(...) or a @nki.jit kernel call")
+    return ctx
+
+
+def maybe_current() -> CoreContext | None:
+    """The running kernel's context, or None on the host."""
+    return getattr(_local, "ctx", None)
+
+
+def set_current(ctx: CoreContext | None) -> None:
+    _local.ctx = ctx
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+_INTERNAL = (_PACKAGE_DIR + os.sep + "nki" + os.sep,)
+
+
+def kernel_location() -> SourceLocation:
+    """The first stack frame outside `tessera.nki`: the kernel line that made this call."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not filename.startswith(_INTERNAL):
+            return SourceLocation(filename, frame.f_lineno, frame.f_code.co_name)
+        frame = frame.f_back
+    return SourceLocation("<unknown>", 0, "<unknown>")
+
+
+F = TypeVar("F", bound=Callable[..., object])
+
+
+def kernel_api(fn: F) -> F:
+    """Decorate a public NKI call so that its errors name the kernel's file:line."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: object, **kwargs: object) -> object:
+        try:
+            return fn(*args, **kwargs)
+        except NkiError as err:
+            raise err.with_location(str(kernel_location())) from None
+
+    return wrapper  # type: ignore[return-value]

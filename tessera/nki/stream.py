@@ -1,0 +1,219 @@
+"""The instruction stream: plain frozen data, the contract with the timing model.
+
+`sim` reads these records and never calls back into `nki`. An `AccessPattern` describes
+which bytes of which named tensor an instruction touches; an `Instruction` is one ISA
+operation with its engine, opcode, reads, writes and source location.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from tessera.nki.buffers import Buffer
+
+
+class Engine(Enum):
+    """NeuronCore engines (and the DMA queues) an instruction can run on.
+
+    Lower-case aliases keep the NKI spelling (`nisa.engine.vector`).
+    """
+
+    TENSOR = "tensor"
+    VECTOR = "vector"
+    SCALAR = "scalar"
+    GPSIMD = "gpsimd"
+    SYNC = "sync"
+    DMA = "dma"
+    UNKNOWN = "unknown"
+    tensor = "tensor"
+    vector = "vector"
+    scalar = "scalar"
+    gpsimd = "gpsimd"
+    sync = "sync"
+    dma = "dma"
+    unknown = "unknown"
+
+
+class Opcode(Enum):
+    """Every ISA operation Tessera executes; each has a functional, validation and cost rule."""
+
+    NC_MATMUL = "nc_matmul"
+    NC_TRANSPOSE = "nc_transpose"
+    ACTIVATION = "activation"
+    ACTIVATION_REDUCE = "activation_reduce"
+    TENSOR_TENSOR = "tensor_tensor"
+    TENSOR_SCALAR = "tensor_scalar"
+    SCALAR_TENSOR_TENSOR = "scalar_tensor_tensor"
+    TENSOR_REDUCE = "tensor_reduce"
+    TENSOR_COPY = "tensor_copy"
+    MEMSET = "memset"
+    IOTA = "iota"
+    AFFINE_SELECT = "affine_select"
+    RECIPROCAL = "reciprocal"
+    DMA_COPY = "dma_copy"
+    DMA_TRANSPOSE = "dma_transpose"
+    TENSOR_SCALAR_REDUCE = "tensor_scalar_reduce"
+    TENSOR_TENSOR_SCAN = "tensor_tensor_scan"
+    BN_STATS = "bn_stats"
+    BN_AGGR = "bn_aggr"
+    TENSOR_COPY_PREDICATED = "tensor_copy_predicated"
+    TENSOR_PARTITION_REDUCE = "tensor_partition_reduce"
+    CORE_BARRIER = "core_barrier"
+    SENDRECV = "sendrecv"
+
+
+@dataclass(frozen=True, slots=True)
+class AccessPattern:
+    """Elements of one named tensor touched by an instruction.
+
+    The address of element (i0, i1, ...) is `offset_elems + sum(i_k * stride_k)` in the
+    tensor's flat storage, with `pattern = ((stride_0, count_0), (stride_1, count_1), ...)`.
+    For on-chip tensors dimension 0 walks partitions: `partition_elems` is the number of
+    elements in one partition row, so element address `a` is in partition
+    `a // partition_elems` at per-partition element offset `a % partition_elems`.
+    For HBM tensors `partition_elems` is 0 and the pattern is over flat storage.
+    """
+
+    tensor: str
+    buffer: Buffer
+    dtype: str
+    itemsize: int
+    offset_elems: int
+    pattern: tuple[tuple[int, int], ...]
+    partition_elems: int
+
+    @property
+    def num_elements(self) -> int:
+        n = 1
+        for _, count in self.pattern:
+            n *= count
+        return n
+
+    @property
+    def num_bytes(self) -> int:
+        return self.num_elements * self.itemsize
+
+    @property
+    def partition_start(self) -> int:
+        """First partition touched (on-chip only; 0 for HBM)."""
+        if not self.partition_elems:
+            return 0
+        return self.offset_elems // self.partition_elems
+
+    @property
+    def partition_count(self) -> int:
+        """Partitions touched (on-chip) = size of dimension 0; 1 for HBM."""
+        if not self.partition_elems:
+            return 1
+        return self.pattern[0][1] if self.pattern else 1
+
+    @property
+    def partition_step(self) -> int:
+        if not self.partition_elems or not self.pattern:
+            return 1
+        return max(1, self.pattern[0][0] // self.partition_elems)
+
+    @property
+    def free_pattern(self) -> tuple[tuple[int, int], ...]:
+        """The per-partition part of the pattern (all of it for HBM)."""
+        return self.pattern[1:] if self.partition_elems else self.pattern
+
+    @property
+    def elements_per_partition(self) -> int:
+        n = 1
+        for _, count in self.free_pattern:
+            n *= count
+        return n
+
+    @property
+    def free_byte_range(self) -> tuple[int, int]:
+        """[lo, hi) byte range touched inside each partition (on-chip), or in flat storage."""
+        base = self.offset_elems % self.partition_elems if self.partition_elems else (
+            self.offset_elems)
+        lo = hi = base
+        for stride, count in self.free_pattern:
+            span = stride * (count - 1)
+            if span >= 0:
+                hi += span
+            else:
+                lo += span
+        return lo * self.itemsize, (hi + 1) * self.itemsize
+
+    @property
+    def contiguous_bytes(self) -> int:
+        """Length of the innermost contiguous run, in bytes (what DMA efficiency depends on)."""
+        run = 1
+        for stride, count in reversed(self.free_pattern):
+            if count == 1:
+                continue
+            if stride == run:
+                run *= count
+            else:
+                break
+        return run * self.itemsize
+
+
+@dataclass(frozen=True, slots=True)
+class SourceLocation:
+    """Where in the user's kernel an instruction was issued."""
+
+    file: str
+    line: int
+    function: str
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}"
+
+
+@dataclass(frozen=True, slots=True)
+class Instruction:
+    """One executed ISA operation.
+
+    `free_elements` is the cost model's N (elements per partition of the largest operand),
+    `partitions` the number of partitions it spans. `flags` holds opcode-specific settings
+    as sorted (name, value) pairs with plain values (str, int, float, bool, None).
+    """
+
+    index: int
+    core: int
+    engine: Engine
+    opcode: Opcode
+    reads: tuple[AccessPattern, ...]
+    writes: tuple[AccessPattern, ...]
+    partitions: int
+    free_elements: int
+    flags: tuple[tuple[str, object], ...]
+    location: SourceLocation
+
+    def flag(self, name: str, default: object = None) -> object:
+        """Value of one flag, or `default`."""
+        for key, value in self.flags:
+            if key == name:
+                return value
+        return default
+
+
+@dataclass(frozen=True, slots=True)
+class TensorInfo:
+    """A tensor created while a kernel ran: what the allocator needs to place it."""
+
+    name: str
+    buffer: Buffer
+    shape: tuple[int, ...]
+    dtype: str
+    itemsize: int
+    core: int
+    location: SourceLocation
+
+    @property
+    def num_bytes(self) -> int:
+        n = self.itemsize
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def bytes_per_partition(self) -> int:
+        """Bytes in each partition row (on-chip tensors)."""
+        return self.num_bytes // self.shape[0] if self.shape and self.shape[0] else 0

@@ -1,0 +1,380 @@
+"""Tensors and strided views (`nki.tensor` / `nl.NkiTensor`).
+
+A `Storage` is one allocation (named, in one buffer, with a dtype and a shape); an
+`NkiTensor` is a strided view of a storage: `(offset, shape, strides)` in elements, like a
+numpy view but with NKI's rules: on-chip tensors keep dimension 0 as the partition
+dimension and every other dimension must stay inside a partition row; every view is bounds
+checked when it is made, so an out-of-range index fails at the line that wrote it.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+from tessera.nki import dtypes as dt
+from tessera.nki.buffers import Buffer
+from tessera.nki.errors import KernelUsageError, OutOfBoundsError
+from tessera.nki.indexing import DynSlice, normalise_key, reshape_strides
+from tessera.nki.stream import AccessPattern
+
+
+class Storage:
+    """One allocation. `array` is the flat numpy storage, or None in symbolic mode."""
+
+    __slots__ = ("name", "buffer", "shape", "dtype", "array", "partition_elems", "acc", "size")
+
+    def __init__(self, name: str, buffer: Buffer, shape: tuple[int, ...], dtype: dt.DType,
+                 array: np.ndarray | None) -> None:
+        self.name = name
+        self.buffer = buffer
+        self.shape = shape
+        self.dtype = dtype
+        self.array = array
+        self.size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        self.partition_elems = self.size // shape[0] if buffer.on_chip and shape[0] else 0
+        # PSUM accumulation-group state per element: True once a matmul wrote it and no
+        # other instruction has written it since (the next matmul then adds).
+        self.acc = (np.zeros(self.size, dtype=np.bool_)
+                    if buffer is Buffer.PSUM and array is not None else None)
+
+    def alias(self, dtype: dt.DType) -> Storage:
+        """The same bytes reinterpreted as another dtype (for `view(dtype)`)."""
+        ratio_num, ratio_den = self.dtype.itemsize, dtype.itemsize
+        if (self.shape[-1] * ratio_num) % ratio_den:
+            raise KernelUsageError(
+                f"cannot view {self.name} {self.shape} {self.dtype.name} as {dtype.name}: "
+                "the last dimension's bytes are not a multiple of the new itemsize")
+        shape = (*self.shape[:-1], self.shape[-1] * ratio_num // ratio_den)
+        array = self.array.view(dtype.storage) if self.array is not None else None
+        other = Storage(self.name, self.buffer, shape, dtype, array)
+        other.acc = None
+        return other
+
+
+def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    strides = []
+    step = 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+class NkiTensor:
+    """A strided view of a tensor in HBM, SBUF or PSUM. Views share storage; none copies."""
+
+    __slots__ = ("storage", "offset", "shape", "strides")
+
+    def __init__(self, storage: Storage, offset: int, shape: tuple[int, ...],
+                 strides: tuple[int, ...], check: bool = True) -> None:
+        self.storage = storage
+        self.offset = offset
+        self.shape = shape
+        self.strides = strides
+        if check:
+            self._check_bounds()
+
+    @classmethod
+    def whole(cls, storage: Storage) -> NkiTensor:
+        """A view of all of `storage`."""
+        return cls(storage, 0, storage.shape, _contiguous_strides(storage.shape), check=False)
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def dtype(self) -> dt.DType:
+        return self.storage.dtype
+
+    @property
+    def buffer(self) -> Buffer:
+        return self.storage.buffer
+
+    @property
+    def name(self) -> str:
+        return self.storage.name
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def size(self) -> int:
+        n = 1
+        for d in self.shape:
+            n *= d
+        return n
+
+    @property
+    def itemsize(self) -> int:
+        return self.storage.dtype.itemsize
+
+    @property
+    def partitions(self) -> int:
+        """Size of dimension 0 (the partition dimension on chip)."""
+        return self.shape[0] if self.shape else 1
+
+    @property
+    def free_size(self) -> int:
+        """Elements per partition (product of the free dimensions)."""
+        n = 1
+        for d in self.shape[1:]:
+            n *= d
+        return n
+
+    def __repr__(self) -> str:
+        return (f"NkiTensor({self.name}, shape={self.shape}, dtype={self.dtype.name}, "
+                f"buffer={self.buffer.value})")
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    # ------------------------------------------------------------------ checks
+    def _extent(self, dims: range) -> tuple[int, int]:
+        lo = hi = 0
+        for k in dims:
+            span = self.strides[k] * (self.shape[k] - 1)
+            if span >= 0:
+                hi += span
+            else:
+                lo += span
+        return lo, hi
+
+    def _check_bounds(self) -> None:
+        if 0 in self.shape:
+            return
+        st = self.storage
+        lo, hi = self._extent(range(len(self.shape)))
+        if self.offset + lo < 0 or self.offset + hi >= st.size:
+            raise OutOfBoundsError(
+                f"view {self._describe()} reaches elements {self.offset + lo}..{self.offset + hi}"
+                f" outside {st.name} of shape {st.shape} ({st.size} elements)")
+        if st.partition_elems and self.shape:
+            pe = st.partition_elems
+            if self.shape[0] > 1 and self.strides[0] % pe:
+                raise OutOfBoundsError(
+                    f"view {self._describe()} of on-chip tensor {st.name}: dimension 0 must "
+                    f"step over whole partitions (stride {self.strides[0]} is not a multiple "
+                    f"of {pe} elements per partition)")
+            flo, fhi = self._extent(range(1, len(self.shape)))
+            base = self.offset % pe
+            if base + flo < 0 or base + fhi >= pe:
+                raise OutOfBoundsError(
+                    f"view {self._describe()} of on-chip tensor {st.name}: free dimensions "
+                    f"leave the partition row ({pe} elements per partition)")
+
+    def _describe(self) -> str:
+        return f"shape={self.shape} strides={self.strides} offset={self.offset}"
+
+    def _new(self, offset: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> NkiTensor:
+        return NkiTensor(self.storage, offset, shape, strides)
+
+    # ------------------------------------------------------------------ indexing
+    def __getitem__(self, key: object) -> NkiTensor:
+        on_chip = self.storage.buffer.on_chip
+        items = normalise_key(key, self.shape)
+        offset = self.offset
+        shape: list[int] = []
+        strides: list[int] = []
+        dropped: list[int] = []
+        for dim, item in enumerate(items):
+            size, stride = self.shape[dim], self.strides[dim]
+            if isinstance(item, int):
+                if not -size <= item < size:
+                    raise OutOfBoundsError(
+                        f"index {item} out of range for dimension {dim} of size {size} "
+                        f"of {self.name}{list(self.shape)}")
+                offset += (item % size) * stride
+                if on_chip and dim == 0:
+                    shape.append(1)  # an int on the partition dim keeps it, size 1
+                    strides.append(stride)
+                else:
+                    dropped.append(len(shape))
+            elif isinstance(item, DynSlice):
+                if item.start < 0 or item.size < 0 or item.start + item.size > size:
+                    raise OutOfBoundsError(
+                        f"nl.ds({item.start}, {item.size}) out of range for dimension {dim} "
+                        f"of size {size} of {self.name}{list(self.shape)}")
+                offset += item.start * stride
+                shape.append(item.size)
+                strides.append(stride)
+            else:
+                start, count, step = item
+                offset += start * stride
+                shape.append(count)
+                strides.append(stride * step)
+        if on_chip and len(shape) < 2 and dropped:
+            # on-chip views stay at least 2-D: keep the last dropped free dim as size 1
+            shape.append(1)
+            strides.append(1)
+        return self._new(offset, tuple(shape), tuple(strides))
+
+    # ------------------------------------------------------------------ view methods
+    def _dim(self, dim: int) -> int:
+        n = len(self.shape)
+        d = operator.index(dim)
+        if not -n <= d < n:
+            raise OutOfBoundsError(f"dimension {dim} out of range for a {n}-D view of {self.name}")
+        return d % n
+
+    def _guard_partition_dim(self, dim: int, what: str) -> None:
+        if self.storage.buffer.on_chip and dim == 0:
+            raise KernelUsageError(
+                f"{what} cannot change the partition dimension (dim 0) of on-chip tensor "
+                f"{self.name}")
+
+    def slice(self, dim: int, start: int, end: int, step: int = 1) -> NkiTensor:
+        """View of `start:end:step` along `dim`."""
+        key: list[object] = [slice(None)] * len(self.shape)
+        key[self._dim(dim)] = slice(start, end, step)
+        return self[tuple(key)]
+
+    def select(self, dim: int, index: int) -> NkiTensor:
+        """Drop dimension `dim`, keeping position `index` of it."""
+        d = self._dim(dim)
+        self._guard_partition_dim(d, "select")
+        size = self.shape[d]
+        if not -size <= index < size:
+            raise OutOfBoundsError(f"select index {index} out of range for dimension {d} of "
+                                   f"size {size} of {self.name}")
+        offset = self.offset + (index % size) * self.strides[d]
+        return self._new(offset, self.shape[:d] + self.shape[d + 1:],
+                         self.strides[:d] + self.strides[d + 1:])
+
+    def permute(self, dims: tuple[int, ...] | list[int]) -> NkiTensor:
+        """Reorder dimensions (the partition dimension must stay first on chip)."""
+        order = [self._dim(d) for d in dims]
+        if sorted(order) != list(range(len(self.shape))):
+            raise KernelUsageError(f"permute({list(dims)}) is not a permutation of "
+                                   f"{len(self.shape)} dimensions")
+        if self.storage.buffer.on_chip and order[0] != 0:
+            self._guard_partition_dim(0, "permute")
+        return self._new(self.offset, tuple(self.shape[d] for d in order),
+                         tuple(self.strides[d] for d in order))
+
+    def broadcast(self, dim: int, size: int) -> NkiTensor:
+        """Repeat a size-1 dimension `size` times (stride 0)."""
+        d = self._dim(dim)
+        if self.shape[d] != 1:
+            raise KernelUsageError(f"broadcast needs a size-1 dimension; dimension {d} of "
+                                   f"{self.name} has size {self.shape[d]}")
+        if d == 0:
+            self._guard_partition_dim(d, "broadcast")
+        shape = list(self.shape)
+        strides = list(self.strides)
+        shape[d], strides[d] = size, 0
+        return self._new(self.offset, tuple(shape), tuple(strides))
+
+    def expand_dim(self, dim: int) -> NkiTensor:
+        """Insert a new size-1 dimension at position `dim`."""
+        n = len(self.shape)
+        d = dim % (n + 1) if -n - 1 <= dim <= n else None
+        if d is None:
+            raise OutOfBoundsError(f"expand_dim({dim}) out of range for a {n}-D view")
+        self._guard_partition_dim(d, "expand_dim")
+        return self._new(self.offset, self.shape[:d] + (1,) + self.shape[d:],
+                         self.strides[:d] + (0,) + self.strides[d:])
+
+    def squeeze_dim(self, dim: int) -> NkiTensor:
+        """Remove a size-1 dimension."""
+        d = self._dim(dim)
+        if self.shape[d] != 1:
+            raise KernelUsageError(f"squeeze_dim({dim}): dimension has size {self.shape[d]}")
+        self._guard_partition_dim(d, "squeeze_dim")
+        return self._new(self.offset, self.shape[:d] + self.shape[d + 1:],
+                         self.strides[:d] + self.strides[d + 1:])
+
+    def reshape(self, shape: tuple[int, ...] | list[int]) -> NkiTensor:
+        """Same elements, new shape, without copying (fails if the strides do not allow it)."""
+        new_shape = _resolve_shape(tuple(shape), self.size)
+        if self.storage.buffer.on_chip and (not new_shape or new_shape[0] != self.shape[0]):
+            self._guard_partition_dim(0, f"reshape to {list(new_shape)}")
+        strides = reshape_strides(self.shape, self.strides, new_shape)
+        if strides is None:
+            raise KernelUsageError(f"cannot reshape view {self._describe()} of {self.name} to "
+                                   f"{list(new_shape)} without a copy")
+        return self._new(self.offset, new_shape, strides)
+
+    def reshape_dim(self, dim: int, shape: tuple[int, ...] | list[int]) -> NkiTensor:
+        """Split dimension `dim` into `shape`."""
+        d = self._dim(dim)
+        return self.reshape(self.shape[:d] + tuple(shape) + self.shape[d + 1:])
+
+    def flatten_dims(self, start_dim: int, end_dim: int) -> NkiTensor:
+        """Merge dimensions start_dim..end_dim (inclusive) into one."""
+        s, e = self._dim(start_dim), self._dim(end_dim)
+        merged = int(np.prod(self.shape[s:e + 1]))
+        return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1:])
+
+    def view(self, dtype: object) -> NkiTensor:
+        """Reinterpret the bytes of the whole tensor as another dtype."""
+        new = dt.to_dtype(dtype)
+        if self.offset or self.shape != self.storage.shape:
+            raise KernelUsageError("view(dtype) applies to a whole tensor, not to a sub-view")
+        return NkiTensor.whole(self.storage.alias(new))
+
+    def ap(self, pattern: list[list[int]] | tuple, offset: int = 0) -> NkiTensor:
+        """Raw access pattern over the tensor's storage: [[stride, count], ...] plus offset."""
+        pairs = [tuple(p) for p in pattern]
+        if any(len(p) != 2 for p in pairs):
+            raise KernelUsageError(f"ap pattern must be [[stride, count], ...], got {pattern!r}")
+        return self._new(self.offset + int(offset), tuple(int(c) for _, c in pairs),
+                         tuple(int(s) for s, _ in pairs))
+
+    def get_pattern(self) -> list[list[int]]:
+        """This view's access pattern as [[stride, count], ...]."""
+        return [[s, n] for s, n in zip(self.strides, self.shape, strict=True)]
+
+    def is_contiguous(self) -> bool:
+        """True when the view is a dense C-order block of its storage."""
+        return self.strides == _contiguous_strides(self.shape)
+
+    # ------------------------------------------------------------------ data access
+    def access(self) -> AccessPattern:
+        """The access pattern an instruction records for this view."""
+        st = self.storage
+        return AccessPattern(st.name, st.buffer, st.dtype.name, st.dtype.itemsize, self.offset,
+                             tuple(zip(self.strides, self.shape, strict=True)),
+                             st.partition_elems)
+
+    def numpy(self) -> np.ndarray:
+        """A writable numpy view of the elements (functional mode only)."""
+        st = self.storage
+        if st.array is None:
+            raise KernelUsageError(f"tensor {st.name} has no values in symbolic mode")
+        isz = st.dtype.itemsize
+        return np.ndarray(self.shape, st.dtype.storage, st.array, self.offset * isz,
+                          tuple(s * isz for s in self.strides))
+
+    def acc_mask(self) -> np.ndarray:
+        """The PSUM accumulation-group flags under this view."""
+        st = self.storage
+        return np.ndarray(self.shape, np.bool_, st.acc, self.offset, self.strides)
+
+    def read_f32(self) -> np.ndarray:
+        """Values as float32 (engines compute in fp32)."""
+        return self.numpy().astype(np.float32)
+
+    def write(self, values: np.ndarray | float) -> None:
+        """Store values (any shape with the same element count), cast to this dtype."""
+        target = self.numpy()
+        arr = np.asarray(values)
+        if arr.shape != self.shape:
+            arr = arr.reshape(self.shape) if arr.size == self.size else np.broadcast_to(
+                arr, self.shape)
+        target[...] = dt.cast(arr, self.dtype)
+        if self.storage.acc is not None:
+            self.acc_mask()[...] = False
+
+
+def _resolve_shape(shape: tuple[int, ...], size: int) -> tuple[int, ...]:
+    if shape.count(-1) > 1:
+        raise KernelUsageError(f"reshape: at most one -1 allowed, got {list(shape)}")
+    if -1 in shape:
+        known = int(np.prod([s for s in shape if s != -1]))
+        if known == 0 or size % known:
+            raise KernelUsageError(f"reshape: cannot infer -1 in {list(shape)} for {size} elems")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if int(np.prod(shape)) != size:
+        raise KernelUsageError(f"reshape: {list(shape)} does not hold {size} elements")
+    return tuple(int(s) for s in shape)
