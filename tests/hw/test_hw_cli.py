@@ -1,0 +1,61 @@
+"""`tessera hw list` and `tessera hw show` through typer's test runner."""
+
+from __future__ import annotations
+
+from typer.testing import CliRunner
+
+from tessera.cli.hw_cmd import app
+
+WIDE = {"COLUMNS": "250"}
+
+
+def _run(*args: str):
+    return CliRunner().invoke(app, list(args), env=WIDE)
+
+
+def test_list_shows_every_kind() -> None:
+    result = _run("list")
+    assert result.exit_code == 0, result.output
+    for text in ("nc-v2", "trn2", "h100-sxm", "trn1.32xlarge", "p5.48xlarge", "trn2-ultraserver"):
+        assert text in result.output
+    assert "$21.500/h" in result.output  # trn1.32xlarge on-demand
+    assert "unknown" in result.output  # trn2.48xlarge price
+    assert "183.5 TFLOPS" in result.output  # trn1 chip: 2 x 91.75
+
+
+def test_list_one_kind() -> None:
+    result = _run("list", "--kind", "gpu")
+    assert result.exit_code == 0
+    assert "a100-80gb" in result.output and "trn1" not in result.output
+    bad = _run("list", "--kind", "router")
+    assert bad.exit_code == 2 and "unknown preset kind" in bad.output
+
+
+def test_show_chip_with_sources() -> None:
+    result = _run("show", "trn1")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert "core.sbuf.bytes_per_partition" in out and "192 KiB" in out
+    assert "core.psum.banks" in out
+    assert "[A2]" in out and "trainium_inferentia2_arch" in out  # short cite + legend
+    assert "uncertain" in out  # the HBM bandwidth unit discrepancy
+    assert "LNC=1: 2" in out
+
+
+def test_show_instance_unknown_price() -> None:
+    result = _run("show", "trn2.48xlarge")
+    assert result.exit_code == 0, result.output
+    line = next(ln for ln in result.output.splitlines() if "price.on_demand_usd_per_hour" in ln)
+    assert "unknown" in line
+
+
+def test_show_by_alias_and_kind() -> None:
+    result = _run("show", "h100", "--kind", "gpu")
+    assert result.exit_code == 0 and "h100-sxm" in result.output
+
+
+def test_show_unknown_name_exits_2_without_traceback() -> None:
+    result = _run("show", "trn9")
+    assert result.exit_code == 2
+    assert "unknown" in result.output and "trn1.32xlarge" in result.output
+    assert "Traceback" not in result.output
