@@ -62,27 +62,32 @@ def new_tensor(ctx: CoreContext, shape: object, dtype: object, buffer: object,
     dims = _shape(shape)
     d = dt.to_dtype(dtype)
     buf = _buffer(buffer)
-    # names stay unique per launch (a kernel may allocate under one name in a loop)
-    label = ctx.fresh_name(name or _PREFIX[buf])
-    _check_capacity(ctx, dims, d, buf, label)
     run = ctx.run
-    if buf is Buffer.SHARED_HBM and run.num_cores > 1:
-        with run.lock:
-            key = ctx.shared_count
-            ctx.shared_count += 1
-            existing = run.shared.get(key)
-            if existing is not None:
-                st = existing
-                if st.shape != dims or st.dtype != d:  # type: ignore[attr-defined]
-                    raise KernelUsageError(f"shared_hbm tensor #{key} differs between cores")
-                return NkiTensor.whole(st)  # type: ignore[arg-type]
+    shared = buf is Buffer.SHARED_HBM and run.num_cores > 1
+    if shared:
+        # one allocation seen by every core: the k-th shared_hbm tensor of each core is the
+        # same tensor, with a core-independent name so the stream is deterministic
+        key = ctx.shared_count
+        ctx.shared_count += 1
+        label = f"{name or _PREFIX[buf]}.shared{key}"
+    else:
+        # names stay unique per launch (a kernel may allocate under one name in a loop)
+        label = ctx.fresh_name(name or _PREFIX[buf])
+    _check_capacity(ctx, dims, d, buf, label)
     array = None
     if not run.symbolic:
         array = np.empty(int(np.prod(dims)), dtype=d.storage)
         array.fill(dt.uninitialised_fill(d))
     st = Storage(label, buf, dims, d, array)
-    if buf is Buffer.SHARED_HBM and run.num_cores > 1:
-        run.shared[key] = st
+    if shared:
+        with run.lock:
+            existing = run.shared.setdefault(key, st)
+        if existing is not st:
+            if existing.shape != dims or existing.dtype != d:  # type: ignore[attr-defined]
+                raise KernelUsageError(f"shared_hbm tensor #{key} has shape {list(dims)} "
+                                       f"{d.name} on core {ctx.core_id} but a different "
+                                       "shape or dtype on the other core")
+            return NkiTensor.whole(existing)  # type: ignore[arg-type]
     ctx.register_tensor(label, buf, dims, d.name, d.itemsize)
     return NkiTensor.whole(st)
 

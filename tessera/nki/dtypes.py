@@ -105,7 +105,7 @@ def to_dtype(value: object) -> DType:
     else:
         try:
             found = _BY_STORAGE.get(np.dtype(value))  # type: ignore[arg-type]
-        except TypeError:
+        except (TypeError, ValueError):
             found = None
         if found is not None:
             return found
@@ -127,11 +127,16 @@ def _round_mantissa(values: np.ndarray, bits: int) -> np.ndarray:
 def cast(values: np.ndarray | float, dtype: DType) -> np.ndarray:
     """Cast float32 (or integer) values to `dtype`'s storage following the rules above."""
     arr = np.asarray(values)
+    if arr.dtype == np.float64 and dtype.is_float:
+        # engines produce float32; rounding float64 straight to the target would skip the
+        # float32 rounding step the hardware performs (and double-round differently)
+        arr = arr.astype(np.float32)
     kind = dtype.kind
     if kind is DTypeKind.FLOAT:
         if dtype is tfloat32:
             return _round_mantissa(arr.astype(np.float32), dtype.mantissa_bits)
-        return arr.astype(dtype.storage)
+        with np.errstate(over="ignore"):  # fp16 overflow to inf is the IEEE rule we want
+            return arr.astype(dtype.storage)
     if kind is DTypeKind.FLOAT8:
         f = arr.astype(np.float32)
         top = float(ml_dtypes.finfo(dtype.storage).max)
@@ -157,16 +162,29 @@ def uninitialised_fill(dtype: DType) -> float | int:
 
 
 def promote(a: DType, b: DType) -> DType:
-    """NKI's promotion for mixed operands: float beats int; fp16+bf16 -> fp32;
-    e4m3+e5m2 -> bf16; int32+uint32 -> fp32; otherwise the wider type."""
+    """NKI's promotion for mixed operands (commutative): float beats int; fp16+bf16 -> fp32;
+    two fp8 formats -> bf16; fp32+tf32 -> fp32; int32+uint32 -> fp32; a signed and an
+    unsigned int -> the signed type if it is wider, else the next wider signed type;
+    otherwise the wider type. bool loses to everything."""
     if a == b:
         return a
     if a.is_float != b.is_float:
         return a if a.is_float else b
-    if {a, b} == {float16, bfloat16}:
-        return float32
-    if a.kind is DTypeKind.FLOAT8 and b.kind is DTypeKind.FLOAT8:
-        return bfloat16
-    if a.is_int and b.is_int and a.kind != b.kind and max(a.itemsize, b.itemsize) == 4:
-        return float32
-    return a if a.itemsize >= b.itemsize else b
+    wider = a if a.itemsize > b.itemsize else b
+    if a.is_float:
+        if {a, b} == {float16, bfloat16}:
+            return float32
+        if a.kind is DTypeKind.FLOAT8 and b.kind is DTypeKind.FLOAT8:
+            return bfloat16
+        # equal widths left here are fp32 and tf32: keep the more precise one
+        return wider if a.itemsize != b.itemsize else float32
+    if DTypeKind.BOOL in (a.kind, b.kind):
+        return b if a.kind is DTypeKind.BOOL else a
+    if a.kind == b.kind:
+        return wider
+    signed, unsigned = (a, b) if a.kind is DTypeKind.INT else (b, a)
+    if unsigned.itemsize < signed.itemsize:
+        return signed
+    if unsigned.itemsize == 4:
+        return float32  # no 64-bit integers on the engines
+    return int16 if unsigned.itemsize == 1 else int32

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import operator
 from dataclasses import dataclass
 
@@ -122,3 +123,27 @@ def reshape_strides(old_shape: tuple[int, ...], old_strides: tuple[int, ...],
     for k in range(ni, len(new_shape)):
         new_strides[k] = 1
     return tuple(new_strides)
+
+
+def contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """C-order strides (in elements) of a dense tensor of `shape`."""
+    strides = []
+    step = 1
+    for size in reversed(shape):
+        strides.append(step)
+        step *= size
+    return tuple(reversed(strides))
+
+
+def resolve_shape(shape: tuple[int, ...], size: int) -> tuple[int, ...]:
+    """`shape` with a -1 filled in, checked to hold `size` elements."""
+    if shape.count(-1) > 1:
+        raise KernelUsageError(f"reshape: at most one -1 allowed, got {list(shape)}")
+    if -1 in shape:
+        known = math.prod(s for s in shape if s != -1)
+        if known == 0 or size % known:
+            raise KernelUsageError(f"reshape: cannot infer -1 in {list(shape)} for {size} elems")
+        shape = tuple(size // known if s == -1 else s for s in shape)
+    if any(s < 0 for s in shape) or math.prod(shape) != size:
+        raise KernelUsageError(f"reshape: {list(shape)} does not hold {size} elements")
+    return tuple(int(s) for s in shape)

@@ -163,6 +163,20 @@ def _input_storage(ctx: CoreContext, value: object, name: str, symbolic: bool) -
     return Storage(name, Buffer.HBM, shape, dtype, data)
 
 
+def _flat_arguments(arguments: dict[str, object], params: object) -> list[object]:
+    """Every argument value, with *args and **kwargs unpacked."""
+    values: list[object] = []
+    for name, value in arguments.items():
+        kind = params[name].kind  # type: ignore[index]
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            values.extend(value)  # type: ignore[arg-type]
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            values.extend(value.values())  # type: ignore[union-attr]
+        else:
+            values.append(value)
+    return values
+
+
 def _is_array_like(value: object) -> bool:
     return isinstance(value, np.ndarray | TensorSpec) or _is_torch(value)
 
@@ -200,17 +214,27 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: str
     except TypeError as err:
         raise KernelUsageError(f"{kernel.fn.__name__}: {err}") from None
     host_ctx = CoreContext(run, 0)
-    as_torch = any(_is_torch(v) for v in bound.arguments.values())
-    converted: dict[str, object] = {}
+    params = inspect.signature(kernel.fn).parameters
+    as_torch = any(_is_torch(v) for v in _flat_arguments(bound.arguments, params))
+    inputs: list[NkiTensor] = []
+
+    def convert(name: str, value: object) -> object:
+        if not _is_array_like(value):
+            return value
+        t = NkiTensor.whole(_input_storage(host_ctx, value, name, symbolic))
+        inputs.append(t)
+        return t
+
     for pname, value in bound.arguments.items():
-        if _is_array_like(value):
-            st = _input_storage(host_ctx, value, pname, symbolic)
-            converted[pname] = NkiTensor.whole(st)
+        kind = params[pname].kind
+        if kind is inspect.Parameter.VAR_POSITIONAL:
+            bound.arguments[pname] = tuple(convert(f"{pname}{i}", v) for i, v in enumerate(value))
+        elif kind is inspect.Parameter.VAR_KEYWORD:
+            bound.arguments[pname] = {k: convert(k, v) for k, v in value.items()}
         else:
-            converted[pname] = value
-    for t in converted.values():
-        if isinstance(t, NkiTensor):
-            host_ctx.register_tensor(t.name, t.buffer, t.shape, t.dtype.name, t.itemsize)
+            bound.arguments[pname] = convert(pname, value)
+    for t in inputs:
+        host_ctx.register_tensor(t.name, t.buffer, t.shape, t.dtype.name, t.itemsize)
     results: list[object] = [None] * kernel.lnc
     per_core: list[list[Instruction]] = [[] for _ in range(kernel.lnc)]
     errors: list[BaseException] = []
@@ -220,7 +244,7 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: str
         ctx.stream = per_core[core]
         set_current(ctx)
         try:
-            results[core] = kernel.fn(*bound.args[:0], **converted)
+            results[core] = kernel.fn(*bound.args, **bound.kwargs)
         except BaseException as err:  # re-raised on the launching thread
             errors.append(err)
             if run.barrier is not None:

@@ -16,7 +16,14 @@ import numpy as np
 from tessera.nki import dtypes as dt
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, OutOfBoundsError
-from tessera.nki.indexing import DynSlice, normalise_key, reshape_strides
+from tessera.nki.indexing import (
+    DynSlice,
+    contiguous_strides,
+    normalise_key,
+    reshape_strides,
+    resolve_shape,
+)
+from tessera.nki.runtime import kernel_api
 from tessera.nki.stream import AccessPattern
 
 
@@ -49,17 +56,9 @@ class Storage:
         shape = (*self.shape[:-1], self.shape[-1] * ratio_num // ratio_den)
         array = self.array.view(dtype.storage) if self.array is not None else None
         other = Storage(self.name, self.buffer, shape, dtype, array)
-        other.acc = None
+        if self.acc is not None and ratio_num == ratio_den:
+            other.acc = self.acc  # same elements: one accumulation state
         return other
-
-
-def _contiguous_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
-    strides = []
-    step = 1
-    for size in reversed(shape):
-        strides.append(step)
-        step *= size
-    return tuple(reversed(strides))
 
 
 class NkiTensor:
@@ -79,7 +78,7 @@ class NkiTensor:
     @classmethod
     def whole(cls, storage: Storage) -> NkiTensor:
         """A view of all of `storage`."""
-        return cls(storage, 0, storage.shape, _contiguous_strides(storage.shape), check=False)
+        return cls(storage, 0, storage.shape, contiguous_strides(storage.shape), check=False)
 
     # ------------------------------------------------------------------ attributes
     @property
@@ -170,6 +169,9 @@ class NkiTensor:
         return NkiTensor(self.storage, offset, shape, strides)
 
     # ------------------------------------------------------------------ indexing
+    # Indexing and view methods are kernel APIs: a bad index is reported at the kernel line
+    # that wrote it.
+    @kernel_api
     def __getitem__(self, key: object) -> NkiTensor:
         on_chip = self.storage.buffer.on_chip
         items = normalise_key(key, self.shape)
@@ -223,24 +225,28 @@ class NkiTensor:
                 f"{what} cannot change the partition dimension (dim 0) of on-chip tensor "
                 f"{self.name}")
 
+    @kernel_api
     def slice(self, dim: int, start: int, end: int, step: int = 1) -> NkiTensor:
         """View of `start:end:step` along `dim`."""
         key: list[object] = [slice(None)] * len(self.shape)
         key[self._dim(dim)] = slice(start, end, step)
         return self[tuple(key)]
 
+    @kernel_api
     def select(self, dim: int, index: int) -> NkiTensor:
-        """Drop dimension `dim`, keeping position `index` of it."""
+        """Drop dimension `dim`, keeping position `index` of it (like an int index, so an
+        on-chip view keeps a size-1 free dimension rather than fall below 2-D)."""
         d = self._dim(dim)
         self._guard_partition_dim(d, "select")
         size = self.shape[d]
         if not -size <= index < size:
             raise OutOfBoundsError(f"select index {index} out of range for dimension {d} of "
                                    f"size {size} of {self.name}")
-        offset = self.offset + (index % size) * self.strides[d]
-        return self._new(offset, self.shape[:d] + self.shape[d + 1:],
-                         self.strides[:d] + self.strides[d + 1:])
+        key: list[object] = [slice(None)] * len(self.shape)
+        key[d] = operator.index(index)
+        return self[tuple(key)]
 
+    @kernel_api
     def permute(self, dims: tuple[int, ...] | list[int]) -> NkiTensor:
         """Reorder dimensions (the partition dimension must stay first on chip)."""
         order = [self._dim(d) for d in dims]
@@ -252,6 +258,7 @@ class NkiTensor:
         return self._new(self.offset, tuple(self.shape[d] for d in order),
                          tuple(self.strides[d] for d in order))
 
+    @kernel_api
     def broadcast(self, dim: int, size: int) -> NkiTensor:
         """Repeat a size-1 dimension `size` times (stride 0)."""
         d = self._dim(dim)
@@ -265,6 +272,7 @@ class NkiTensor:
         shape[d], strides[d] = size, 0
         return self._new(self.offset, tuple(shape), tuple(strides))
 
+    @kernel_api
     def expand_dim(self, dim: int) -> NkiTensor:
         """Insert a new size-1 dimension at position `dim`."""
         n = len(self.shape)
@@ -275,6 +283,7 @@ class NkiTensor:
         return self._new(self.offset, self.shape[:d] + (1,) + self.shape[d:],
                          self.strides[:d] + (0,) + self.strides[d:])
 
+    @kernel_api
     def squeeze_dim(self, dim: int) -> NkiTensor:
         """Remove a size-1 dimension."""
         d = self._dim(dim)
@@ -284,9 +293,10 @@ class NkiTensor:
         return self._new(self.offset, self.shape[:d] + self.shape[d + 1:],
                          self.strides[:d] + self.strides[d + 1:])
 
+    @kernel_api
     def reshape(self, shape: tuple[int, ...] | list[int]) -> NkiTensor:
         """Same elements, new shape, without copying (fails if the strides do not allow it)."""
-        new_shape = _resolve_shape(tuple(shape), self.size)
+        new_shape = resolve_shape(tuple(shape), self.size)
         if self.storage.buffer.on_chip and (not new_shape or new_shape[0] != self.shape[0]):
             self._guard_partition_dim(0, f"reshape to {list(new_shape)}")
         strides = reshape_strides(self.shape, self.strides, new_shape)
@@ -295,17 +305,20 @@ class NkiTensor:
                                    f"{list(new_shape)} without a copy")
         return self._new(self.offset, new_shape, strides)
 
+    @kernel_api
     def reshape_dim(self, dim: int, shape: tuple[int, ...] | list[int]) -> NkiTensor:
         """Split dimension `dim` into `shape`."""
         d = self._dim(dim)
         return self.reshape(self.shape[:d] + tuple(shape) + self.shape[d + 1:])
 
+    @kernel_api
     def flatten_dims(self, start_dim: int, end_dim: int) -> NkiTensor:
         """Merge dimensions start_dim..end_dim (inclusive) into one."""
         s, e = self._dim(start_dim), self._dim(end_dim)
         merged = int(np.prod(self.shape[s:e + 1]))
         return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1:])
 
+    @kernel_api
     def view(self, dtype: object) -> NkiTensor:
         """Reinterpret the bytes of the whole tensor as another dtype."""
         new = dt.to_dtype(dtype)
@@ -313,6 +326,7 @@ class NkiTensor:
             raise KernelUsageError("view(dtype) applies to a whole tensor, not to a sub-view")
         return NkiTensor.whole(self.storage.alias(new))
 
+    @kernel_api
     def ap(self, pattern: list[list[int]] | tuple, offset: int = 0) -> NkiTensor:
         """Raw access pattern over the tensor's storage: [[stride, count], ...] plus offset."""
         pairs = [tuple(p) for p in pattern]
@@ -327,7 +341,7 @@ class NkiTensor:
 
     def is_contiguous(self) -> bool:
         """True when the view is a dense C-order block of its storage."""
-        return self.strides == _contiguous_strides(self.shape)
+        return self.strides == contiguous_strides(self.shape)
 
     # ------------------------------------------------------------------ data access
     def access(self) -> AccessPattern:
@@ -342,6 +356,9 @@ class NkiTensor:
         st = self.storage
         if st.array is None:
             raise KernelUsageError(f"tensor {st.name} has no values in symbolic mode")
+        if 0 in self.shape:
+            # an empty view may start one past the end, which np.ndarray refuses
+            return st.array[:0].reshape(self.shape)
         isz = st.dtype.itemsize
         return np.ndarray(self.shape, st.dtype.storage, st.array, self.offset * isz,
                           tuple(s * isz for s in self.strides))
@@ -349,6 +366,8 @@ class NkiTensor:
     def acc_mask(self) -> np.ndarray:
         """The PSUM accumulation-group flags under this view."""
         st = self.storage
+        if 0 in self.shape:
+            return st.acc[:0].reshape(self.shape)
         return np.ndarray(self.shape, np.bool_, st.acc, self.offset, self.strides)
 
     def read_f32(self) -> np.ndarray:
@@ -366,15 +385,13 @@ class NkiTensor:
         if self.storage.acc is not None:
             self.acc_mask()[...] = False
 
+    def write_raw(self, values: np.ndarray) -> None:
+        """Store values already in this dtype's storage format, bit for bit (same size)."""
+        arr = np.asarray(values)
+        if arr.dtype != self.dtype.storage:
+            raise KernelUsageError(f"write_raw: values are {arr.dtype}, {self.name} stores "
+                                   f"{self.dtype.storage}")
+        self.numpy()[...] = arr.reshape(self.shape) if arr.size == self.size else arr
+        if self.storage.acc is not None:
+            self.acc_mask()[...] = False
 
-def _resolve_shape(shape: tuple[int, ...], size: int) -> tuple[int, ...]:
-    if shape.count(-1) > 1:
-        raise KernelUsageError(f"reshape: at most one -1 allowed, got {list(shape)}")
-    if -1 in shape:
-        known = int(np.prod([s for s in shape if s != -1]))
-        if known == 0 or size % known:
-            raise KernelUsageError(f"reshape: cannot infer -1 in {list(shape)} for {size} elems")
-        shape = tuple(size // known if s == -1 else s for s in shape)
-    if int(np.prod(shape)) != size:
-        raise KernelUsageError(f"reshape: {list(shape)} does not hold {size} elements")
-    return tuple(int(s) for s in shape)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from tessera.nki.buffers import Buffer
-from tessera.nki.errors import DmaSourceError, ShapeMismatchError
+from tessera.nki.errors import DmaSourceError, DTypeError, KernelUsageError, ShapeMismatchError
 from tessera.nki.isa._common import check_partitions, record, tensor_arg
 from tessera.nki.isa.constants import dge_mode as DgeMode
 from tessera.nki.isa.constants import oob_mode as OobMode
@@ -21,9 +23,9 @@ def _dma_shape(dst: NkiTensor, src: NkiTensor) -> tuple[int, int]:
 def copy_values(dst: NkiTensor, src: NkiTensor) -> None:
     """Element-wise copy in C order: bit-exact for equal dtypes, else cast through fp32."""
     if dst.dtype == src.dtype:
-        dst.numpy()[...] = src.numpy().reshape(dst.shape)
-        if dst.storage.acc is not None:
-            dst.acc_mask()[...] = False
+        dst.write_raw(src.numpy())
+    elif src.dtype.is_int and dst.dtype.is_int:
+        dst.write(src.numpy())  # integer to integer saturates without a float detour
     else:
         dst.write(src.read_f32().reshape(dst.shape))
 
@@ -65,5 +67,81 @@ def dma_copy(dst: NkiTensor, src: NkiTensor, priority: object = None,
         copy_values(dst, src)
 
 
-def dma_transpose(*args: object, **kwargs: object) -> None:  # placeholder, replaced soon
-    raise NotImplementedError
+# The permutation dma_transpose applies per source rank (the only ones the DMA supports).
+_TRANSPOSE_AXES = {2: (1, 0), 3: (2, 1, 0), 4: (3, 1, 2, 0)}
+_TRANSPOSE_ITEMSIZES = (2, 4)
+
+
+def _transpose_axes(src: NkiTensor, axes: object, op: str) -> tuple[int, ...]:
+    expected = _TRANSPOSE_AXES.get(src.ndim)
+    if expected is None:
+        raise ShapeMismatchError(f"{op}: src {src.name}{list(src.shape)} is {src.ndim}-D; "
+                                 "the DMA transposes 2-D, 3-D and 4-D tensors")
+    if axes is None:
+        return expected
+    try:
+        given = tuple(int(a) for a in axes)  # type: ignore[union-attr]
+    except TypeError:
+        raise KernelUsageError(f"{op}: axes must be a tuple of ints, got {axes!r}") from None
+    if given != expected:
+        raise KernelUsageError(f"{op}: axes={given} is not supported for a {src.ndim}-D src; "
+                               f"the DMA transposes with axes={expected}")
+    return given
+
+
+@kernel_api
+def dma_transpose(dst: NkiTensor, src: NkiTensor, axes: object = None,
+                  dge_mode: DgeMode = DgeMode.unknown, oob_mode: OobMode = OobMode.error,
+                  name: str | None = None) -> None:
+    """dst = src transposed by the DMA engines (HBM->SBUF, SBUF->SBUF, ...; never PSUM).
+
+    The permutation is fixed by the rank: (1, 0) for 2-D, (2, 1, 0) for 3-D and
+    (3, 1, 2, 0) for 4-D src (`axes`, if given, must be that one). dst has exactly the
+    permuted shape and src's dtype, which must be 2 or 4 bytes wide; the copy is
+    bit-exact. `dge_mode=hwdge` (NeuronCore-v3+) additionally needs a 2-byte dtype,
+    src.shape[0] == 16 and src.shape[-1] a multiple of 128.
+    """
+    op = "dma_transpose"
+    ctx = current()
+    dst = tensor_arg(dst, "dst", op)
+    src = tensor_arg(src, "src", op)
+    check_dma_endpoints(ctx, dst, src, op)
+    perm = _transpose_axes(src, axes, op)
+    if src.dtype != dst.dtype:
+        raise DTypeError(f"{op}: dst {dst.name} is {dst.dtype.name} but src {src.name} is "
+                         f"{src.dtype.name}; the DMA transpose does not convert dtypes")
+    if src.itemsize not in _TRANSPOSE_ITEMSIZES:
+        raise DTypeError(f"{op}: {src.dtype.name} is {src.itemsize} byte(s) wide; the DMA "
+                         "transposes 2- or 4-byte elements only")
+    want = tuple(src.shape[a] for a in perm)
+    if tuple(dst.shape) != want:
+        raise ShapeMismatchError(f"{op}: dst {dst.name}{list(dst.shape)} must be {list(want)} "
+                                 f"(src {list(src.shape)} permuted by {perm})")
+    if not isinstance(dge_mode, DgeMode):
+        raise KernelUsageError(f"{op}: dge_mode must be a nisa.dge_mode member, got "
+                               f"{dge_mode!r}")
+    if dge_mode not in (DgeMode.unknown, DgeMode.hwdge):
+        raise KernelUsageError(f"{op}: dge_mode={dge_mode.value}; a direct DMA transpose "
+                               "takes dge_mode unknown or hwdge")
+    if dge_mode is DgeMode.hwdge:
+        _check_hwdge_transpose(ctx, src, op)
+    partitions, free = _dma_shape(dst, src)
+    record(ctx, Engine.DMA, Opcode.DMA_TRANSPOSE, (src,), (dst,),
+           {"axes": str(perm), "dge_mode": dge_mode.value,
+            "oob_mode": getattr(oob_mode, "value", str(oob_mode))},
+           partitions=partitions, free_elements=free)
+    if ctx.run.symbolic:
+        return
+    # Raw storage values: a transpose only moves bytes, so NaN payloads etc. survive.
+    dst.numpy()[...] = np.transpose(src.numpy(), perm)
+
+
+def _check_hwdge_transpose(ctx: CoreContext, src: NkiTensor, op: str) -> None:
+    lim = ctx.run.limits
+    if lim.version < 3:
+        raise KernelUsageError(f"{op}: dge_mode=hwdge needs NeuronCore-v3 or later; this "
+                               f"kernel runs on {lim.chip} (v{lim.version})")
+    if src.itemsize != 2 or src.shape[0] != 16 or src.shape[-1] % 128:
+        raise ShapeMismatchError(f"{op}: a hardware-DGE transpose needs a 2-byte dtype, "
+                                 f"src.shape[0] == 16 and src.shape[-1] % 128 == 0; got "
+                                 f"{src.dtype.name} {list(src.shape)}")

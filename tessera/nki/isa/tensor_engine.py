@@ -134,15 +134,14 @@ def nc_transpose(dst: NkiTensor, data: NkiTensor, engine: object = None,
     else:
         require_on_chip(data, "data", op)
         require_on_chip(dst, "dst", op)
-    check_partitions(ctx, data, "data", op)
-    check_partitions(ctx, dst, "dst", op)
+    # the engine is passed so a Vector-engine transpose obeys the partition-start rule
+    check_partitions(ctx, data, "data", op, eng)
+    check_partitions(ctx, dst, "dst", op, eng)
     record(ctx, eng, Opcode.NC_TRANSPOSE, (data,), (dst,), partitions=p, free_elements=f)
     if ctx.run.symbolic:
         return
     values = data.numpy().reshape(p, f).T
     if dst.dtype == data.dtype:
-        dst.numpy()[...] = values.reshape(dst.shape)  # bit-exact transpose
-        if dst.storage.acc is not None:
-            dst.acc_mask()[...] = False
+        dst.write_raw(values)  # bit-exact transpose
     else:
         dst.write(values.astype(np.float32))

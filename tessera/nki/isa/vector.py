@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from tessera.nki import dtypes as dt
 from tessera.nki.buffers import Buffer
-from tessera.nki.errors import DTypeError, EngineAccessError, ShapeMismatchError
+from tessera.nki.errors import DTypeError, EngineAccessError, KernelUsageError
 from tessera.nki.isa._common import (
     check_engine_memory,
     check_hbm_free,
@@ -45,6 +46,16 @@ def read_operand(t: NkiTensor, op: AluOp) -> np.ndarray:
     return t.read_f32()
 
 
+def write_result(dst: NkiTensor, values: np.ndarray, op: AluOp) -> None:
+    """Store an instruction's result: bit operations wrap to dst's integer width (they work
+    on raw bits), everything else is cast with the saturating dtype rules."""
+    if op.kind is OpKind.BITVEC and dst.dtype.is_int:
+        bits = np.asarray(values).astype(np.int64).astype(dst.dtype.storage)
+        dst.write_raw(np.broadcast_to(bits, dst.shape))
+    else:
+        dst.write(values)
+
+
 def check_bitvec(op: AluOp, tensors: tuple[NkiTensor, ...], name: str) -> None:
     if op.kind is OpKind.BITVEC:
         for t in tensors:
@@ -78,7 +89,7 @@ def tensor_tensor(dst: NkiTensor, data1: NkiTensor, data2: NkiTensor, op: object
         return
     x = read_operand(a, alu).reshape(dst.shape)
     y = read_operand(b, alu).reshape(dst.shape)
-    dst.write(alu.apply(x, y))
+    write_result(dst, alu.apply(x, y), alu)
 
 
 @kernel_api
@@ -112,10 +123,12 @@ def memset(dst: NkiTensor, value: object, engine: object = None, name: str | Non
     dst = tensor_arg(dst, "dst", opname)
     eng = resolve_engine(engine, Engine.VECTOR, ANY_COMPUTE, opname)
     prepare(ctx, opname, eng, (), (dst,))
-    try:
-        number = float(value) if dst.dtype.is_float else int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        raise ShapeMismatchError(f"{opname}: value must be a number, got {value!r}") from None
+    if not isinstance(value, int | float | np.number | np.bool_):
+        raise KernelUsageError(f"{opname}: value must be a number, got {value!r}")
+    # the value is stored with the dtype rules (RNE, saturation), like any engine write
+    stored = dt.cast(np.array([value], dtype=np.float64 if isinstance(value, float | np.floating)
+                              else np.int64), dst.dtype)[0]
+    number = float(stored) if dst.dtype.is_float else int(stored)
     record(ctx, eng, Opcode.MEMSET, (), (dst,), {"value": number})
     if not ctx.run.symbolic:
-        dst.write(np.full(dst.shape, number))
+        dst.write_raw(np.full(dst.shape, stored, dtype=dst.dtype.storage))

@@ -1,0 +1,90 @@
+"""`tessera kernel ...`: run kernel files on the CPU and show their instruction streams."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tessera.nki.errors import NkiError
+from tessera.nki.kernel_files import (
+    ExampleRun,
+    KernelFileError,
+    load_kernel_file,
+    parse_spec,
+    run_example,
+)
+
+app = typer.Typer(no_args_is_help=True, add_completion=False)
+
+USAGE_ERROR = 2  # bad arguments, bad kernel file or a kernel that breaks a hardware rule
+MISMATCH = 1  # the kernel ran but its output differs from the reference
+
+
+class Chip(StrEnum):
+    """Chips a kernel can be traced for."""
+
+    trn1 = "trn1"
+    trn2 = "trn2"
+
+
+@app.callback()
+def kernel() -> None:
+    """Run and inspect NKI kernels on the CPU."""
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(USAGE_ERROR)
+
+
+def _counts_table(run: ExampleRun) -> Table:
+    table = Table(title=f"{run.kernel} on {run.trace.chip}")
+    table.add_column("engine")
+    table.add_column("opcode")
+    table.add_column("count", justify="right")
+    for engine, total in run.engine_counts:
+        table.add_row(engine, "[bold]all[/bold]", f"[bold]{total}[/bold]")
+        for row in run.opcode_counts:
+            if row.engine == engine:
+                table.add_row("", row.opcode, str(row.count))
+    table.add_section()
+    table.add_row("[bold]total[/bold]", "", f"[bold]{len(run.trace.instructions)}[/bold]")
+    return table
+
+
+@app.command()
+def run(
+    spec: Annotated[str, typer.Argument(
+        metavar="FILE::KERNEL",
+        help="Kernel file and kernel name, e.g. examples/kernels/vector_add.py::vector_add")],
+    chip: Annotated[Chip | None, typer.Option(
+        help="Target chip (default: NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")] = None,
+    symbolic: Annotated[bool, typer.Option(
+        "--symbolic", help="Trace shapes only (TensorSpec inputs); print the counts.")] = False,
+) -> None:
+    """Run a kernel on its file's example_inputs() and compare with reference()."""
+    try:
+        parsed = parse_spec(spec)
+        kernel_file = load_kernel_file(parsed.path)
+        result = run_example(kernel_file, parsed.kernel, chip.value if chip else None,
+                             symbolic)
+    except (KernelFileError, NkiError) as err:
+        raise _fail(str(err)) from None
+    except AssertionError as err:  # a kernel's own shape assertions
+        raise _fail(f"{spec}: assertion failed: {err}") from None
+    console = Console(highlight=False)
+    console.print(_counts_table(result))
+    cmp = result.comparison
+    if cmp is None:  # symbolic: no values, so nothing to compare or time meaningfully
+        return
+    console.print(f"wall time: {result.wall_s * 1e3:.1f} ms")
+    verdict = "[green]PASS[/green]" if cmp.passed else "[red]FAIL[/red]"
+    console.print(f"{verdict} vs reference ({cmp.dtype}): max abs err {cmp.max_abs_err:.3e}, "
+                  f"max rel err {cmp.max_rel_err:.3e} (tolerance {cmp.tolerance:.1e})",
+                  soft_wrap=True)
+    if not cmp.passed:
+        raise typer.Exit(MISMATCH)

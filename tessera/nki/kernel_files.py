@@ -1,0 +1,251 @@
+"""Kernel files: Python files holding `@nki.jit` kernels plus `example_inputs` and `reference`.
+
+A kernel file is written like a real NKI kernel file. Next to its kernels it defines
+`example_inputs()` (a tuple of host arrays) and `reference(*inputs)` (the expected output,
+computed with numpy). This module loads such a file by path, runs one of its kernels on its
+example inputs and compares the result with the reference; `tessera kernel run` prints it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from tessera.nki import dtypes as dt
+from tessera.nki.launch import Kernel, TensorSpec, TraceResult, trace
+from tessera.nki.runtime import core_limits, default_chip
+from tessera.nki.stream import Instruction
+
+SPEC_SEPARATOR = "::"
+# Relative error allowed per mantissa bit lost: 2.5 ulps of the output dtype, so bf16
+# (7 bits) gets 2e-2 and fp16/tf32 2.4e-3; float32 is held to the 1e-4 floor, which
+# leaves room for a different summation order than numpy's.
+_ULPS_ALLOWED = 2.5
+_TOLERANCE_FLOOR = 1e-4
+
+_module_ids = itertools.count()
+
+
+class KernelFileError(Exception):
+    """A kernel file cannot be used: missing, unimportable, or lacking a required name."""
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """A parsed `FILE::KERNEL` argument."""
+
+    path: Path
+    kernel: str
+
+
+@dataclass(frozen=True)
+class KernelFile:
+    """A loaded kernel file: its module and the names of the kernels it defines."""
+
+    path: Path
+    module: ModuleType
+    kernels: tuple[str, ...]
+
+    def kernel(self, name: str) -> Kernel:
+        """The kernel called `name`, or a `KernelFileError` listing the available ones."""
+        if name not in self.kernels:
+            available = ", ".join(self.kernels) or "(none)"
+            raise KernelFileError(f"{self.path}: no kernel named {name!r}; available: "
+                                  f"{available}")
+        return getattr(self.module, name)
+
+    def require(self, name: str):  # noqa: ANN201 - any callable
+        """The file's function `name`, or a `KernelFileError` saying it must be defined."""
+        fn = getattr(self.module, name, None)
+        if not callable(fn):
+            raise KernelFileError(f"{self.path}: a kernel file must define {name}() next to "
+                                  "its kernels (see examples/kernels/)")
+        return fn
+
+    def example_inputs(self) -> tuple[object, ...]:
+        """The file's `example_inputs()`, as a tuple of host arrays."""
+        inputs = self.require("example_inputs")()
+        return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
+
+    def reference(self, inputs: tuple[object, ...]) -> object:
+        """The file's `reference(*inputs)`."""
+        return self.require("reference")(*inputs)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """How far a kernel's output is from the reference.
+
+    `max_rel_err` is the largest absolute error divided by the largest reference magnitude
+    (element-wise relative error is meaningless where the reference is near zero).
+    """
+
+    max_abs_err: float
+    max_rel_err: float
+    tolerance: float
+    dtype: str
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.max_rel_err <= self.tolerance)
+
+
+@dataclass(frozen=True)
+class OpcodeCount:
+    """Number of instructions of one opcode on one engine."""
+
+    engine: str
+    opcode: str
+    count: int
+
+
+@dataclass(frozen=True)
+class ExampleRun:
+    """A kernel run on its file's example inputs: the trace, the comparison, the wall time."""
+
+    kernel: str
+    trace: TraceResult
+    comparison: Comparison | None  # None for a symbolic run
+    wall_s: float
+
+    @property
+    def engine_counts(self) -> tuple[tuple[str, int], ...]:
+        """(engine, instruction count) pairs, busiest engine first."""
+        return count_by_engine(self.trace.instructions)
+
+    @property
+    def opcode_counts(self) -> tuple[OpcodeCount, ...]:
+        """Instruction counts per (engine, opcode), busiest first."""
+        return count_by_opcode(self.trace.instructions)
+
+
+def parse_spec(spec: str) -> KernelSpec:
+    """Split `FILE::KERNEL`; the file must exist and the kernel name must be given."""
+    file_part, sep, kernel = spec.rpartition(SPEC_SEPARATOR)
+    if not sep:
+        raise KernelFileError(f"{spec!r}: name the kernel as FILE{SPEC_SEPARATOR}KERNEL, e.g. "
+                              f"examples/kernels/vector_add.py{SPEC_SEPARATOR}vector_add")
+    if not kernel:
+        raise KernelFileError(f"{spec!r}: the kernel name after {SPEC_SEPARATOR!r} is empty")
+    path = Path(file_part)
+    if not path.is_file():
+        raise KernelFileError(f"{file_part}: no such file")
+    return KernelSpec(path, kernel)
+
+
+def load_kernel_file(path: Path | str) -> KernelFile:
+    """Import a kernel file by path under a fresh module name (so edits are picked up)."""
+    path = Path(path)
+    if not path.is_file():
+        raise KernelFileError(f"{path}: no such file")
+    name = f"tessera_kernel_file_{next(_module_ids)}_{path.stem}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise KernelFileError(f"{path}: not an importable Python file")
+    module = importlib.util.module_from_spec(spec)
+    # registered so that dataclasses and pickling inside the file can find their module
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as err:
+        del sys.modules[name]
+        raise KernelFileError(f"{err.filename}:{err.lineno}: syntax error: {err.msg}") from None
+    except Exception as err:
+        del sys.modules[name]
+        raise KernelFileError(f"{path}: importing the file failed: "
+                              f"{type(err).__name__}: {err}") from err
+    kernels = tuple(k for k, v in vars(module).items() if isinstance(v, Kernel))
+    return KernelFile(path, module, kernels)
+
+
+def tolerance_for(dtype: object) -> float:
+    """Relative tolerance for outputs of `dtype` (see `_ULPS_ALLOWED`)."""
+    d = dt.to_dtype(dtype)
+    if not d.is_float:
+        return 0.0  # integer outputs must match exactly
+    return max(_TOLERANCE_FLOOR, _ULPS_ALLOWED * 2.0 ** -d.mantissa_bits)
+
+
+def _as_arrays(value: object) -> tuple[np.ndarray, ...]:
+    if isinstance(value, tuple | list):
+        return tuple(np.asarray(v) for v in value)
+    return (np.asarray(value),)
+
+
+def compare_outputs(outputs: object, expected: object) -> Comparison:
+    """Compare kernel outputs (an array or a tuple of arrays) with the reference's."""
+    got, want = _as_arrays(outputs), _as_arrays(expected)
+    if len(got) != len(want):
+        raise KernelFileError(f"the kernel returned {len(got)} output(s) but reference() "
+                              f"returned {len(want)}")
+    abs_err = rel_err = tol = 0.0
+    names = []
+    for g, w in zip(got, want, strict=True):
+        if g.shape != w.shape:
+            raise KernelFileError(f"output shape {g.shape} differs from the reference's "
+                                  f"{w.shape}")
+        g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        err = float(np.max(np.abs(g64 - w64))) if g.size else 0.0
+        if not np.all(np.isfinite(g64)):
+            err = float("inf")  # NaN (uninitialised memory) or overflow never passes
+        scale = float(np.max(np.abs(w64))) if w.size else 0.0
+        abs_err = max(abs_err, err)
+        rel_err = max(rel_err, err / scale if scale > 0 else err)
+        d = dt.to_dtype(g.dtype)
+        tol = max(tol, tolerance_for(d))
+        names.append(d.name)
+    return Comparison(abs_err, rel_err, tol, "/".join(dict.fromkeys(names)))
+
+
+def input_specs(inputs: tuple[object, ...]) -> tuple[object, ...]:
+    """Arrays replaced by `TensorSpec` placeholders (shape and dtype only)."""
+    return tuple(TensorSpec(np.shape(x), np.asarray(x).dtype) if hasattr(x, "shape") else x
+                 for x in inputs)
+
+
+def count_by_engine(instructions: tuple[Instruction, ...]) -> tuple[tuple[str, int], ...]:
+    """(engine, count) pairs, most instructions first (ties by engine name)."""
+    counts: dict[str, int] = {}
+    for inst in instructions:
+        counts[inst.engine.value] = counts.get(inst.engine.value, 0) + 1
+    return tuple(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def count_by_opcode(instructions: tuple[Instruction, ...]) -> tuple[OpcodeCount, ...]:
+    """Counts per (engine, opcode), most instructions first."""
+    counts: dict[tuple[str, str], int] = {}
+    for inst in instructions:
+        key = (inst.engine.value, inst.opcode.value)
+        counts[key] = counts.get(key, 0) + 1
+    rows = (OpcodeCount(e, o, n) for (e, o), n in counts.items())
+    return tuple(sorted(rows, key=lambda r: (-r.count, r.engine, r.opcode)))
+
+
+def run_example(kernel_file: KernelFile, name: str, chip: str | None = None,
+                symbolic: bool = False) -> ExampleRun:
+    """Run kernel `name` of `kernel_file` on its example inputs.
+
+    Functional runs compare the output with `reference`; symbolic runs only trace (with
+    `TensorSpec` inputs) and carry no comparison. Kernel errors (`NkiError`) propagate.
+    """
+    kernel = kernel_file.kernel(name)
+    inputs = kernel_file.example_inputs()
+    chip = chip or default_chip()
+    core_limits(chip)  # load the hardware catalogue now so the wall time is the kernel's
+    if symbolic:
+        start = time.perf_counter()
+        result = trace(kernel, symbolic=True, chip=chip)(*input_specs(inputs))
+        return ExampleRun(name, result, None, time.perf_counter() - start)
+    kernel_file.require("reference")  # fail before the (possibly long) run
+    start = time.perf_counter()
+    result = trace(kernel, chip=chip)(*inputs)
+    wall = time.perf_counter() - start
+    comparison = compare_outputs(result.outputs, kernel_file.reference(inputs))
+    return ExampleRun(name, result, comparison, wall)
