@@ -28,7 +28,7 @@ KINDS: dict[str, type[Preset]] = {
 }
 
 
-class _StrictLoader(yaml.SafeLoader):
+class _StrictLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # C parser when built
     """SafeLoader that refuses duplicate keys (PyYAML silently keeps the last one)."""
 
 
@@ -41,7 +41,7 @@ def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool
                 None, None, f"duplicate key {key!r}", key_node.start_mark
             )
         seen.add(key)
-    return yaml.SafeLoader.construct_mapping(loader, node, deep)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep)  # same for C and pure loaders
 
 
 _StrictLoader.add_constructor(
