@@ -14,14 +14,11 @@ class Buffer(Enum):
     SBUF = "sbuf"
     PSUM = "psum"
 
-    @property
-    def on_chip(self) -> bool:
-        """True for the partitioned on-chip memories (SBUF, PSUM)."""
-        return self in (Buffer.SBUF, Buffer.PSUM)
-
-    @property
-    def is_hbm(self) -> bool:
-        return not self.on_chip
-
     def __repr__(self) -> str:
         return f"nl.{self.value}"
+
+
+# Plain attributes, not properties: these are read several times per instruction.
+for _member in Buffer:
+    _member.on_chip = _member.value in ("sbuf", "psum")  # partitioned on-chip memory
+    _member.is_hbm = not _member.on_chip

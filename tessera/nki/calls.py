@@ -28,7 +28,8 @@ def call_operator(op: object, args: tuple, dtype: object, kwargs: dict) -> objec
     if not tensors or maybe_current() is None:
         if tensors:
             raise KernelUsageError(f"nl.{op.name} on NKI tensors must run inside a kernel")
-        out = op.apply(*[np.asarray(a) for a in args])
+        with np.errstate(all="ignore"):
+            out = op.apply(*[np.asarray(a) for a in args])
         return out.astype(dt.to_dtype(dtype).storage) if dtype is not None else out
     ctx = current()
     first = tensors[0]

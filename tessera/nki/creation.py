@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tessera.nki import dtypes as dt
@@ -48,7 +50,7 @@ def _check_capacity(ctx: CoreContext, shape: tuple[int, ...], dtype: dt.DType,
     if shape[0] > lim.pmax:
         raise PartitionError(f"tensor {name}{list(shape)} in {buffer.value} has {shape[0]} "
                              f"partitions; the limit is pmax={lim.pmax}")
-    per_partition = int(np.prod(shape[1:])) * dtype.itemsize
+    per_partition = math.prod(shape[1:]) * dtype.itemsize
     cap = lim.sbuf_bytes_per_partition if buffer is Buffer.SBUF else lim.psum_bytes_per_partition
     if per_partition > cap:
         raise CapacityError(f"tensor {name}{list(shape)} {dtype.name} needs {per_partition} "
@@ -76,7 +78,7 @@ def new_tensor(ctx: CoreContext, shape: object, dtype: object, buffer: object,
     _check_capacity(ctx, dims, d, buf, label)
     array = None
     if not run.symbolic:
-        array = np.empty(int(np.prod(dims)), dtype=d.storage)
+        array = np.empty(math.prod(dims), dtype=d.storage)
         array.fill(dt.uninitialised_fill(d))
     st = Storage(label, buf, dims, d, array)
     if shared:

@@ -132,6 +132,8 @@ def cast(values: np.ndarray | float, dtype: DType) -> np.ndarray:
         # float32 rounding step the hardware performs (and double-round differently)
         arr = arr.astype(np.float32)
     kind = dtype.kind
+    if dtype is float32:
+        return arr.astype(np.float32, copy=False)
     if kind is DTypeKind.FLOAT:
         if dtype is tfloat32:
             return _round_mantissa(arr.astype(np.float32), dtype.mantissa_bits)

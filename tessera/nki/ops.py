@@ -14,6 +14,8 @@ from enum import Enum
 
 import numpy as np
 
+from tessera.nki.errors import KernelUsageError
+
 
 class OpKind(Enum):
     """Operator families; instruction rules (allowed engines, dtypes) are stated per family."""
@@ -63,13 +65,6 @@ def _silu_dx(x: np.ndarray) -> np.ndarray:
     return (s * (1.0 + x * (1.0 - s))).astype(np.float32)
 
 
-def _safe(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-    def wrapped(*args: np.ndarray) -> np.ndarray:
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            return np.asarray(fn(*args))
-    return wrapped
-
-
 @dataclass(frozen=True)
 class AluOp:
     """One element-wise operator: name, arity, family and numpy rule."""
@@ -86,8 +81,9 @@ class AluOp:
         if self.kind is OpKind.BITVEC:
             ints = [np.asarray(a).astype(np.int64) for a in args]
             return np.asarray(self.rule(*ints)).astype(np.int64)
-        out = _safe(self.rule)(*[np.asarray(a, dtype=np.float32) for a in args])
-        return out.astype(np.float32)
+        # launches run under np.errstate(all='ignore'): inf/NaN results are the hardware's too
+        out = np.asarray(self.rule(*[np.asarray(a, dtype=np.float32) for a in args]))
+        return out.astype(np.float32, copy=False)
 
     def __call__(self, *args: object, dtype: object = None, **kwargs: object) -> object:
         from tessera.nki.calls import call_operator  # calls imports isa, which imports ops
@@ -177,8 +173,6 @@ _NUMPY_ALIASES: dict[object, AluOp] = {
 
 def to_op(value: object, what: str = "op") -> AluOp:
     """Normalise an `op=` argument (an nl operator, numpy ufunc or name) to an `AluOp`."""
-    from tessera.nki.errors import KernelUsageError
-
     if isinstance(value, AluOp):
         return value
     if isinstance(value, str) and value in ALL_OPS:

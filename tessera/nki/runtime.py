@@ -180,13 +180,24 @@ _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _INTERNAL = (_PACKAGE_DIR + os.sep + "nki" + os.sep,)
 
 
+# keyed by (id(code), line): hashing a code object hashes its bytecode, which is slow
+_LOCATIONS: dict[tuple[int, int], SourceLocation] = {}
+
+
 def kernel_location() -> SourceLocation:
     """The first stack frame outside `tessera.nki`: the kernel line that made this call."""
     frame = sys._getframe(1)
     while frame is not None:
-        filename = frame.f_code.co_filename
-        if not filename.startswith(_INTERNAL):
-            return SourceLocation(filename, frame.f_lineno, frame.f_code.co_name)
+        code = frame.f_code
+        if not code.co_filename.startswith(_INTERNAL):
+            key = (id(code), frame.f_lineno)
+            loc = _LOCATIONS.get(key)
+            if loc is None or loc.file != code.co_filename or loc.function != code.co_name:
+                # one record per kernel line, shared by every instruction (the name check
+                # guards against a recycled id of a collected function)
+                loc = SourceLocation(code.co_filename, frame.f_lineno, code.co_name)
+                _LOCATIONS[key] = loc
+            return loc
         frame = frame.f_back
     return SourceLocation("<unknown>", 0, "<unknown>")
 

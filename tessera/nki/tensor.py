@@ -9,6 +9,7 @@ checked when it is made, so an out-of-range index fails at the line that wrote i
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -39,7 +40,7 @@ class Storage:
         self.shape = shape
         self.dtype = dtype
         self.array = array
-        self.size = int(np.prod(shape, dtype=np.int64)) if shape else 1
+        self.size = math.prod(shape) if shape else 1
         self.partition_elems = self.size // shape[0] if buffer.on_chip and shape[0] else 0
         # PSUM accumulation-group state per element: True once a matmul wrote it and no
         # other instruction has written it since (the next matmul then adds).
@@ -64,7 +65,7 @@ class Storage:
 class NkiTensor:
     """A strided view of a tensor in HBM, SBUF or PSUM. Views share storage; none copies."""
 
-    __slots__ = ("storage", "offset", "shape", "strides")
+    __slots__ = ("storage", "offset", "shape", "strides", "_ap", "_np")
 
     def __init__(self, storage: Storage, offset: int, shape: tuple[int, ...],
                  strides: tuple[int, ...], check: bool = True) -> None:
@@ -72,6 +73,8 @@ class NkiTensor:
         self.offset = offset
         self.shape = shape
         self.strides = strides
+        self._ap: AccessPattern | None = None  # built on first use: views are immutable
+        self._np: np.ndarray | None = None
         if check:
             self._check_bounds()
 
@@ -315,7 +318,7 @@ class NkiTensor:
     def flatten_dims(self, start_dim: int, end_dim: int) -> NkiTensor:
         """Merge dimensions start_dim..end_dim (inclusive) into one."""
         s, e = self._dim(start_dim), self._dim(end_dim)
-        merged = int(np.prod(self.shape[s:e + 1]))
+        merged = math.prod(self.shape[s:e + 1])
         return self.reshape(self.shape[:s] + (merged,) + self.shape[e + 1:])
 
     @kernel_api
@@ -346,10 +349,14 @@ class NkiTensor:
     # ------------------------------------------------------------------ data access
     def access(self) -> AccessPattern:
         """The access pattern an instruction records for this view."""
-        st = self.storage
-        return AccessPattern(st.name, st.buffer, st.dtype.name, st.dtype.itemsize, self.offset,
-                             tuple(zip(self.strides, self.shape, strict=True)),
-                             st.partition_elems)
+        ap = self._ap
+        if ap is None:
+            st = self.storage
+            ap = AccessPattern(st.name, st.buffer, st.dtype.name, st.dtype.itemsize,
+                               self.offset, tuple(zip(self.strides, self.shape, strict=True)),
+                               st.partition_elems)
+            self._ap = ap
+        return ap
 
     def numpy(self) -> np.ndarray:
         """A writable numpy view of the elements (functional mode only)."""
@@ -359,9 +366,13 @@ class NkiTensor:
         if 0 in self.shape:
             # an empty view may start one past the end, which np.ndarray refuses
             return st.array[:0].reshape(self.shape)
-        isz = st.dtype.itemsize
-        return np.ndarray(self.shape, st.dtype.storage, st.array, self.offset * isz,
-                          tuple(s * isz for s in self.strides))
+        view = self._np
+        if view is None:  # cached: an instruction often reads and writes the same view
+            isz = st.dtype.itemsize
+            view = np.ndarray(self.shape, st.dtype.storage, st.array, self.offset * isz,
+                              tuple(s * isz for s in self.strides))
+            self._np = view
+        return view
 
     def acc_mask(self) -> np.ndarray:
         """The PSUM accumulation-group flags under this view."""
@@ -391,7 +402,9 @@ class NkiTensor:
         if arr.dtype != self.dtype.storage:
             raise KernelUsageError(f"write_raw: values are {arr.dtype}, {self.name} stores "
                                    f"{self.dtype.storage}")
-        self.numpy()[...] = arr.reshape(self.shape) if arr.size == self.size else arr
+        if arr.shape != self.shape and arr.size == self.size:
+            arr = arr.reshape(self.shape)  # same elements in C order (may copy a strided view)
+        self.numpy()[...] = arr
         if self.storage.acc is not None:
             self.acc_mask()[...] = False
 

@@ -113,15 +113,17 @@ def record(ctx: CoreContext, engine: Engine, opcode: Opcode, reads: Iterable[Nki
            writes: Iterable[NkiTensor], flags: dict[str, object] | None = None,
            partitions: int | None = None, free_elements: int | None = None) -> Instruction:
     """Record one instruction; N defaults to the largest operand's elements per partition."""
-    reads = tuple(reads)
-    writes = tuple(writes)
-    every = reads + writes
-    if partitions is None:
-        partitions = max((t.partitions for t in every if t.buffer.on_chip), default=1)
-    if free_elements is None:
-        free_elements = max((t.free_size for t in every if t.buffer.on_chip), default=0)
-    return ctx.record(engine, opcode, tuple(t.access() for t in reads),
-                      tuple(t.access() for t in writes), partitions, free_elements, flags)
+    read_aps = tuple(t.access() for t in reads)
+    write_aps = tuple(t.access() for t in writes)
+    if partitions is None or free_elements is None:
+        p_max, f_max = 1, 0
+        for ap in read_aps + write_aps:
+            if ap.partition_elems:  # on-chip operand
+                p_max = max(p_max, ap.partition_count)
+                f_max = max(f_max, ap.elements_per_partition)
+        partitions = p_max if partitions is None else partitions
+        free_elements = f_max if free_elements is None else free_elements
+    return ctx.record(engine, opcode, read_aps, write_aps, partitions, free_elements, flags)
 
 
 def scalar_or_vector(value: object, partitions: int, op: str, what: str) -> tuple[object, object]:

@@ -22,7 +22,7 @@ def _dma_shape(dst: NkiTensor, src: NkiTensor) -> tuple[int, int]:
 
 def copy_values(dst: NkiTensor, src: NkiTensor) -> None:
     """Element-wise copy in C order: bit-exact for equal dtypes, else cast through fp32."""
-    if dst.dtype == src.dtype:
+    if dst.dtype is src.dtype or dst.dtype == src.dtype:
         dst.write_raw(src.numpy())
     elif src.dtype.is_int and dst.dtype.is_int:
         dst.write(src.numpy())  # integer to integer saturates without a float detour

@@ -10,6 +10,8 @@ GpSimd has no PSUM port: every operand lives in SBUF.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from tessera.nki import dtypes as dt
@@ -49,7 +51,7 @@ def normalise_pattern(pattern: object, free_size: int, op: str) -> tuple[tuple[i
         if num < 1:
             raise KernelUsageError(f"{op}: pattern num must be >= 1, got {num}")
         pairs.append((step, num))
-    count = int(np.prod([n for _, n in pairs]))
+    count = math.prod([n for _, n in pairs])
     if count != free_size:
         raise ShapeMismatchError(f"{op}: pattern {[list(p) for p in pairs]} covers {count} "
                                  f"elements per partition; dst has {free_size}")

@@ -7,6 +7,7 @@ bits); the result is cast to the destination dtype on write.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -120,7 +121,7 @@ def tensor_reduce(dst: NkiTensor, op: object, data: NkiTensor, axis: object,
     alu = reduction_op(op, FREE_REDUCE_OPS, "op", opname)
     prepare(ctx, opname, Engine.VECTOR, (data,), (dst,))
     k = _reduced_axes(axis, data.ndim, opname)
-    kept = int(np.prod(data.shape[1:data.ndim - k], dtype=np.int64))
+    kept = math.prod(data.shape[1:data.ndim - k])
     _check_rows(data, dst, "data", "dst", opname)
     _check_free(dst, kept, "dst", opname)
     check_bitvec_tensors(alu, (data, dst), opname)

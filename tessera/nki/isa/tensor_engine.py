@@ -95,18 +95,30 @@ def nc_matmul(dst: NkiTensor, stationary: NkiTensor, moving: NkiTensor,
            partitions=k, free_elements=n)
     if ctx.run.symbolic:
         return
-    product = np.dot(stationary.read_f32().reshape(k, m).T, moving.read_f32().reshape(k, n))
+    product = np.dot(stationary.read_f32().reshape(k, m).T,
+                     moving.read_f32().reshape(k, n)).reshape(dst.shape)
     target = dst.numpy()
     mask = dst.acc_mask()
-    if accumulate is True:
-        add = np.ones(target.shape, dtype=np.bool_)
-    elif accumulate is False:
-        add = np.zeros(target.shape, dtype=np.bool_)
+    if accumulate is None:
+        # the common cases without a per-element select: a fresh group, or all accumulating
+        add_all = bool(mask.all())
+        add_none = not add_all and not mask.any()
     else:
-        add = mask
-    prev = target.astype(np.float32)
-    result = np.where(add, prev + product.reshape(target.shape), product.reshape(target.shape))
-    target[...] = dt.cast(result, dst.dtype)
+        add_all, add_none = accumulate, not accumulate
+    if dst.dtype is dt.float32 and (add_all or add_none):
+        # fp32 PSUM: accumulate in place, no cast needed (the hot path of tiled matmuls)
+        if add_all:
+            np.add(target, product, out=target)
+        else:
+            target[...] = product
+    else:
+        if add_none:
+            result = product
+        elif add_all:
+            result = target.astype(np.float32) + product
+        else:
+            result = np.where(mask, target.astype(np.float32) + product, product)
+        target[...] = dt.cast(result, dst.dtype)
     mask[...] = True
 
 

@@ -20,6 +20,7 @@ from tessera.nki.isa._common import (
     resolve_engine,
     tensor_arg,
 )
+from tessera.nki.isa.dma import copy_values
 from tessera.nki.ops import AluOp, OpKind, to_op
 from tessera.nki.runtime import CoreContext, current, kernel_api
 from tessera.nki.stream import Engine, Opcode
@@ -42,7 +43,11 @@ def prepare(ctx: CoreContext, op: str, engine: Engine, reads: tuple[NkiTensor, .
 def read_operand(t: NkiTensor, op: AluOp) -> np.ndarray:
     """Operand values: raw integers for bit operations, float32 otherwise."""
     if op.kind is OpKind.BITVEC:
-        return t.numpy().astype(np.int64)
+        # bit operations see the raw bits: read as unsigned so right_shift is logical
+        raw = t.numpy()
+        if raw.dtype.kind == "i":
+            raw = raw.view(np.dtype(f"u{raw.dtype.itemsize}"))
+        return raw.astype(np.int64)
     return t.read_f32()
 
 
@@ -110,8 +115,6 @@ def tensor_copy(dst: NkiTensor, src: NkiTensor, engine: object = None,
     record(ctx, eng, Opcode.TENSOR_COPY, (src,), (dst,))
     if ctx.run.symbolic:
         return
-    from tessera.nki.isa.dma import copy_values
-
     copy_values(dst, src)
 
 
