@@ -54,10 +54,12 @@ def small_tiles(a, iterations):
 def bench_small_tiles(iterations: int) -> float:
     a = np.random.default_rng(0).random((128, 256), dtype=np.float32)
     nki.trace(small_tiles, chip="trn1")(a, 1)  # warm-up: hardware catalogue, imports
-    start = time.perf_counter()
-    result = nki.trace(small_tiles, chip="trn1")(a, iterations)
-    elapsed = time.perf_counter() - start
-    return len(result.instructions) / elapsed
+    best = 0.0
+    for _ in range(3):  # best of three: the machine is shared
+        start = time.perf_counter()
+        result = nki.trace(small_tiles, chip="trn1")(a, iterations)
+        best = max(best, len(result.instructions) / (time.perf_counter() - start))
+    return best
 
 
 def numpy_tiled(lhs_t: np.ndarray, rhs: np.ndarray) -> np.ndarray:
@@ -76,20 +78,24 @@ def numpy_tiled(lhs_t: np.ndarray, rhs: np.ndarray) -> np.ndarray:
     return out
 
 
-def bench_tiled_matmul(size: int) -> tuple[float, float]:
+def bench_tiled_matmul(size: int, rounds: int = 3) -> tuple[float, float]:
+    """Best-of-`rounds` wall times (simulate, numpy), the two run alternately so that
+    machine noise hits both alike."""
     mm = _load_example("matmul_tutorial")
     rng = np.random.default_rng(0)
     lhs_t = rng.random((size, size), dtype=np.float32).astype(ml_dtypes.bfloat16)
     rhs = rng.random((size, size), dtype=np.float32).astype(ml_dtypes.bfloat16)
-    start = time.perf_counter()
-    ours = nki.simulate(mm.matmul_tiled, chip="trn1")(lhs_t, rhs)
-    sim_s = time.perf_counter() - start
-    start = time.perf_counter()
-    ref = numpy_tiled(lhs_t, rhs)
-    numpy_s = time.perf_counter() - start
+    sim_times, numpy_times = [], []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        ours = nki.simulate(mm.matmul_tiled, chip="trn1")(lhs_t, rhs)
+        sim_times.append(time.perf_counter() - start)
+        start = time.perf_counter()
+        ref = numpy_tiled(lhs_t, rhs)
+        numpy_times.append(time.perf_counter() - start)
     err = np.abs(ours.astype(np.float32) - ref.astype(np.float32)).max()
     assert err <= 0.05 * np.abs(ref.astype(np.float32)).max(), f"results differ by {err}"
-    return sim_s, numpy_s
+    return min(sim_times), min(numpy_times)
 
 
 def bench_symbolic_block_all_dims() -> tuple[float, int]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -58,6 +59,23 @@ def _check_capacity(ctx: CoreContext, shape: tuple[int, ...], dtype: dt.DType,
                             f"on {lim.chip}")
 
 
+_UINT_BY_SIZE = {1: np.uint8, 2: np.uint16, 4: np.uint32, 8: np.uint64}
+
+
+def poison_fill(array: np.ndarray, dtype: dt.DType) -> None:
+    """Fill new storage with the poison value, through an unsigned-integer view of the same
+    width: filling ml_dtypes arrays directly is ~8x slower, and every tile pays for this."""
+    unsigned, word = _poison_word(dtype)
+    array.view(unsigned).fill(word)
+
+
+@functools.cache
+def _poison_word(dtype: dt.DType) -> tuple[type, np.generic]:
+    pattern = np.array([dt.uninitialised_fill(dtype)]).astype(dtype.storage)
+    unsigned = _UINT_BY_SIZE[dtype.itemsize]
+    return unsigned, pattern.view(unsigned)[0]
+
+
 def new_tensor(ctx: CoreContext, shape: object, dtype: object, buffer: object,
                name: str | None) -> NkiTensor:
     """Allocate a tensor (poisoned with NaN / a sentinel in functional mode)."""
@@ -79,7 +97,7 @@ def new_tensor(ctx: CoreContext, shape: object, dtype: object, buffer: object,
     array = None
     if not run.symbolic:
         array = np.empty(math.prod(dims), dtype=d.storage)
-        array.fill(dt.uninitialised_fill(d))
+        poison_fill(array, d)
     st = Storage(label, buf, dims, d, array)
     if shared:
         with run.lock:
