@@ -22,6 +22,8 @@ from tessera.nki import (
 from tessera.nki.stream import Engine, Opcode
 
 BF16 = ml_dtypes.bfloat16
+from nki_harness import run_single, tiles_kernel  # noqa: E402
+
 RNG = np.random.default_rng(7)
 
 
@@ -30,34 +32,14 @@ def rand(shape: tuple[int, ...], dtype: object = np.float32, lo: float = -2.0,
     return RNG.uniform(lo, hi, size=shape).astype(np.float32).astype(dtype)
 
 
-def tiled(body: Callable[..., None], out_shape: tuple[int, ...], out_dtype: object,
-          ) -> Callable[..., object]:
-    """A kernel: DMA every input into SBUF, run body(dst, *tiles), DMA dst out."""
+run = run_single
 
-    def kernel(a, b=None, c=None):  # noqa: ANN001, ANN202 - kernel signature
-        tiles = []
-        for x in (a, b, c):
-            if x is not None:
-                t = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
-                nisa.dma_copy(t, x)
-                tiles.append(t)
-        dst = nl.ndarray(out_shape, out_dtype, buffer=nl.sbuf)
-        body(dst, *tiles)
-        out = nl.ndarray(out_shape, out_dtype, buffer=nl.shared_hbm)
-        nisa.dma_copy(out, dst)
-        return out
-
-    return kernel
-
-
-def run(body: Callable[..., None], inputs: tuple[np.ndarray, ...], out_shape: tuple[int, ...],
-        out_dtype: object, chip: str = "trn2") -> np.ndarray:
-    return nki.simulate(tiled(body, out_shape, out_dtype), chip=chip)(*inputs)
 
 
 def instructions(body: Callable[..., None], inputs: tuple[np.ndarray, ...],
                  out_shape: tuple[int, ...], out_dtype: object, chip: str = "trn2") -> tuple:
-    return nki.trace(tiled(body, out_shape, out_dtype), chip=chip)(*inputs).instructions
+    kernel = tiles_kernel(body, [(out_shape, out_dtype)], pass_lists=False)
+    return nki.trace(kernel, chip=chip)(*inputs).instructions
 
 
 def as_dtype(ref: np.ndarray, dtype: object) -> np.ndarray:

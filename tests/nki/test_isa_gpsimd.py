@@ -6,6 +6,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
+from nki_harness import trace_tiles as run_tiles  # noqa: E402
 
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
@@ -21,27 +22,6 @@ from tessera.nki.stream import Engine, Opcode
 RNG = np.random.default_rng(11)
 BF16 = ml_dtypes.bfloat16
 
-
-def run_tiles(body, *arrays, out, chip=None):
-    """DMA `arrays` into SBUF, run `body(outs, ins)`, DMA the `out` tiles back (a trace)."""
-
-    def kernel(x0=None, x1=None):
-        ins = []
-        for x in (x0, x1):
-            if x is not None:
-                t = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
-                nisa.dma_copy(t, x)
-                ins.append(t)
-        outs = [nl.ndarray(shape, dtype, buffer=nl.sbuf) for shape, dtype in out]
-        body(outs, ins)
-        results = []
-        for t in outs:
-            o = nl.ndarray(t.shape, t.dtype, buffer=nl.shared_hbm)
-            nisa.dma_copy(o, t)
-            results.append(o)
-        return tuple(results)
-
-    return nki.trace(kernel, chip=chip)(*arrays)
 
 
 def iota_ref(p, pattern, offset, mult):
