@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from tessera.cli import hw_cmd, kernel_cmd
+from tessera.cli import collective_cmd, hw_cmd, kernel_cmd
 
 app = typer.Typer(
     name="tessera",
@@ -14,6 +14,8 @@ app = typer.Typer(
 )
 app.add_typer(hw_cmd.app, name="hw", help="Hardware catalogue: cores, chips, instances, GPUs.")
 app.add_typer(kernel_cmd.app, name="kernel", help="Run and inspect NKI kernels on the CPU.")
+app.add_typer(collective_cmd.app, name="collective",
+              help="Cost a collective (all-reduce, all-gather, ...) on an instance topology.")
 
 
 def main() -> None:

@@ -1,0 +1,107 @@
+"""Calibration constants of the collective cost model, loaded from `calibration/*.yaml`.
+
+Hardware numbers (link bandwidths, hop latencies, HBM and EFA rates) come from `tessera.hw`.
+This file's constants belong to the *model*: the per-step latency of the collective runtime,
+the fraction of a link's peak that transfers reach, how a published per-chip link figure
+splits between directions, and stand-ins for latencies the presets mark unknown. Every YAML
+entry has `value`, `source`, `fitted_on` and `status`; a missing or unknown key is an error.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tessera.dist.errors import CalibrationError
+
+CALIBRATION_FILE = Path(__file__).with_name("calibration") / "collectives.yaml"
+_ENTRY_KEYS = {"value", "source", "fitted_on", "status"}
+_STATUSES = ("published", "derived", "fitted", "assumed", "overridden")
+
+
+@dataclass(frozen=True)
+class CollectiveCalibration:
+    """Model constants of `tessera.dist` (see `calibration/collectives.yaml` for sources)."""
+
+    # Latency every algorithm step pays once before its bytes flow (runtime handshake, DMA
+    # descriptor issue and completion); the fitted "per-hop" latency of the issue.
+    neuron_step_latency_s: float
+    gpu_step_latency_s: float
+    # Achieved fraction of a link's peak bandwidth for large transfers.
+    neuronlink_efficiency: float
+    nvlink_efficiency: float
+    network_efficiency: float
+    # How many directions a preset's per-chip link figure covers: 1 = the figure is what
+    # one direction carries, 2 = it is the sum of both directions.
+    neuronlink_figure_directions: int
+    nvlink_figure_directions: int
+    # Used only where the preset marks the latency unknown.
+    neuronlink_fallback_hop_latency_s: float
+    nvlink_fallback_hop_latency_s: float
+    network_fallback_p2p_latency_s: float
+    sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False,
+                                                   repr=False)
+
+    def with_overrides(self, **values: float) -> CollectiveCalibration:
+        """A copy with some constants replaced, e.g. `with_overrides(neuron_step_latency_s=0)`."""
+        names = {f.name for f in dataclasses.fields(self)} - {"sources"}
+        unknown = set(values) - names
+        if unknown:
+            raise CalibrationError(f"no calibration constant(s) {sorted(unknown)}; constants: "
+                                   f"{', '.join(sorted(names))}")
+        sources = {**self.sources, **{k: "overridden" for k in values}}
+        return dataclasses.replace(self, **values, sources=sources)  # type: ignore[arg-type]
+
+    @property
+    def key(self) -> str:
+        """Stable text of the values, for cache keys."""
+        return ",".join(f"{f.name}={getattr(self, f.name)!r}"
+                        for f in dataclasses.fields(self) if f.name != "sources")
+
+
+def _entry(name: str, raw: object, path: Path) -> tuple[float, str]:
+    if not isinstance(raw, dict) or set(raw) - _ENTRY_KEYS or not _ENTRY_KEYS <= set(raw):
+        raise CalibrationError(f"{path}: {name}: expected keys {sorted(_ENTRY_KEYS)}")
+    if raw["status"] not in _STATUSES:
+        raise CalibrationError(f"{path}: {name}: status {raw['status']!r} not in {_STATUSES}")
+    if not str(raw["source"]).strip() or not str(raw["fitted_on"]).strip():
+        raise CalibrationError(f"{path}: {name}: source and fitted_on must not be empty")
+    value = raw["value"]
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+        raise CalibrationError(f"{path}: {name}: value must be a non-negative number")
+    return float(value), str(raw["source"])
+
+
+@functools.cache
+def load_calibration(path: Path | None = None) -> CollectiveCalibration:
+    """The collective-model constants from `path` (default: the packaged collectives.yaml)."""
+    path = path or CALIBRATION_FILE
+    with open(path) as fh:
+        data = yaml.safe_load(fh)
+    if not isinstance(data, dict) or data.get("schema") != 1:
+        raise CalibrationError(f"{path}: expected a mapping with schema: 1")
+    entries = data.get("constants")
+    if not isinstance(entries, dict):
+        raise CalibrationError(f"{path}: expected a 'constants' mapping")
+    fields = {f.name: f for f in dataclasses.fields(CollectiveCalibration)}
+    wanted = set(fields) - {"sources"}
+    if set(entries) != wanted:
+        raise CalibrationError(f"{path}: unknown keys {sorted(set(entries) - wanted)}, "
+                               f"missing keys {sorted(wanted - set(entries))}")
+    values: dict[str, float | int] = {}
+    sources: dict[str, str] = {}
+    for name, raw in entries.items():
+        value, sources[name] = _entry(name, raw, path)
+        values[name] = int(value) if fields[name].type == "int" else value
+    for name in ("neuronlink_figure_directions", "nvlink_figure_directions"):
+        if values[name] not in (1, 2):
+            raise CalibrationError(f"{path}: {name} must be 1 or 2")
+    for name in ("neuronlink_efficiency", "nvlink_efficiency", "network_efficiency"):
+        if not 0 < values[name] <= 1:
+            raise CalibrationError(f"{path}: {name} must be in (0, 1]")
+    return CollectiveCalibration(**values, sources=sources)  # type: ignore[arg-type]
