@@ -1,22 +1,28 @@
-"""`tessera kernel ...`: run kernel files on the CPU and show their instruction streams."""
+"""`tessera kernel ...`: run kernel files on the CPU, show their streams, profile their timing."""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from tessera import report, sim
+from tessera.cli import profile_cmd
+from tessera.hw import HwError
 from tessera.nki.errors import NkiError
 from tessera.nki.kernel_files import (
     ExampleRun,
     KernelFileError,
+    input_specs,
     load_kernel_file,
     parse_spec,
     run_example,
 )
+from tessera.nki.runtime import default_chip
 
 app = typer.Typer(no_args_is_help=True, add_completion=False)
 
@@ -88,3 +94,66 @@ def run(
                   soft_wrap=True)
     if not cmp.passed:
         raise typer.Exit(MISMATCH)
+
+
+_PROFILE_ERRORS = (KernelFileError, NkiError, HwError, sim.SimError,
+                   profile_cmd.OverrideSyntaxError)
+
+
+@app.command()
+def profile(
+    spec: Annotated[str, typer.Argument(
+        metavar="FILE::KERNEL",
+        help="Kernel file and kernel name, e.g. examples/kernels/vector_add.py::vector_add")],
+    chip: Annotated[str | None, typer.Option(
+        metavar="trn1|trn2",
+        help="Target chip (default: NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")] = None,
+    symbolic: Annotated[bool, typer.Option(
+        "--symbolic", help="Trace shapes only: TensorSpecs shaped like example_inputs().")
+    ] = False,
+    lnc: Annotated[int | None, typer.Option(
+        help="Logical NeuronCore size: 2 runs the kernel on two physical cores.")] = None,
+    trace: Annotated[Path | None, typer.Option(
+        help="Write a Chrome/Perfetto trace (JSON) here.")] = None,
+    png: Annotated[Path | None, typer.Option(help="Write a timeline PNG here.")] = None,
+    json_out: Annotated[Path | None, typer.Option(
+        "--json", help="Write the profile as canonical JSON here.")] = None,
+    set_: Annotated[list[str] | None, typer.Option(
+        "--set", metavar="KEY=VALUE",
+        help="Hardware what-if, e.g. core.sbuf.bytes_per_partition=262144; "
+             "calibration.NAME=VALUE replaces a model constant. Repeatable.")] = None,
+) -> None:
+    """Predict a kernel's time on its example inputs: engines, rates, roofline, hot spots."""
+    chip_name = chip or default_chip()
+    if chip_name not in Chip.__members__:
+        raise _fail(f"unknown chip {chip_name!r}; choose one of: {', '.join(Chip.__members__)}")
+    try:
+        parsed = parse_spec(spec)
+        overrides = profile_cmd.parse_overrides(set_ or [])
+        chip_spec = profile_cmd.effective_chip(chip_name, overrides)
+        kernel_file = load_kernel_file(parsed.path)
+        kernel_fn = kernel_file.kernel(parsed.kernel)
+        inputs = kernel_file.example_inputs()
+        if symbolic:
+            inputs = input_specs(inputs)
+        result = sim.profile(kernel_fn, *inputs, chip=chip_name, symbolic=symbolic, lnc=lnc,
+                             overrides=overrides)
+    except _PROFILE_ERRORS as err:
+        raise _fail(str(err)) from None
+    except AssertionError as err:  # a kernel's own shape assertions
+        raise _fail(f"{spec}: assertion failed: {err}") from None
+    console = Console(highlight=False)
+    profile_cmd.print_summary(console, parsed.kernel, result, chip_spec, symbolic)
+    meta = {"kernel": parsed.kernel, "overrides": overrides}
+    try:
+        if json_out is not None:
+            profile_cmd.wrote(console, "profile JSON",
+                              report.write_profile_json(result, json_out, **meta))
+        if trace is not None:
+            profile_cmd.wrote(console, "trace (open in ui.perfetto.dev)",
+                              report.write_chrome_trace(result, trace, chip=chip_spec, **meta))
+        if png is not None:
+            profile_cmd.wrote(console, "timeline PNG",
+                              report.write_timeline_png(result, png, chip=chip_spec, **meta))
+    except OSError as err:
+        raise _fail(f"cannot write the report: {err}") from None

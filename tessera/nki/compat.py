@@ -28,9 +28,12 @@ def _real_nki_available() -> bool:
     if current is not None:
         return not getattr(current, "__name__", "").startswith("tessera")
     try:
-        return importlib.util.find_spec("nki") is not None
+        spec = importlib.util.find_spec("nki")
     except (ImportError, ValueError):
         return False
+    # a bare folder named nki on sys.path (e.g. a tests/nki directory) is a namespace package
+    # with no origin: that is not the real NKI
+    return spec is not None and spec.origin is not None
 
 
 def install(force: bool = False) -> bool:

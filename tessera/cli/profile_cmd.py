@@ -1,0 +1,136 @@
+"""Helpers of `tessera kernel profile`: `--set` parsing and the printed summary.
+
+The command itself lives in `kernel_cmd`; this module turns its options into a chip spec and
+override mapping, and a `Profile` into rich tables. Units are converted for display here only.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from tessera import hw
+from tessera.hw import ChipSpec
+from tessera.hw.units import format_quantity
+from tessera.sim import Profile
+
+CALIBRATION_PREFIX = "calibration."  # `--set calibration.X=...` replaces a model constant
+
+
+class OverrideSyntaxError(ValueError):
+    """A `--set` item is not of the form KEY=VALUE."""
+
+
+def parse_overrides(items: Sequence[str]) -> dict[str, str]:
+    """`["core.sbuf.bytes_per_partition=262144", ...]` -> {path: text}.
+
+    Values stay text: `hw.with_overrides` parses them with units ("2.4 GHz") and checks the
+    type of the field they replace, which a guess here could only get wrong.
+    """
+    out: dict[str, str] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key, value = key.strip(), value.strip()
+        if not sep or not key or not value:
+            raise OverrideSyntaxError(f"--set {item!r}: expected KEY=VALUE, e.g. "
+                                      "core.sbuf.bytes_per_partition=262144")
+        out[key] = value
+    return out
+
+
+def effective_chip(chip: str, overrides: dict[str, str]) -> ChipSpec:
+    """The chip preset with the hardware (non-calibration) overrides applied.
+
+    Raises the catalogue's errors (unknown preset, `OverrideError`, `PresetError`) before any
+    kernel runs, so a typo in `--set` costs no tracing time.
+    """
+    spec = hw.load_chip(chip)
+    hw_part = {k: v for k, v in overrides.items() if not k.startswith(CALIBRATION_PREFIX)}
+    return hw.with_overrides(spec, hw_part) if hw_part else spec
+
+
+def _t(seconds: float) -> str:
+    return format_quantity("x_s", seconds)
+
+
+def _b(n: float) -> str:
+    return format_quantity("x_bytes", int(n))
+
+
+def _pct(x: float) -> str:
+    return f"{100.0 * x:.1f}%"
+
+
+def _where(file: str, line: int) -> str:
+    """A source location as file name and line: the table stays narrow (JSON has the path)."""
+    return f"{os.path.basename(file)}:{line}"
+
+
+def _engines_table(p: Profile) -> Table:
+    table = Table(title="engines", caption="dma busy time is summed over its DMA engines")
+    for name in ("resource", "busy", "utilisation", "instructions"):
+        table.add_column(name, justify="left" if name == "resource" else "right")
+    for u in p.engines:
+        style = "bold" if u.resource is p.bound else ""
+        table.add_row(u.resource.value, _t(u.busy_s), _pct(u.utilisation),
+                      f"{u.instructions:,}", style=style)
+    return table
+
+
+def _hot_table(p: Profile) -> Table:
+    table = Table(title="top instructions by engine time")
+    for name in ("opcode", "engine", "where", "count", "time"):
+        table.add_column(name, justify="right" if name in ("count", "time") else "left")
+    for h in p.top_instructions:
+        table.add_row(h.opcode.value, h.engine.value, _where(h.location.file, h.location.line),
+                      f"{h.count:,}", _t(h.total_s))
+    return table
+
+
+def _roofline_line(p: Profile) -> str:
+    if p.hbm_read_bytes + p.hbm_write_bytes == 0:
+        return "roofline: no HBM traffic"
+    side = "compute" if p.arithmetic_intensity >= p.ridge_point else "memory"
+    return (f"roofline: arithmetic intensity {p.arithmetic_intensity:.1f} FLOP/B vs ridge "
+            f"{p.ridge_point:.1f} FLOP/B ({side}-bound side)")
+
+
+def print_summary(console: Console, kernel: str, p: Profile, chip: ChipSpec,
+                  symbolic: bool) -> None:
+    """The profile as the command prints it: headline, tables, rates, memory, hot spots."""
+    mode = "symbolic" if symbolic else "functional"
+    cores = f"{p.cores} core{'s' if p.cores > 1 else ''}"
+    console.print(f"[bold]{kernel}[/bold] on {p.chip} ({cores}, {mode}): "
+                  f"[bold]{_t(p.total_s)}[/bold] for {p.instructions:,} instructions")
+    console.print(_engines_table(p))
+    achieved = format_quantity("x_flops", p.achieved_flops_per_s)
+    console.print(f"compute: {p.flops:.4g} FLOP, {achieved} of "
+                  f"{format_quantity('x_flops', p.peak_flops_per_s)} peak "
+                  f"({_pct(p.flops_utilisation)})", soft_wrap=True)
+    console.print(f"HBM: read {_b(p.hbm_read_bytes)}, write {_b(p.hbm_write_bytes)}, "
+                  f"{format_quantity('x_bytes_per_s', p.achieved_hbm_bytes_per_s)} of "
+                  f"{format_quantity('x_bytes_per_s', p.peak_hbm_bytes_per_s)} peak "
+                  f"({_pct(p.hbm_utilisation)})", soft_wrap=True)
+    console.print(_roofline_line(p), soft_wrap=True)
+    console.print(f"bound by: [bold]{p.bound.value}[/bold] "
+                  f"({_pct(p.usage(p.bound).utilisation)} busy)")
+    cp = p.critical_path
+    parts = ", ".join(f"{r.value} {_t(s)}" for r, s in cp.by_resource)
+    console.print(f"critical path: {_t(cp.length_s)} over {cp.instructions:,} instructions, "
+                  f"dominated by {cp.dominant.value} ({parts}; waiting {_t(cp.waiting_s)})",
+                  soft_wrap=True)
+    sbuf, psum = chip.core.sbuf.bytes_per_partition, chip.core.psum.bytes_per_partition
+    console.print(f"peak on-chip memory per partition: SBUF {_b(p.peak_sbuf_bytes)} of "
+                  f"{_b(sbuf)} ({_pct(p.peak_sbuf_bytes / sbuf)}), PSUM "
+                  f"{_b(p.peak_psum_bytes)} of {_b(psum)} ({_pct(p.peak_psum_bytes / psum)})",
+                  soft_wrap=True)
+    console.print(_hot_table(p))
+
+
+def wrote(console: Console, what: str, path: Path) -> None:
+    """Tell the user where a report went."""
+    console.print(f"wrote {what}: {path}", soft_wrap=True)

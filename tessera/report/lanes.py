@@ -1,0 +1,129 @@
+"""Lanes: the rows of a kernel's timeline, one per engine queue and DMA engine of each core.
+
+Both derived views (the Chrome trace and the PNG) draw the same lanes, so the mapping from
+scheduled instructions to rows lives here once.
+
+Compute instructions go on their engine's lane and last their occupancy (`busy`); the result
+latency that follows is not drawn, because the engine is free to start the next instruction
+then and drawing it would make slices of one in-order queue overlap. A core barrier lasts from
+its arrival until both cores have met, which is how long it holds its queue.
+
+A DMA is split over `DmaPlan.engines` of the core's DMA engines, each piece running from the
+DMA's start to its end. The timeline records how many engines a DMA used but not which, so
+the assignment is replayed here with the scheduler's rule (least recently freed engines first,
+DMAs in order of start and then of program order); see `tessera.sim.timeline`. A sendrecv
+does not hold the DMA engine pool (the scheduler pairs it with the other core), so it gets a
+lane of its own.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from tessera import hw
+from tessera.hw import ChipSpec
+from tessera.nki.stream import Engine, Opcode
+from tessera.sim import Profile, Resource
+
+_ENGINE_RANK = {e: i for i, e in enumerate(Engine)}  # rows follow the enum's order
+
+
+class LaneKind(Enum):
+    """What a lane shows."""
+
+    ENGINE = "engine"  # an in-order compute queue (Tensor, Vector, Scalar, GpSimd, ...)
+    DMA_ENGINE = "dma_engine"  # one of the core's DMA engines
+    SENDRECV = "sendrecv"  # core-to-core transfers (LNC=2)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One drawn slice: (part of) the instruction at stream `position`."""
+
+    position: int
+    start_s: float
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class Lane:
+    """One row of the timeline; `pieces` are sorted by start time."""
+
+    core: int
+    kind: LaneKind
+    label: str  # e.g. "tensor", "dma 3", "sendrecv"
+    resource: Resource
+    pieces: tuple[Piece, ...]
+
+    @property
+    def busy_s(self) -> float:
+        """Summed duration of the lane's pieces."""
+        return sum(p.duration_s for p in self.pieces)
+
+
+def dma_engine_count(profile: Profile, chip: ChipSpec | None = None) -> int:
+    """DMA engines per core: from `chip` (pass it when overrides changed it), else the preset."""
+    spec = chip if chip is not None else hw.load_chip(profile.chip)
+    most = max((p.engines for p in profile.timeline.dma_plans.values()), default=1)
+    return max(int(spec.core.dma.engines_per_core), most)
+
+
+def lanes(profile: Profile, chip: ChipSpec | None = None) -> tuple[Lane, ...]:
+    """Every non-empty lane, ordered by core, then engine order, then DMA engine number."""
+    tl = profile.timeline
+    plans = tl.dma_plans
+    n_dma = dma_engine_count(profile, chip)
+    rows: dict[tuple[int, int, int], list[Piece]] = {}  # (core, group, slot) -> pieces
+    dmas: dict[int, list[int]] = {}  # core -> DMA positions
+    sendrecv_slot = len(_ENGINE_RANK)
+    for pos, inst in enumerate(tl.stream):
+        start = tl.start_s[pos]
+        if pos in plans:
+            if inst.opcode is Opcode.SENDRECV:
+                key = (inst.core, 0, sendrecv_slot)
+                rows.setdefault(key, []).append(Piece(pos, start, tl.end_s[pos] - start))
+            else:
+                dmas.setdefault(inst.core, []).append(pos)
+            continue
+        if inst.opcode is Opcode.CORE_BARRIER:
+            duration = tl.end_s[pos] - start  # holds its queue until both cores arrive
+        else:
+            duration = tl.occupancy_s[pos]
+        rows.setdefault((inst.core, 0, _ENGINE_RANK[inst.engine]), []).append(
+            Piece(pos, start, duration))
+    for core, positions in dmas.items():
+        _replay_dma(profile, core, positions, n_dma, rows)
+    out = []
+    for (core, group, slot), pieces in sorted(rows.items()):
+        pieces.sort(key=lambda p: (p.start_s, p.position))
+        if group == 1:
+            out.append(Lane(core, LaneKind.DMA_ENGINE, f"dma {slot}", Resource.DMA,
+                            tuple(pieces)))
+        elif slot == sendrecv_slot:
+            out.append(Lane(core, LaneKind.SENDRECV, "sendrecv", Resource.DMA, tuple(pieces)))
+        else:
+            resource = Resource(tl.stream[pieces[0].position].engine.value)
+            out.append(Lane(core, LaneKind.ENGINE, resource.value, resource, tuple(pieces)))
+    return tuple(out)
+
+
+def _replay_dma(profile: Profile, core: int, positions: list[int], n_dma: int,
+                rows: dict[tuple[int, int, int], list[Piece]]) -> None:
+    """Assign each DMA's pieces to engines as the scheduler's dispatch does."""
+    tl = profile.timeline
+    start_s, end_s, plans = tl.start_s, tl.end_s, tl.dma_plans
+    free = [0.0] * n_dma
+    every = tuple(range(n_dma))
+    per_engine: list[list[Piece]] = [[] for _ in range(n_dma)]
+    for pos in sorted(positions, key=lambda p: (start_s[p], p)):
+        want = plans[pos].engines
+        chosen = every if want >= n_dma else sorted(every, key=free.__getitem__)[:want]
+        start, end = start_s[pos], end_s[pos]
+        piece = Piece(pos, start, end - start)
+        for e in chosen:
+            free[e] = end
+            per_engine[e].append(piece)
+    for e, pieces in enumerate(per_engine):
+        if pieces:
+            rows[(core, 1, e)] = pieces
