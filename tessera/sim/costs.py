@@ -1,0 +1,236 @@
+"""Per-instruction cost on the compute engines, in the engine's own cycles.
+
+The base is the published NKI cost model (ISA docstrings of Neuron 2.26; see
+/work/shared/reference/hardware.md section 3), with N = elements per partition. Hardware
+numbers (clocks, MIN_II, MM_INIT_LATENCY, the access overhead, GpSimd start, element rates)
+are read from `tessera.hw`; the formula coefficients and unpublished latencies come from
+the calibration YAML. Every opcode has a rule; an opcode without one is an error, never a
+silent zero. DMA costs live in `tessera.sim.dma`.
+
+An instruction occupies its engine for `occupancy_s` (formula + the fixed SBUF/PSUM access
+overhead); its result is visible `latency_s` later (pipeline depth). Back-to-back independent
+instructions therefore stream at the formula rate while dependent ones pay the latency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tessera.hw import CoreSpec, EngineSpec, Precision
+from tessera.nki.buffers import Buffer
+from tessera.nki.stream import AccessPattern, Engine, Instruction, Opcode
+from tessera.sim.calib import Calibration
+from tessera.sim.errors import ScheduleError
+
+PRECISION_OF_DTYPE = {
+    "float32": Precision.FP32, "tfloat32": Precision.TF32, "bfloat16": Precision.BF16,
+    "float16": Precision.FP16, "float8_e4m3": Precision.FP8, "float8_e4m3fn": Precision.FP8,
+    "float8_e5m2": Precision.FP8,
+}
+_HALF = ("bfloat16", "float16")
+_FAST_TT_OPS = ("add", "subtract", "multiply")
+_FAST_REDUCE_OPS = ("add", "maximum")
+_DOUBLE_ROW = ("double_row", "double_row_gen3")
+
+
+def precision_of(dtype: str) -> Precision | None:
+    """The TensorE/VectorE rate class of a dtype name (None for integer types)."""
+    return PRECISION_OF_DTYPE.get(dtype)
+
+
+def _contiguous(ap: AccessPattern) -> bool:
+    return ap.contiguous_bytes >= ap.elements_per_partition * ap.itemsize
+
+
+def _all_half(inst: Instruction) -> bool:
+    return all(ap.dtype in _HALF for ap in inst.reads + inst.writes)
+
+
+def _all_sbuf_contiguous(inst: Instruction) -> bool:
+    return all(ap.buffer is Buffer.SBUF and _contiguous(ap) for ap in inst.reads + inst.writes)
+
+
+def matmul_cycles(inst: Instruction, core: CoreSpec, cal: Calibration) -> float:
+    """nc_matmul: max(MM_INIT, min(64, N_stationary), N_moving) x the dtype's cycle factor.
+
+    fp32 inputs run 4x slower (cycle_factor). FP8 runs at the BF16 rate unless the
+    double_row perf mode packs two K rows per PE (NC-v3+): then the moving free size counts
+    both rows and the FP8 rate halves it. LoadStationary of the next weights runs in the
+    background and only shows when it is slower than the multiply.
+    """
+    n_stationary = float(inst.flag("stationary_free", 0) or 0)
+    n_moving = float(inst.flag("moving_free", inst.free_elements) or 0)
+    precision = precision_of(inst.reads[-1].dtype if inst.reads else "bfloat16")
+    precision = precision or Precision.BF16
+    double_row = inst.flag("perf_mode") in _DOUBLE_ROW
+    if double_row:
+        factor = core.tensor.cycle_factor(Precision.FP8)
+    elif precision is Precision.FP8:
+        factor = 1.0  # fp8 without double_row streams like bf16
+    else:
+        factor = core.tensor.cycle_factor(precision)
+    costs = core.costs
+    init = float(costs.matmul_init_cycles)
+    stationary = min(cal.stationary_free_cap_cycles, n_stationary)
+    if double_row:
+        # the free sizes count both packed rows; the FP8 rate (2x) halves them back
+        multiply = max(init, stationary * factor, n_moving * factor)
+    else:
+        multiply = max(init, stationary, n_moving) * factor
+    load_stationary = n_stationary * factor / costs.fast_load_stationary_factor
+    return max(multiply, load_stationary)
+
+
+def _tensor_transpose(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    return max(float(inst.partitions), min(cal.transpose_free_cap_cycles,
+                                           float(inst.free_elements)))
+
+
+def _tensor_tensor(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    psum_input = any(ap.buffer is Buffer.PSUM for ap in inst.reads)
+    fast = psum_input or (inst.flag("op") in _FAST_TT_OPS and _all_half(inst)
+                          and _all_sbuf_contiguous(inst))
+    per = cal.one_input_per_element if fast else cal.two_input_per_element
+    return per * n
+
+
+def _scalar_tensor_tensor(inst: Instruction, core: CoreSpec, cal: Calibration,
+                          n: float) -> float:
+    fast = (_all_half(inst) and inst.flag("op0") == "subtract"
+            and inst.flag("op1") == "multiply" and inst.free_elements % 2 == 0)
+    return (cal.one_input_per_element if fast else cal.two_input_per_element) * n
+
+
+def _tensor_reduce(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    fast = _all_half(inst) and inst.flag("op") in _FAST_REDUCE_OPS
+    return (cal.fast_reduce_per_element if fast else cal.one_input_per_element) * n
+
+
+def _memset(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    fast = inst.flag("value") in (0, 0.0) and _all_half(inst)
+    return (cal.fast_memset_per_element if fast else cal.one_input_per_element) * n
+
+
+def _predicated(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    same = len(inst.reads) == 2 and inst.reads[0].buffer is inst.reads[1].buffer
+    per = cal.predicated_same_memory_per_element if same else cal.one_input_per_element
+    return per * n
+
+
+def _with_reduce(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    return max(float(core.costs.min_ii_cycles), cal.one_input_per_element * n) + (
+        cal.reduce_extra_min_ii * core.costs.min_ii_cycles)
+
+
+def _activation(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    if inst.flag("reduce_op") is not None:  # accumulating into the reduction registers
+        return _with_reduce(inst, core, cal, n)
+    return cal.one_input_per_element * n
+
+
+def _gpsimd_start(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    return float(core.costs.gpsimd_start_cycles) + n
+
+
+def _per(name: str) -> Callable[[Instruction, CoreSpec, Calibration, float], float]:
+    def rule(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+        return getattr(cal, name) * n
+    return rule
+
+
+# Streaming-engine rules: cycles before the MIN_II floor, with n = N scaled by the rate.
+# Rules in _NO_FLOOR carry their own fixed term instead of max(MIN_II, ...).
+STREAM_RULES: dict[Opcode, Callable[[Instruction, CoreSpec, Calibration, float], float]] = {
+    Opcode.TENSOR_TENSOR: _tensor_tensor,
+    Opcode.TENSOR_SCALAR: _per("one_input_per_element"),
+    Opcode.SCALAR_TENSOR_TENSOR: _scalar_tensor_tensor,
+    Opcode.TENSOR_REDUCE: _tensor_reduce,
+    Opcode.TENSOR_COPY: _per("one_input_per_element"),
+    Opcode.MEMSET: _memset,
+    Opcode.RECIPROCAL: _per("reciprocal_per_element"),
+    Opcode.ACTIVATION: _activation,
+    Opcode.ACTIVATION_REDUCE: _with_reduce,
+    Opcode.TENSOR_SCALAR_REDUCE: _with_reduce,
+    Opcode.TENSOR_TENSOR_SCAN: _per("scan_per_element"),
+    Opcode.TENSOR_COPY_PREDICATED: _predicated,
+    Opcode.BN_STATS: _per("one_input_per_element"),
+    Opcode.BN_AGGR: _per("bn_aggr_per_element"),
+    Opcode.IOTA: _gpsimd_start,
+    Opcode.AFFINE_SELECT: _gpsimd_start,
+    # not documented: charged like the other GpSimd cross-lane ops (start + N)
+    Opcode.TENSOR_PARTITION_REDUCE: _gpsimd_start,
+    Opcode.NC_TRANSPOSE: _per("one_input_per_element"),  # VectorE 32x32: max(MIN_II, N)
+}
+_NO_FLOOR = (Opcode.IOTA, Opcode.AFFINE_SELECT, Opcode.TENSOR_PARTITION_REDUCE)
+DMA_OPCODES = (Opcode.DMA_COPY, Opcode.DMA_TRANSPOSE, Opcode.SENDRECV)
+
+
+def stream_engine(core: CoreSpec, engine: Engine) -> EngineSpec:
+    """The spec of a Vector/Scalar/GpSimd engine."""
+    if engine is Engine.VECTOR:
+        return core.vector
+    if engine is Engine.SCALAR:
+        return core.scalar
+    if engine is Engine.GPSIMD:
+        return core.gpsimd
+    raise ScheduleError(f"{engine.value} is not a streaming compute engine")
+
+
+def element_scale(inst: Instruction, spec: EngineSpec, cal: Calibration) -> float:
+    """Cycles per element relative to one element per lane per cycle (NC-v2 = 1.0).
+
+    NC-v3 VectorE streams 256 elements/cycle (2x) for every dtype and 512 (4x) for bf16/fp16
+    only in perf mode: copy / tensor_scalar on contiguous SBUF data (per the calibration).
+    """
+    rate = spec.elements_per_cycle_for(None)
+    if (inst.opcode.value in cal.bf16_perf_mode_opcodes and _all_half(inst)
+            and _all_sbuf_contiguous(inst)):
+        rate = spec.elements_per_cycle_for(Precision.BF16)
+    return spec.lanes / rate
+
+
+def engine_cycles(inst: Instruction, core: CoreSpec, cal: Calibration) -> float:
+    """The formula cost of a compute instruction in its engine's cycles (no overheads)."""
+    op = inst.opcode
+    if inst.engine is Engine.TENSOR:
+        if op is Opcode.NC_MATMUL:
+            return matmul_cycles(inst, core, cal)
+        if op is Opcode.NC_TRANSPOSE:
+            return _tensor_transpose(inst, core, cal, float(inst.free_elements))
+        raise ScheduleError(f"no Tensor-engine cost rule for {op.value} (at {inst.location})")
+    rule = STREAM_RULES.get(op)
+    if rule is None:
+        raise ScheduleError(f"no {inst.engine.value}-engine cost rule for {op.value} "
+                            f"(at {inst.location})")
+    spec = stream_engine(core, inst.engine)
+    n = float(inst.free_elements) * element_scale(inst, spec, cal)
+    cycles = rule(inst, core, cal, n)
+    if inst.flag("dynamic_offset"):
+        cycles = max(float(core.costs.dynamic_offset_copy_cycles), cycles)
+    if op in _NO_FLOOR:
+        return cycles
+    return max(float(core.costs.min_ii_cycles), cycles)
+
+
+def engine_cost(inst: Instruction, core: CoreSpec, cal: Calibration) -> tuple[float, float]:
+    """(occupancy_s, result latency_s) of a compute-engine instruction."""
+    if inst.opcode is Opcode.CORE_BARRIER:
+        return 0.0, 0.0
+    cycles = engine_cycles(inst, core, cal)
+    if inst.engine is Engine.TENSOR:
+        clock = core.tensor.clock_hz
+        return cycles / clock, cal.tensor_result_latency_cycles / clock
+    clock = stream_engine(core, inst.engine).clock_hz
+    occupancy = cycles + core.costs.access_overhead_cycles
+    return occupancy / clock, cal.engine_dependency_latency_cycles / clock
+
+
+def matmul_flops(inst: Instruction) -> float:
+    """2 x K x M x N of an nc_matmul (0 for anything else)."""
+    if inst.opcode is not Opcode.NC_MATMUL:
+        return 0.0
+    m = float(inst.flag("stationary_free", 0) or 0)
+    n = float(inst.flag("moving_free", inst.free_elements) or 0)
+    flops = 2.0 * inst.partitions * m * n
+    # double_row: both free sizes count the 2 packed K rows, K (partitions) counts one
+    return flops / 2.0 if inst.flag("perf_mode") in _DOUBLE_ROW else flops

@@ -1,0 +1,271 @@
+"""`Profile`: what a kernel's timeline says, and the public entry points.
+
+    >>> from tessera import sim
+    >>> p = sim.profile(kernel, nki.TensorSpec((128, 512), nl.bfloat16), symbolic=True)
+    >>> p.total_s, p.bound, p.flops_utilisation
+
+`profile` traces a kernel with `nki.trace` and schedules it; `schedule` does the second half
+for an existing `TraceResult`. Hardware what-ifs: `overrides={"core.sbuf.bytes_per_partition":
+262144}` (applied with `tessera.hw.with_overrides`); keys starting with `calibration.`
+replace model constants (`{"calibration.cross_engine_sync_s": 0.0}`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+from tessera import hw
+from tessera import nki as _nki
+from tessera.hw import ChipSpec, Precision
+from tessera.nki.launch import TraceResult
+from tessera.nki.stream import Engine, Opcode, SourceLocation
+from tessera.sim.alloc import Allocation, allocate
+from tessera.sim.calib import Calibration, calibration_for
+from tessera.sim.costs import matmul_flops, precision_of
+from tessera.sim.deps import dependencies
+from tessera.sim.plan import ENGINE_ORDER
+from tessera.sim.timeline import Timeline, schedule_stream
+
+_TOP = 10
+_CALIBRATION_PREFIX = "calibration."
+
+
+class Resource(Enum):
+    """What can bound a kernel: an engine, the DMA engines, or the core's HBM share."""
+
+    TENSOR = "tensor"
+    VECTOR = "vector"
+    SCALAR = "scalar"
+    GPSIMD = "gpsimd"
+    SYNC = "sync"
+    UNKNOWN = "unknown"
+    DMA = "dma"
+    HBM = "hbm"
+
+
+@dataclass(frozen=True)
+class EngineUsage:
+    """Busy time of one engine kind summed over cores; utilisation = busy / capacity."""
+
+    resource: Resource
+    busy_s: float
+    utilisation: float
+    instructions: int
+
+
+@dataclass(frozen=True)
+class HotSpot:
+    """One kernel line's instructions of one opcode, with their summed engine time."""
+
+    opcode: Opcode
+    location: SourceLocation
+    engine: Engine
+    count: int
+    total_s: float
+
+
+@dataclass(frozen=True)
+class CriticalPath:
+    """The chain of instructions that ends last, each waiting on the one before it."""
+
+    length_s: float
+    instructions: int
+    by_resource: tuple[tuple[Resource, float], ...]  # time on the chain per engine
+    waiting_s: float  # sync/issue latencies between links of the chain
+    dominant: Resource
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Predicted time and resource use of one kernel launch."""
+
+    chip: str
+    cores: int
+    instructions: int
+    total_s: float
+    engines: tuple[EngineUsage, ...]
+    flops: float
+    hbm_read_bytes: int
+    hbm_write_bytes: int
+    achieved_flops_per_s: float
+    peak_flops_per_s: float
+    flops_utilisation: float
+    achieved_hbm_bytes_per_s: float
+    peak_hbm_bytes_per_s: float
+    hbm_utilisation: float
+    arithmetic_intensity: float  # FLOP per HBM byte
+    ridge_point: float  # FLOP per byte where the roofline turns
+    bound: Resource  # the resource with the highest busy fraction
+    critical_path: CriticalPath
+    top_instructions: tuple[HotSpot, ...]
+    peak_sbuf_bytes: int  # per partition
+    peak_psum_bytes: int  # per partition
+    timeline: Timeline = field(repr=False, compare=False)
+    allocation: Allocation = field(repr=False, compare=False)
+
+    def usage(self, resource: Resource | str) -> EngineUsage:
+        """The usage entry of one resource."""
+        r = Resource(resource)
+        for u in self.engines:
+            if u.resource is r:
+                return u
+        return EngineUsage(r, 0.0, 0.0, 0)
+
+
+def _split_overrides(overrides: Mapping[str, object] | None
+                     ) -> tuple[dict[str, object], dict[str, object]]:
+    hw_part: dict[str, object] = {}
+    cal_part: dict[str, object] = {}
+    for key, value in (overrides or {}).items():
+        if key.startswith(_CALIBRATION_PREFIX):
+            cal_part[key[len(_CALIBRATION_PREFIX):]] = value
+        else:
+            hw_part[key] = value
+    return hw_part, cal_part
+
+
+def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
+             overrides: Mapping[str, object] | None = None,
+             calibration: Calibration | None = None) -> Profile:
+    """Allocate, schedule and summarise a traced stream (`nki.trace(...)(...)`).
+
+    `chip_spec` defaults to the chip the trace was made for.
+    """
+    chip = hw.load_chip(chip_spec or trace.chip) if not isinstance(chip_spec, ChipSpec) \
+        else chip_spec
+    hw_over, cal_over = _split_overrides(overrides)
+    if hw_over:
+        chip = hw.with_overrides(chip, hw_over)
+    cal = calibration or calibration_for(chip.core.name, chip.core.version)
+    if cal_over:
+        cal = cal.with_overrides(cal_over)
+    insts = trace.instructions
+    with _no_gc():
+        allocation = allocate(insts, trace.tensors, chip, cal.sbuf_alignment_bytes)
+        deps = dependencies(insts, allocation.reuses, trace.tensors)
+        timeline = schedule_stream(insts, deps, chip, cal)
+        return summarise(trace, chip, timeline, allocation)
+
+
+@contextlib.contextmanager
+def _no_gc() -> Iterator[None]:
+    """Pause the cyclic garbage collector: scheduling builds millions of small acyclic
+    objects, and each collection would rescan the whole trace (2-3x the run time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def profile(kernel: object, *inputs: object, chip: str = "trn1", symbolic: bool = False,
+            lnc: int | None = None, overrides: Mapping[str, object] | None = None) -> Profile:
+    """Trace `kernel` on `inputs` (TensorSpecs allowed when symbolic) and profile it."""
+    k = _nki.jit(kernel)
+    if lnc is not None:
+        k = k[lnc]  # type: ignore[index]
+    trace = _nki.trace(k, symbolic=symbolic, chip=chip)(*inputs)
+    return schedule(trace, chip, overrides)
+
+
+_RESOURCE_OF_CODE = tuple(Resource(e.value) for e in ENGINE_ORDER)
+
+
+def _resource(engine: Engine) -> Resource:
+    return Resource(engine.value)
+
+
+def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
+              allocation: Allocation) -> Profile:
+    """Turn a timeline into a `Profile` (rates, roofline point, bottleneck, hot spots)."""
+    insts = trace.instructions
+    total = timeline.total_s
+    cores = len({i.core for i in insts}) or 1
+    flops = 0.0
+    by_precision: dict[Precision, float] = {}
+    matmul = Opcode.NC_MATMUL
+    for inst in insts:
+        if inst.opcode is matmul:
+            f = matmul_flops(inst)
+            flops += f
+            p = precision_of(inst.reads[-1].dtype) or Precision.BF16
+            by_precision[p] = by_precision.get(p, 0.0) + f
+    precision = max(by_precision, key=by_precision.__getitem__, default=Precision.BF16)
+    peak_flops = chip.core.peak_flops(precision) * cores
+    read = sum(p.hbm_read_bytes for p in timeline.dma_plans.values())
+    write = sum(p.hbm_write_bytes for p in timeline.dma_plans.values())
+    peak_hbm = chip.hbm_bytes_per_s_per_core * cores
+    busy: dict[Resource, float] = {}
+    for (_, engine), b in timeline.busy_s.items():
+        r = _resource(engine)
+        busy[r] = busy.get(r, 0.0) + b
+    code_counts = Counter(timeline.engine_codes)
+    usages = []
+    for code, engine in enumerate(ENGINE_ORDER):
+        if not code_counts.get(code):
+            continue
+        r = _RESOURCE_OF_CODE[code]
+        lanes = chip.core.dma.engines_per_core if engine is Engine.DMA else 1
+        capacity = total * cores * lanes
+        used = busy.get(r, 0.0)
+        usages.append(EngineUsage(r, used, used / capacity if capacity else 0.0,
+                                  code_counts[code]))
+    hbm_busy = sum(timeline.hbm_busy_s.values())
+    if read or write:
+        usages.append(EngineUsage(Resource.HBM, hbm_busy, hbm_busy / (total * cores)
+                                  if total else 0.0, len(timeline.dma_plans)))
+    bound = max(usages, key=lambda u: u.utilisation).resource if usages else Resource.TENSOR
+    hbm_bytes = read + write
+    return Profile(
+        chip=chip.name, cores=cores, instructions=len(insts), total_s=total,
+        engines=tuple(usages), flops=flops, hbm_read_bytes=read, hbm_write_bytes=write,
+        achieved_flops_per_s=flops / total if total else 0.0, peak_flops_per_s=peak_flops,
+        flops_utilisation=flops / total / peak_flops if total else 0.0,
+        achieved_hbm_bytes_per_s=hbm_bytes / total if total else 0.0,
+        peak_hbm_bytes_per_s=peak_hbm,
+        hbm_utilisation=hbm_bytes / total / peak_hbm if total else 0.0,
+        arithmetic_intensity=flops / hbm_bytes if hbm_bytes else float("inf"),
+        ridge_point=peak_flops / peak_hbm, bound=bound,
+        critical_path=_critical(timeline), top_instructions=_hot_spots(timeline),
+        peak_sbuf_bytes=allocation.peak_sbuf_bytes, peak_psum_bytes=allocation.peak_psum_bytes,
+        timeline=timeline, allocation=allocation)
+
+
+def _critical(timeline: Timeline) -> CriticalPath:
+    per: dict[Resource, float] = {}
+    waiting = 0.0
+    previous_end = 0.0
+    for pos in timeline.critical_path:
+        s, e = timeline.start_s[pos], timeline.end_s[pos]
+        waiting += max(0.0, s - previous_end)
+        r = _RESOURCE_OF_CODE[timeline.engine_codes[pos]]
+        per[r] = per.get(r, 0.0) + max(0.0, e - max(s, previous_end))
+        previous_end = max(previous_end, e)
+    ranked = tuple(sorted(per.items(), key=lambda kv: -kv[1]))
+    dominant = ranked[0][0] if ranked else Resource.TENSOR
+    return CriticalPath(timeline.total_s, len(timeline.critical_path), ranked, waiting,
+                        dominant)
+
+
+def _hot_spots(timeline: Timeline) -> tuple[HotSpot, ...]:
+    groups: dict[tuple, list] = {}
+    for inst, b, code in zip(timeline.stream, timeline.occupancy_s, timeline.engine_codes,
+                             strict=True):
+        loc = inst.location
+        key = (inst.opcode, loc.file, loc.line, code)
+        g = groups.get(key)
+        if g is None:
+            groups[key] = [loc, 1, b]
+        else:
+            g[1] += 1
+            g[2] += b
+    ranked = sorted(groups.items(), key=lambda kv: -kv[1][2])[:_TOP]
+    return tuple(HotSpot(key[0], g[0], ENGINE_ORDER[key[3]], g[1], g[2])
+                 for key, g in ranked)

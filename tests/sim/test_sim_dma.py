@@ -1,0 +1,134 @@
+"""DMA timing: engine split, the descriptor-overhead curve, fixed latency and the HBM share.
+
+Expected values are computed by hand from the published figures: 16 engines of 27.2 GB/s
+per NeuronCore-v2, 1.3 us fixed latency, 820 GB/s HBM shared by 2 cores, and the
+descriptor overhead derived in calibration/trn.yaml: 4096 * (27.2 / 17 - 1) = 2457.6 B.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import tessera.nki.isa as nisa
+import tessera.nki.language as nl
+from tessera import nki, sim
+from tessera.nki.stream import Opcode
+
+ENGINE_BPS = 27.2e9
+OVERHEAD = 4096 * (27.2 / 17 - 1)
+LATENCY = 1.3e-6
+HBM_SHARE = 820e9 / 2
+COLS = 8192  # bf16 columns: 16 KiB per partition, 2 MiB in all
+TOTAL_BYTES = 128 * COLS * 2
+
+
+def _piece_s(row_bytes: int, rows_per_engine: int = 8) -> float:
+    """One engine moving `rows_per_engine` contiguous rows of `row_bytes`."""
+    return rows_per_engine * (row_bytes + OVERHEAD) / ENGINE_BPS
+
+
+@nki.jit
+def copy_whole(x):
+    out = nl.ndarray(x.shape, x.dtype, buffer=nl.shared_hbm)
+    t = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
+    nisa.dma_copy(t, x)
+    nisa.dma_copy(out, t)
+    return out
+
+
+@nki.jit
+def copy_in_pieces(x, piece=128):
+    out = nl.ndarray(x.shape, x.dtype, buffer=nl.shared_hbm)
+    t = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
+    n = x.shape[1] // piece
+    for j in range(n):
+        nisa.dma_copy(t[:, j * piece:(j + 1) * piece], x[:, j * piece:(j + 1) * piece])
+    for j in range(n):
+        nisa.dma_copy(out[:, j * piece:(j + 1) * piece], t[:, j * piece:(j + 1) * piece])
+    return out
+
+
+def _profile(kernel, chip="trn1", **kw):
+    return sim.profile(kernel, nki.TensorSpec((128, COLS), nl.bfloat16), chip=chip,
+                       symbolic=True, **kw)
+
+
+def test_large_copy_runs_at_the_modelled_dma_bandwidth():
+    p = _profile(copy_whole)
+    piece = _piece_s(COLS * 2)  # 8 rows of 16 KiB per engine
+    assert piece == pytest.approx(5.5415e-6, rel=1e-4)
+    dmas = p.timeline.instructions
+    for s in dmas:
+        assert s.end_s - s.start_s == pytest.approx(piece, rel=1e-9)
+        assert s.busy_s == pytest.approx(16 * piece)
+    # load: latency + transfer; store: its own latency + transfer after the load
+    assert p.total_s == pytest.approx(2 * (LATENCY + piece), rel=1e-9)
+    rate = TOTAL_BYTES / piece  # 16 x 27.2 GB/s x 16384 / (16384 + 2457.6)
+    assert rate == pytest.approx(378.4e9, rel=1e-3)
+    assert p.hbm_read_bytes == p.hbm_write_bytes == TOTAL_BYTES
+    assert p.achieved_hbm_bytes_per_s == pytest.approx(2 * TOTAL_BYTES / p.total_s)
+    assert p.usage("dma").utilisation == pytest.approx(2 * piece / p.total_s)
+
+
+def test_256_byte_pieces_are_slower_by_the_descriptor_overhead():
+    whole = _profile(copy_whole)
+    pieces = _profile(copy_in_pieces)  # 64 loads + 64 stores of 128 x 128 bf16
+    piece = _piece_s(256)
+    assert piece == pytest.approx(798.2e-9, rel=1e-3)
+    # the engines stay busy back to back; only the first load's latency is exposed
+    assert pieces.total_s == pytest.approx(LATENCY + 128 * piece, rel=1e-6)
+    assert pieces.total_s / whole.total_s == pytest.approx(7.57, rel=0.01)
+    loads = [s for s in pieces.timeline.instructions if s.index < 64]
+    assert all(s.opcode is Opcode.DMA_COPY for s in loads)
+    assert [s.start_s for s in loads] == sorted(s.start_s for s in loads)
+
+
+def test_element_strided_access_pays_per_element_descriptors():
+    @nki.jit
+    def gather_columns(x):
+        t = nl.ndarray((128, COLS // 8), x.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(t, x[:, ::8])  # 2-byte runs in HBM
+        return x
+
+    p = _profile(gather_columns)
+    (s,) = p.timeline.instructions
+    per_engine_runs = 8 * COLS // 8
+    assert s.end_s - s.start_s == pytest.approx(
+        per_engine_runs * (2 + OVERHEAD) / ENGINE_BPS, rel=1e-9)
+    plan = p.timeline.dma_plans[0]
+    assert plan.descriptors == 128 * COLS // 8 and plan.engines == 16
+
+
+def test_the_hbm_share_caps_fast_engines():
+    fast = _profile(copy_whole, overrides={"core.dma.engine_bytes_per_s": 200e9})
+    hbm_s = TOTAL_BYTES / HBM_SHARE  # 820 GB/s shared by the 2 cores of a Trn1
+    assert fast.total_s == pytest.approx(2 * (LATENCY + hbm_s), rel=1e-9)
+    assert fast.usage("hbm").busy_s == pytest.approx(2 * hbm_s)
+    assert fast.bound is sim.Resource.HBM
+
+
+def test_fewer_partitions_use_fewer_engines():
+    @nki.jit
+    def narrow(x):
+        t = nl.ndarray((32, COLS), x.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(t, x[0:32, :])
+        return x
+
+    p = _profile(narrow)
+    plan = p.timeline.dma_plans[0]
+    assert plan.engines == 4  # one engine per 8 partitions
+    assert plan.piece_s == pytest.approx(_piece_s(COLS * 2))
+
+
+def test_hardware_dge_has_a_shorter_fixed_latency_on_trn2():
+    @nki.jit
+    def load(x, mode):
+        t = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(t, x, dge_mode=mode)
+        return x
+
+    spec = nki.TensorSpec((128, 512), nl.bfloat16)
+    sw = sim.profile(load, spec, nisa.dge_mode.none, chip="trn2", symbolic=True)
+    hwdge = sim.profile(load, spec, nisa.dge_mode.hwdge, chip="trn2", symbolic=True)
+    assert sw.timeline.start_s[0] == pytest.approx(1.3e-6)
+    assert hwdge.timeline.start_s[0] == pytest.approx(0.6e-6)
