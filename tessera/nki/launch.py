@@ -27,7 +27,7 @@ from tessera.nki.runtime import (
     default_chip,
     set_current,
 )
-from tessera.nki.stream import Instruction, TensorInfo
+from tessera.nki.stream import Instruction, SourceLocation, TensorInfo
 from tessera.nki.tensor import NkiTensor, Storage
 
 
@@ -101,8 +101,10 @@ def _as_kernel(kernel: object) -> Kernel:
     raise KernelUsageError(f"expected a kernel function, got {type(kernel).__name__}")
 
 
-def simulate(kernel: object, chip: str | None = None) -> Callable[..., object]:
-    """`nki.simulate(kernel)(*arrays)`: run on the CPU, return outputs like the inputs."""
+def simulate(kernel: object, chip: object = None) -> Callable[..., object]:
+    """`nki.simulate(kernel)(*arrays)`: run on the CPU, return outputs like the inputs.
+
+    `chip` is a preset name (`trn1`, `trn2`, ...) or a `tessera.hw.ChipSpec`."""
     k = _as_kernel(kernel)
 
     def run(*args: object, **kwargs: object) -> object:
@@ -111,7 +113,7 @@ def simulate(kernel: object, chip: str | None = None) -> Callable[..., object]:
     return run
 
 
-def trace(kernel: object, symbolic: bool = False, chip: str | None = None
+def trace(kernel: object, symbolic: bool = False, chip: object = None
           ) -> Callable[..., TraceResult]:
     """`nki.trace(kernel)(*inputs)`: outputs plus the instruction stream (a `TraceResult`).
 
@@ -205,7 +207,8 @@ def _to_host(value: object, as_torch: bool, symbolic: bool) -> object:
 
 
 # --------------------------------------------------------------------- the launch
-def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: str) -> TraceResult:
+def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: object
+            ) -> TraceResult:
     limits = core_limits(chip)
     run = KernelRun(mode, limits, kernel.lnc)
     symbolic = mode is ExecMode.SYMBOLIC
@@ -214,6 +217,11 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: str
     except TypeError as err:
         raise KernelUsageError(f"{kernel.fn.__name__}: {err}") from None
     host_ctx = CoreContext(run, 0)
+    # inputs are "created" by the kernel's signature, not by whichever line launched it, so
+    # traces of one kernel compare equal wherever they were launched from
+    code = getattr(kernel.fn, "__code__", None)
+    kernel_def = (SourceLocation(code.co_filename, code.co_firstlineno, code.co_name)
+                  if code is not None else None)
     params = inspect.signature(kernel.fn).parameters
     as_torch = any(_is_torch(v) for v in _flat_arguments(bound.arguments, params))
     inputs: list[NkiTensor] = []
@@ -234,7 +242,8 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: str
         else:
             bound.arguments[pname] = convert(pname, value)
     for t in inputs:
-        host_ctx.register_tensor(t.name, t.buffer, t.shape, t.dtype.name, t.itemsize)
+        host_ctx.register_tensor(t.name, t.buffer, t.shape, t.dtype.name, t.itemsize,
+                                 kernel_def)
     results: list[object] = [None] * kernel.lnc
     per_core: list[list[Instruction]] = [[] for _ in range(kernel.lnc)]
     errors: list[BaseException] = []
@@ -268,4 +277,4 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: str
         raise (real or errors)[0]
     stream = tuple(inst for core in per_core for inst in core)
     outputs = _to_host(results[0], as_torch, symbolic)
-    return TraceResult(outputs, stream, tuple(run.tensors), chip, kernel.lnc, symbolic)
+    return TraceResult(outputs, stream, tuple(run.tensors), limits.chip, kernel.lnc, symbolic)

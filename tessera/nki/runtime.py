@@ -61,12 +61,25 @@ def default_chip() -> str:
     return _CHIP_BY_TARGET.get(target, target)
 
 
+def core_limits(chip: object) -> CoreLimits:
+    """Limits of one NeuronCore of `chip`: a preset name, or a `tessera.hw.ChipSpec` (e.g. a
+    what-if spec from `tessera.hw.with_overrides`)."""
+    if isinstance(chip, str):
+        return _limits_by_name(chip)
+    core = getattr(chip, "core", None)
+    if core is None:
+        raise KernelUsageError(f"chip must be a preset name or a ChipSpec, got {chip!r}")
+    return _limits_of(str(getattr(chip, "name", "custom")), core)
+
+
 @functools.cache
-def core_limits(chip: str) -> CoreLimits:
-    """Limits of one NeuronCore of `chip`, from the hardware catalogue."""
+def _limits_by_name(chip: str) -> CoreLimits:
     from tessera.hw import load_chip  # hw is the layer below nki
 
-    core = load_chip(chip).core
+    return _limits_of(chip, load_chip(chip).core)
+
+
+def _limits_of(chip: str, core: object) -> CoreLimits:
     return CoreLimits(
         chip=chip,
         version=int(core.version),
@@ -148,8 +161,10 @@ class CoreContext:
         return inst
 
     def register_tensor(self, name: str, buffer: Buffer, shape: tuple[int, ...], dtype: str,
-                        itemsize: int) -> None:
-        info = TensorInfo(name, buffer, shape, dtype, itemsize, self.core_id, kernel_location())
+                        itemsize: int, location: SourceLocation | None = None) -> None:
+        """Record a tensor's creation (where: `location`, else the calling kernel line)."""
+        where = location if location is not None else kernel_location()
+        info = TensorInfo(name, buffer, shape, dtype, itemsize, self.core_id, where)
         with self.run.lock:
             self.run.tensors.append(info)
 

@@ -33,6 +33,21 @@ def check_psum_bank(ctx: CoreContext, dst: NkiTensor, op: str) -> None:
             "partition, i.e. 512 fp32 values)")
 
 
+def _check_double_row(lim: object, stationary: NkiTensor, moving: NkiTensor,
+                      perf_mode: object, op: str) -> None:
+    """double_row (NC-v3+): fp8 operands laid out [K, 2, free], two rows per partition."""
+    if lim.version < 3:  # type: ignore[attr-defined]
+        raise EngineAccessError(f"{op}: perf_mode={perf_mode} needs NeuronCore-v3 or later; "
+                                f"this kernel runs on {lim.chip} (v{lim.version})")  # type: ignore[attr-defined]
+    for t, what in ((stationary, "stationary"), (moving, "moving")):
+        if t.ndim != 3 or t.shape[1] != 2:
+            raise MatmulShapeError(f"{op}: double_row {what} {t.name}{list(t.shape)} must be "
+                                   "[K, 2, free] (two rows per partition)")
+        if t.dtype.kind is not dt.DTypeKind.FLOAT8:
+            raise DTypeError(f"{op}: double_row needs fp8 operands; {what} {t.name} is "
+                             f"{t.dtype.name}")
+
+
 @kernel_api
 def nc_matmul(dst: NkiTensor, stationary: NkiTensor, moving: NkiTensor,
               is_stationary_onezero: bool = False, is_moving_onezero: bool = False,
@@ -56,12 +71,12 @@ def nc_matmul(dst: NkiTensor, stationary: NkiTensor, moving: NkiTensor,
     require_on_chip(dst, "dst", op, (Buffer.PSUM,))
     for t, what in ((stationary, "stationary"), (moving, "moving"), (dst, "dst")):
         check_partitions(ctx, t, what, op)
-    k, m = stationary.partitions, stationary.free_size
-    k2, n = moving.partitions, moving.free_size
     double_row = perf_mode not in (None, matmul_perf_mode.none)
-    if double_row and lim.version < 3:
-        raise EngineAccessError(f"{op}: perf_mode={perf_mode} needs NeuronCore-v3 or later; "
-                                f"this kernel runs on {lim.chip} (v{lim.version})")
+    rows = 2 if double_row else 1  # double_row: two fp8 rows per partition, [K, 2, free]
+    if double_row:
+        _check_double_row(lim, stationary, moving, perf_mode, op)
+    k, m = stationary.partitions, stationary.free_size // rows
+    k2, n = moving.partitions, moving.free_size // rows
     if k != k2:
         raise MatmulShapeError(f"{op}: contraction mismatch: stationary {stationary.name}"
                                f"{list(stationary.shape)} has K={k} partitions, moving "
@@ -91,12 +106,17 @@ def nc_matmul(dst: NkiTensor, stationary: NkiTensor, moving: NkiTensor,
     record(ctx, Engine.TENSOR, Opcode.NC_MATMUL, (stationary, moving), (dst,),
            {"accumulate": accumulate, "stationary_free": m, "moving_free": n,
             "perf_mode": getattr(perf_mode, "value", perf_mode),
-            "is_transpose": bool(is_transpose)},
+            "is_transpose": bool(is_transpose), "contraction_rows": rows,
+            "is_stationary_onezero": bool(is_stationary_onezero),
+            "is_moving_onezero": bool(is_moving_onezero),
+            "tile_position": tuple(tile_position) or None,
+            "tile_size": tuple(tile_size) or None},
            partitions=k, free_elements=n)
     if ctx.run.symbolic:
         return
-    product = np.dot(stationary.read_f32().reshape(k, m).T,
-                     moving.read_f32().reshape(k, n)).reshape(dst.shape)
+    # contract over partitions (and the row pair in double_row mode)
+    product = np.dot(stationary.read_f32().reshape(k * rows, m).T,
+                     moving.read_f32().reshape(k * rows, n)).reshape(dst.shape)
     target = dst.numpy()
     mask = dst.acc_mask()
     if accumulate is None:
