@@ -330,11 +330,22 @@ class NkiTensor:
         return NkiTensor.whole(self.storage.alias(new))
 
     @kernel_api
-    def ap(self, pattern: list[list[int]] | tuple, offset: int = 0) -> NkiTensor:
-        """Raw access pattern over the tensor's storage: [[stride, count], ...] plus offset."""
+    def ap(self, pattern: list[list[int]] | tuple, offset: int = 0,
+           scalar_offset: object = None, vector_offset: object = None,
+           indirect_dim: int = 0) -> NkiTensor:
+        """Raw access pattern over the tensor's storage: [[stride, count], ...] plus offset.
+
+        With `vector_offset` (an integer [P, 1] tile) or `scalar_offset`, the first pattern
+        dimension is placed at runtime offsets along `indirect_dim` (a DMA gather/scatter;
+        see `tessera.nki.indirect`)."""
         pairs = [tuple(p) for p in pattern]
         if any(len(p) != 2 for p in pairs):
             raise KernelUsageError(f"ap pattern must be [[stride, count], ...], got {pattern!r}")
+        if vector_offset is not None or scalar_offset is not None:
+            from tessera.nki.indirect import IndirectTensor  # indirect builds on this module
+
+            return IndirectTensor(self, tuple((int(s), int(c)) for s, c in pairs),
+                                  int(offset), vector_offset, scalar_offset, int(indirect_dim))
         return self._new(self.offset + int(offset), tuple(int(c) for _, c in pairs),
                          tuple(int(s) for s, _ in pairs))
 

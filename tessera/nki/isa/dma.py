@@ -6,6 +6,7 @@ import numpy as np
 
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import DmaSourceError, DTypeError, KernelUsageError, ShapeMismatchError
+from tessera.nki.indirect import IndirectTensor, gather, scatter
 from tessera.nki.isa._common import check_partitions, record, tensor_arg
 from tessera.nki.isa.constants import dge_mode as DgeMode
 from tessera.nki.isa.constants import oob_mode as OobMode
@@ -59,11 +60,24 @@ def dma_copy(dst: NkiTensor, src: NkiTensor, priority: object = None,
         raise ShapeMismatchError(f"{op}: dst {dst.name}{list(dst.shape)} has {dst.size} "
                                  f"elements, src {src.name}{list(src.shape)} has {src.size}")
     partitions, free = _dma_shape(dst, src)
-    record(ctx, Engine.DMA, Opcode.DMA_COPY, (src,), (dst,),
+    src_ind, dst_ind = isinstance(src, IndirectTensor), isinstance(dst, IndirectTensor)
+    if src_ind and dst_ind:
+        raise KernelUsageError(f"{op}: only one side of a DMA can use runtime offsets")
+    offsets = tuple(t for v in (src, dst) if isinstance(v, IndirectTensor)
+                    for t in (v.index, v.scalar) if isinstance(t, NkiTensor))
+    record(ctx, Engine.DMA, Opcode.DMA_COPY, (src, *offsets), (dst,),
            {"dge_mode": getattr(dge_mode, "value", str(dge_mode)),
-            "oob_mode": getattr(oob_mode, "value", str(oob_mode))},
+            "oob_mode": getattr(oob_mode, "value", str(oob_mode)),
+            "indirect": "src" if src_ind else "dst" if dst_ind else None},
            partitions=partitions, free_elements=free)
-    if not ctx.run.symbolic:
+    if ctx.run.symbolic:
+        return
+    skip = oob_mode is OobMode.skip
+    if src_ind:
+        gather(dst, src, skip)
+    elif dst_ind:
+        scatter(dst, src, skip)
+    else:
         copy_values(dst, src)
 
 
