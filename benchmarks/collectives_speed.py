@@ -1,15 +1,17 @@
 """Speed of costing collectives on a 1,024-chip cluster (a benchmark, not a test).
 
 64 x trn1.32xlarge = 1,024 Trainium chips, 2,048 ranks (NXD placement). For each case it
-prints the first ("cold") costing, which builds and routes the schedule, and the repeated
-("cached") costing; the target is <= 1 ms per costing. Cases:
+prints the first costing ("first": every cache of costings cleared, so the schedule is built
+and routed; the topology and placement, built with the model, stay) and the repeated one
+("cached"). The target is <= 1 ms for both. First costings are the best of REPEATS tries:
+the host's other load only ever adds time. Cases:
 
-  - all-reduce over all 2,048 ranks with one given algorithm and with AUTO
+  - all-reduce over all 2,048 ranks with each algorithm, and with AUTO
   - a data-parallel group (one rank per instance, 64 ranks) and a tensor-parallel group
     (32 ranks inside one instance), as a planner asks them
   - a 64-size sweep reusing one routed schedule
 
-Run: .venv/bin/python benchmarks/collectives_speed.py [--json]
+Run: .venv/bin/python benchmarks/collectives_speed.py [--json]; exit 1 if a case misses.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from collections.abc import Callable
 from tessera.dist import CollectiveModel, Placement, clear_caches, from_instance
 
 TARGET_S = 1e-3
-REPEATS = 5
+REPEATS = 20
 
 
 def _cold(fn: Callable[[], object]) -> float:
@@ -73,8 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         cold, cached = _cold(fn), _cached(fn, 20 if "sweep" in name else 2000)
         if "sweep" in name:
             cold, cached = cold / 64, cached / 64
-        rows.append({"case": name, "cold_s": cold, "cached_s": cached,
-                     "cached_within_target": cached <= TARGET_S})
+        rows.append({"case": name, "first_s": cold, "cached_s": cached,
+                     "within_target": cold <= TARGET_S and cached <= TARGET_S})
     if args.json:
         print(json.dumps({"topology_build_s": build_s, "chips": topo.n_chips,
                           "links": topo.n_links}))
@@ -83,12 +85,13 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"topology: {topo.name}, {topo.n_chips} chips, {topo.n_links} links, built in "
               f"{build_s * 1e3:.0f} ms (once; cached)")
-        print(f"{'case':48s} {'cold':>10s} {'cached':>10s}")
+        print(f"{'case':48s} {'first':>10s} {'cached':>10s}")
         for row in rows:
-            cold_ms, cached_us = row["cold_s"] * 1e3, row["cached_s"] * 1e6
-            print(f"{row['case']:48s} {cold_ms:8.2f} ms {cached_us:7.1f} us")
-        print(f"target {TARGET_S * 1e3:.0f} ms per costing")
-    return 0 if all(r["cached_within_target"] for r in rows) else 1
+            cold_ms, cached_us = row["first_s"] * 1e3, row["cached_s"] * 1e6
+            mark = "" if row["within_target"] else "  > target"
+            print(f"{row['case']:48s} {cold_ms:8.2f} ms {cached_us:7.1f} us{mark}")
+        print(f"target {TARGET_S * 1e3:.0f} ms per costing, first and cached")
+    return 0 if all(r["within_target"] for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -6,8 +6,9 @@ and a torch.distributed wrapper that runs the same collectives for real.
     >>> model.cost("all_reduce", "64MiB").algorithm  # the fastest applicable algorithm
 
 Layers: `topology` (chips and links from the hw presets), `placement` (rank -> instance,
-chip, core), `schedule` (algorithms as steps of flows), `engine` (routing and link
-contention), `collectives` (public costing API, AUTO choice, caching), `comm` (real runs).
+chip, core), `steps` and `schedule` (algorithms as steps of flows), `routing` and `engine`
+(link contention, latency split, time lines), `profiles`, `collectives` (public costing API,
+AUTO choice, caching), `comm` (real runs).
 """
 
 from tessera.dist.calibration import CollectiveCalibration, load_calibration

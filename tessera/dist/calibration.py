@@ -1,7 +1,7 @@
 """Calibration constants of the collective cost model, loaded from `calibration/*.yaml`.
 
 Hardware numbers (link bandwidths, hop latencies, HBM and EFA rates) come from `tessera.hw`.
-This file's constants belong to the *model*: the per-step latency of the collective runtime,
+This file's constants belong to the *model*: the fixed per-collective overhead of the runtime,
 the fraction of a link's peak that transfers reach, how a published per-chip link figure
 splits between directions, and stand-ins for latencies the presets mark unknown. Every YAML
 entry has `value`, `source`, `fitted_on` and `status`; a missing or unknown key is an error.
@@ -28,10 +28,12 @@ _STATUSES = ("published", "derived", "fitted", "assumed", "overridden")
 class CollectiveCalibration:
     """Model constants of `tessera.dist` (see `calibration/collectives.yaml` for sources)."""
 
-    # Latency every algorithm step pays once before its bytes flow (runtime handshake, DMA
-    # descriptor issue and completion); the fitted "per-hop" latency of the issue.
-    neuron_step_latency_s: float
-    gpu_step_latency_s: float
+    # Fixed cost of one collective: runtime launch and the final synchronisation. Per-hop
+    # latencies come from the presets and the per-message DMA issue cost from the chip's
+    # DMA preset (Neuron) or `gpu_message_issue_s`; see calibration/collectives.yaml.
+    neuron_collective_overhead_s: float
+    gpu_collective_overhead_s: float
+    gpu_message_issue_s: float
     # Achieved fraction of a link's peak bandwidth for large transfers.
     neuronlink_efficiency: float
     nvlink_efficiency: float
@@ -48,7 +50,7 @@ class CollectiveCalibration:
                                                    repr=False)
 
     def with_overrides(self, **values: float) -> CollectiveCalibration:
-        """A copy with some constants replaced, e.g. `with_overrides(neuron_step_latency_s=0)`."""
+        """A copy with some constants replaced, e.g. `with_overrides(neuronlink_efficiency=1)`."""
         names = {f.name for f in dataclasses.fields(self)} - {"sources"}
         unknown = set(values) - names
         if unknown:

@@ -13,21 +13,26 @@ cached as well.
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from tessera.dist.engine import CostProfile, profile
+from tessera.dist.engine import profile, profile_many
 from tessera.dist.errors import AlgorithmNotApplicableError, PlacementError
 from tessera.dist.ops import Algorithm, CollectiveOp, bus_factor, parse_algorithm, parse_op
 from tessera.dist.placement import Placement, PlacementOrder, RankMap, place
-from tessera.dist.schedule import Step, build
+from tessera.dist.profiles import CostProfile
+from tessera.dist.schedule import GroupLayout, Step, build, message_floor
 from tessera.dist.sizes import parse_bytes
 from tessera.dist.topology import Link, Topology, from_instance
 
 CONCRETE_ALGORITHMS: tuple[Algorithm, ...] = tuple(a for a in Algorithm
                                                    if a is not Algorithm.AUTO)
+# AUTO routes together, up front, the algorithms whose latency floor is within this factor of
+# the lowest one (a batching choice for speed: it changes no result).
+BATCH_FLOOR_RATIO = 10.0
 
 
 @dataclass(frozen=True)
@@ -44,8 +49,8 @@ class CollectiveCost:
     steps: int
     busiest_link: Link | None
     busiest_link_busy_s: float  # time the busiest link spends moving bytes
-    # times of the algorithms evaluated; AUTO skips those whose step count x per-step latency
-    # already exceeds the best time (see `applicable_algorithms` for the full list)
+    # times of the algorithms evaluated; AUTO skips those whose latency floor (overhead plus
+    # every message issue) already exceeds the best time (`applicable_algorithms` lists all)
     candidates: tuple[tuple[Algorithm, float], ...]
 
     def as_dict(self) -> dict[str, object]:
@@ -56,34 +61,61 @@ class CollectiveCost:
                 "busbw_bytes_per_s": self.busbw_bytes_per_s}
 
 
+@functools.lru_cache(maxsize=1024)
+def _layout(rm: RankMap, group: tuple[int, ...] | None) -> GroupLayout:
+    """The group's rank orders and symmetry, shared by every algorithm's builder (cached)."""
+    if group is None:
+        return GroupLayout(rm, np.arange(rm.world_size), world=True)
+    return GroupLayout(rm, rm.check_group(group))
+
+
 @functools.lru_cache(maxsize=4096)
 def _schedule(op: CollectiveOp, algorithm: Algorithm, rm: RankMap,
               group: tuple[int, ...] | None) -> list[Step] | str:
     """The algorithm's steps, or the reason it does not apply (cached)."""
-    members = np.arange(rm.world_size) if group is None else rm.check_group(group)
+    lay = _layout(rm, group)
     try:
-        return build(op, algorithm, rm, members)
+        return build(op, algorithm, rm, lay.members, lay)
     except AlgorithmNotApplicableError as exc:
         return str(exc)
+
+
+_ProfileKey = tuple[CollectiveOp, Algorithm, RankMap, tuple[int, ...] | None]
+# Profiles routed together by AUTO, waiting for `_profile` to take them into its cache, and
+# the keys `_profile` has computed (so AUTO does not route a cached schedule again).
+_routed_together: dict[_ProfileKey, CostProfile] = {}
+_profiled: set[_ProfileKey] = set()
 
 
 @functools.lru_cache(maxsize=4096)
 def _profile(op: CollectiveOp, algorithm: Algorithm, rm: RankMap,
              group: tuple[int, ...] | None) -> CostProfile | str:
     """The schedule's cost profile, or the reason the algorithm does not apply (cached)."""
+    if len(_profiled) > 8192:  # a hint only: forgetting costs a re-route, never a wrong cost
+        _profiled.clear()
+    _profiled.add((op, algorithm, rm, group))
+    ready = _routed_together.pop((op, algorithm, rm, group), None)
+    if ready is not None:
+        return ready
     steps = _schedule(op, algorithm, rm, group)
     return steps if isinstance(steps, str) else profile(steps, rm)
 
 
-def _latency_floor_s(steps: list[Step], rm: RankMap) -> float:
-    """No schedule beats its step count times the per-step latency (used to prune AUTO)."""
-    return sum(s.count for s in steps) * rm.topology.step_latency_s
+def _route_together(op: CollectiveOp, algorithms: list[Algorithm], rm: RankMap,
+                    group: tuple[int, ...] | None) -> None:
+    """Route several algorithms' schedules in one engine pass, for `_profile` to pick up."""
+    algorithms = [a for a in algorithms if (op, a, rm, group) not in _profiled]
+    if len(algorithms) < 2:
+        return
+    schedules = [_schedule(op, alg, rm, group) for alg in algorithms]
+    for alg, prof in zip(algorithms, profile_many(schedules, rm), strict=True):  # type: ignore
+        _routed_together[(op, alg, rm, group)] = prof
 
 
 def _result(op: CollectiveOp, n_bytes: int, ranks: int, algorithm: Algorithm,
             prof: CostProfile, rm: RankMap,
             candidates: tuple[tuple[Algorithm, float], ...]) -> CollectiveCost:
-    time_s = prof.time_s(n_bytes)
+    time_s = dict(candidates)[algorithm]
     algbw = n_bytes / time_s
     busiest = prof.busiest_link()
     link, busy_s = (None, 0.0) if busiest is None else (rm.topology.link(busiest[0]),
@@ -92,6 +124,16 @@ def _result(op: CollectiveOp, n_bytes: int, ranks: int, algorithm: Algorithm,
                           time_s=time_s, algbw_bytes_per_s=algbw,
                           busbw_bytes_per_s=algbw * bus_factor(op, ranks), steps=prof.n_steps,
                           busiest_link=link, busiest_link_busy_s=busy_s, candidates=candidates)
+
+
+def _timed(op: CollectiveOp, alg: Algorithm, rm: RankMap, group: tuple[int, ...] | None,
+           n_bytes: int, times: dict[Algorithm, tuple[float, CostProfile]]) -> float:
+    """`alg`'s time at `n_bytes` (its profile must apply), remembered in `times`."""
+    if alg not in times:
+        prof = _profile(op, alg, rm, group)
+        assert not isinstance(prof, str)
+        times[alg] = (prof.time_s(n_bytes), prof)
+    return times[alg][0]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -106,22 +148,38 @@ def _cost(op: CollectiveOp, n_bytes: int, algorithm: Algorithm, rm: RankMap,
             raise AlgorithmNotApplicableError(prof)
         t = prof.time_s(n_bytes)
         return _result(op, n_bytes, ranks, algorithm, prof, rm, ((algorithm, t),))
-    # Route the algorithms with the lowest latency floor first; skip any whose floor alone
-    # exceeds the best time found (a 2,048-rank ring has 4,094 steps: never worth routing).
-    floors, reasons = [], []
-    for alg in CONCRETE_ALGORITHMS:
+    # Try the algorithms in order of a latency floor known before building them (overhead +
+    # the messages a rank must issue), which never prunes a possible winner. Route the first
+    # applicable ones together (at least two, and every one whose floor is close to the
+    # lowest: routing is per batch, so they come almost free) for a time to beat; then, in
+    # one more pass, every other whose floor is below it (a 2,048-rank ring's, 4,094 message
+    # issues, rarely is).
+    topo = rm.topology
+    pending = sorted((topo.collective_overhead_s
+                      + message_floor(op, alg, ranks) * topo.message_issue_s, i, alg)
+                     for i, alg in enumerate(CONCRETE_ALGORITHMS))
+    reasons: list[str] = []
+    bound_t = math.inf
+    chosen: list[Algorithm] = []
+    times: dict[Algorithm, tuple[float, CostProfile]] = {}
+    first_batch = 0
+    for floor_s, _, alg in pending:
+        if floor_s >= bound_t:
+            break  # sorted: no later algorithm can win either
+        if not first_batch and len(chosen) >= 2 and floor_s > BATCH_FLOOR_RATIO * pending[0][0]:
+            first_batch = len(chosen)
+            _route_together(op, chosen, rm, group)
+            bound_t = min(_timed(op, a, rm, group, n_bytes, times) for a in chosen)
+            if floor_s >= bound_t:
+                break
         steps = _schedule(op, alg, rm, group)
         if isinstance(steps, str):
             reasons.append(steps)
-        else:
-            floors.append((_latency_floor_s(steps, rm), alg))
-    options: list[tuple[float, Algorithm, CostProfile]] = []
-    for floor, alg in sorted(floors, key=lambda f: f[0]):
-        if options and floor >= min(o[0] for o in options):
             continue
-        prof = _profile(op, alg, rm, group)
-        assert not isinstance(prof, str)
-        options.append((prof.time_s(n_bytes), alg, prof))
+        chosen.append(alg)
+    _route_together(op, chosen[first_batch:], rm, group)
+    options = [(_timed(op, alg, rm, group, n_bytes, times), alg, times[alg][1])
+               for alg in chosen]
     if not options:
         raise AlgorithmNotApplicableError(f"no algorithm can run {op.value} on this group: "
                                           + "; ".join(dict.fromkeys(reasons)))
@@ -135,9 +193,10 @@ def cost_collective(op: CollectiveOp | str, n_bytes: int | str, rank_map: RankMa
                     algorithm: Algorithm | str = Algorithm.AUTO) -> CollectiveCost:
     """Cost of `op` on `n_bytes` for `group` (default: every rank) of a placed topology.
 
-    AUTO evaluates every applicable algorithm and returns the fastest, with all candidates'
-    times in `candidates`. Raises `UnknownCollectiveError`, `SizeError`, `PlacementError` or
-    `AlgorithmNotApplicableError` with the reason.
+    AUTO returns the fastest applicable algorithm, with the times of the candidates it
+    evaluated in `candidates` (it skips only those whose latency floor cannot win). Raises
+    `UnknownCollectiveError`, `SizeError`, `PlacementError` or `AlgorithmNotApplicableError`
+    with the reason.
     """
     return _cost(parse_op(op), parse_bytes(n_bytes), parse_algorithm(algorithm), rank_map,
                  _group_key(group, rank_map.world_size))
@@ -206,6 +265,9 @@ def size_sweep(min_bytes: int = 1024, max_bytes: int = 2**30, factor: int = 4) -
 
 def clear_caches() -> None:
     """Drop cached profiles and costs (after changing calibration files in a session)."""
+    _layout.cache_clear()
     _schedule.cache_clear()
+    _routed_together.clear()
+    _profiled.clear()
     _profile.cache_clear()
     _cost.cache_clear()

@@ -29,7 +29,7 @@ class LinkFamily(StrEnum):
 
 
 class RuntimeFamily(StrEnum):
-    """Which collective runtime drives the chips (sets the per-step latency)."""
+    """Which collective runtime drives the chips (sets the collective overhead)."""
 
     NEURON = "neuron"
     GPU = "gpu"

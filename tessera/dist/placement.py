@@ -59,6 +59,18 @@ class RankMap:
     ranks_per_chip: int
     chip: np.ndarray = field(repr=False)  # global chip id of each rank
     core: np.ndarray = field(repr=False)  # first physical core of each rank's logical core
+    # Sort keys of each rank (computed once here, so ordering a group is one argsort):
+    # (instance, position on the Hamiltonian cycle, core) and (instance, cube label, core).
+    ring_key: np.ndarray = field(repr=False, default=None)
+    cube_key: np.ndarray = field(repr=False, default=None)
+    # The whole world in both orders, with their symmetry across instances (see `period`):
+    # placement facts every whole-world schedule starts from, resolved once here.
+    world_ring_order: np.ndarray = field(repr=False, default=None)
+    world_cube_order: np.ndarray = field(repr=False, default=None)
+    world_ring_period: tuple[int, np.ndarray] | None = field(repr=False, default=None)
+    world_cube_period: tuple[int, np.ndarray] | None = field(repr=False, default=None)
+    instance: np.ndarray = field(repr=False, default=None)  # instance of each rank
+    slot: np.ndarray = field(repr=False, default=None)  # chip-in-instance x cores + core
 
     @property
     def world_size(self) -> int:
@@ -87,23 +99,51 @@ class RankMap:
         if bad.size:
             raise PlacementError(f"group names rank(s) {bad.tolist()[:5]} but only ranks "
                                  f"0..{self.world_size - 1} exist")
-        if np.unique(arr).size != arr.size:
+        if np.bincount(arr).max() > 1:
             raise PlacementError("a group lists a rank twice")
         return arr
 
     def ring_order(self, ranks: np.ndarray) -> np.ndarray:
         """`ranks` in Hamiltonian-cycle order: instance, then snake over chips, then core."""
-        m = self.topology.chips_per_instance
-        inst, local = np.divmod(self.chip[ranks], m)
-        keys = (self.core[ranks], self.topology.ring_position[local], inst)
-        return ranks[np.lexsort(keys)]
+        return ranks[np.argsort(self.ring_key[ranks])]
 
     def cube_order(self, ranks: np.ndarray) -> np.ndarray:
         """`ranks` ordered so that XOR partners are near: instance, hypercube label, core."""
-        m = self.topology.chips_per_instance
-        inst, local = np.divmod(self.chip[ranks], m)
-        keys = (self.core[ranks], self.topology.cube_label[local], inst)
-        return ranks[np.lexsort(keys)]
+        return ranks[np.argsort(self.cube_key[ranks])]
+
+    def period(self, order: np.ndarray) -> tuple[int, np.ndarray] | None:
+        """(ranks per instance, instances) if `order` (instance-major) spans >= 2 instances
+        that each hold the same chips-in-instance and cores in the same order; else None.
+
+        Such a group looks the same from each of its instances: schedules built on it are
+        instance-symmetric and the engine routes one instance's flows (`steps.Representative`).
+        """
+        return _period(self.instance, self.slot, order)
+
+
+def _period(instance: np.ndarray, slot: np.ndarray, order: np.ndarray
+            ) -> tuple[int, np.ndarray] | None:
+    """See `RankMap.period`; `order` must be instance-major (sorted by instance)."""
+    inst = instance[order]
+    per = int((inst != inst[0]).argmax())  # ranks before the first change of instance
+    if per == 0 or order.size % per:
+        return None
+    blocks = inst.reshape(-1, per)
+    first = blocks[:, 0]
+    slots = slot[order].reshape(-1, per)
+    # sorted by instance: a block lies in one instance iff its ends do
+    if (first != blocks[:, -1]).any() or (first[1:] == first[:-1]).any() or (
+            slots != slots[0]).any():
+        return None
+    return per, first
+
+
+def _sort_key(topology: Topology, chip: np.ndarray, core: np.ndarray, position: np.ndarray
+              ) -> np.ndarray:
+    """One integer per rank ordering by (instance, position of its chip, core); unique."""
+    inst, local = np.divmod(chip, topology.chips_per_instance)
+    return ((inst * topology.chips_per_instance + position[local])
+            * topology.physical_cores_per_chip + core)
 
 
 @functools.lru_cache(maxsize=256)
@@ -131,5 +171,15 @@ def place(topology: Topology, placement: Placement) -> RankMap:
         chip, slot = np.divmod(ranks, per_chip)
     else:
         slot, chip = np.divmod(ranks, topology.n_chips)
+    core = slot * lnc
+    ring_key = _sort_key(topology, chip, core, topology.ring_position)
+    cube_key = _sort_key(topology, chip, core, topology.cube_label)
+    ring, cube = np.argsort(ring_key), np.argsort(cube_key)
+    instance, local = np.divmod(chip, topology.chips_per_instance)
+    slot_in = local * topology.physical_cores_per_chip + core
     return RankMap(topology=topology, placement=placement, lnc=lnc, ranks_per_chip=per_chip,
-                   chip=chip, core=slot * lnc)
+                   chip=chip, core=core, ring_key=ring_key, cube_key=cube_key,
+                   world_ring_order=ring, world_cube_order=cube,
+                   world_ring_period=_period(instance, slot_in, ring),
+                   world_cube_period=_period(instance, slot_in, cube),
+                   instance=instance, slot=slot_in)

@@ -64,7 +64,9 @@ class Topology:
     dims: tuple[int, ...]  # shape of the chip graph inside an instance
     is_torus: bool  # chips wired as a torus/ring (dims) rather than through a switch
     hbm_bytes_per_s: float  # per chip; inf for ideal topologies
-    step_latency_s: float
+    # Latency split (see engine): once per collective, and once per message a rank issues.
+    collective_overhead_s: float
+    message_issue_s: float
     node_names: tuple[str, ...] = field(repr=False)
     link_src: np.ndarray = field(repr=False)
     link_dst: np.ndarray = field(repr=False)
@@ -200,12 +202,21 @@ def _from_instance(name: str, instances: int, cal: CollectiveCalibration) -> Top
                                 f"{instances} cannot be modelled; use one instance")
         p2p = inst.network.p2p_latency_s
         network = (per_chip, p2p if p2p is not None else cal.network_fallback_p2p_latency_s)
+    if neuron:
+        # each peer transfer is a DMA started by a semaphore from the peer ([DMABW] ~1.3 us)
+        issue = chip.core.dma.fixed_latency_s
+        if issue is None:
+            raise TopologyError(f"{chip.name}: no DMA fixed latency in the preset")
+    else:
+        issue = cal.gpu_message_issue_s
     fields = dict(
         physical_cores_per_chip=chip.physical_cores if neuron else 1,
         lnc_allowed=tuple(chip.lnc_allowed) if neuron else (1,),
         lnc_default=chip.lnc_default if neuron else 1,
         hbm_bytes_per_s=chip.hbm.bytes_per_s,
-        step_latency_s=cal.neuron_step_latency_s if neuron else cal.gpu_step_latency_s,
+        collective_overhead_s=(cal.neuron_collective_overhead_s if neuron
+                               else cal.gpu_collective_overhead_s),
+        message_issue_s=issue,
         network_efficiency=cal.network_efficiency,
     )
     label = inst.name if instances == 1 else f"{instances} x {inst.name}"
@@ -227,18 +238,22 @@ def from_instance(name: str, instances: int = 1,
 
 
 def ideal_ring(n_chips: int, link_bytes_per_s: float, latency_s: float = 0.0,
-               step_latency_s: float = 0.0) -> Topology:
+               message_issue_s: float = 0.0, overhead_s: float = 0.0) -> Topology:
     """A ring of `n_chips` single-core devices; `link_bytes_per_s` counts both directions.
 
     No efficiency, no HBM limit: the textbook setting in which ring collectives have
-    closed-form times, used to check the cost engine exactly.
+    closed-form times, used to check the cost engine exactly. `latency_s` is each link's
+    hop latency, `message_issue_s` the cost of issuing one message and `overhead_s` the
+    fixed cost of a collective.
     """
     if n_chips < 2:
         raise TopologyError("an ideal ring needs at least 2 devices")
     local = ring_graph(n_chips, link_bytes_per_s / 2, latency_s)
     fields = dict(physical_cores_per_chip=1, lnc_allowed=(1,), lnc_default=1,
-                  hbm_bytes_per_s=math.inf, step_latency_s=step_latency_s, is_torus=True)
-    key = f"ideal_ring:{n_chips}:{link_bytes_per_s!r}:{latency_s!r}:{step_latency_s!r}"
+                  hbm_bytes_per_s=math.inf, collective_overhead_s=overhead_s,
+                  message_issue_s=message_issue_s, is_torus=True)
+    key = (f"ideal_ring:{n_chips}:{link_bytes_per_s!r}:{latency_s!r}:{message_issue_s!r}:"
+           f"{overhead_s!r}")
     return _assemble(f"ideal ring of {n_chips}", key, RuntimeFamily.IDEAL, fields, local, 1,
                      None)
 

@@ -74,8 +74,8 @@ def test_bus_factor(op: CollectiveOp, n: int, factor: float) -> None:
 def test_calibration_has_provenance_for_every_constant() -> None:
     cal = load_calibration()
     assert 0 < cal.neuronlink_efficiency <= 1
-    assert cal.neuron_step_latency_s > 0
-    assert set(cal.sources) >= {"neuron_step_latency_s", "neuronlink_efficiency"}
+    assert cal.neuron_collective_overhead_s > 0
+    assert set(cal.sources) >= {"neuron_collective_overhead_s", "neuronlink_efficiency"}
     assert all(src.strip() for src in cal.sources.values())
     with pytest.raises(CalibrationError, match="no calibration constant"):
         cal.with_overrides(magic_s=1.0)
@@ -83,7 +83,7 @@ def test_calibration_has_provenance_for_every_constant() -> None:
 
 def test_calibration_rejects_missing_keys(tmp_path: Path) -> None:
     bad = tmp_path / "c.yaml"
-    bad.write_text("schema: 1\nconstants:\n  neuron_step_latency_s: {value: 1e-6, source: x, "
-                   "fitted_on: y, status: fitted}\n")
+    bad.write_text("schema: 1\nconstants:\n  neuron_collective_overhead_s: {value: 1e-6, "
+                   "source: x, fitted_on: y, status: fitted}\n")
     with pytest.raises(CalibrationError, match="missing keys"):
         load_calibration(bad)

@@ -55,11 +55,14 @@ def test_unidirectional_ring_takes_twice_as_long() -> None:
     assert uni == pytest.approx(2 * 7 / 8 * V / W, rel=0.01)
 
 
-def test_latency_adds_per_step_and_per_hop() -> None:
-    model = CollectiveModel(ideal_ring(8, W, latency_s=1e-6, step_latency_s=10e-6), 8)
+def test_latency_adds_overhead_message_issues_and_hops() -> None:
+    # once 20 us; per step: 2 messages (one each way) issued at 5 us each, then one 1 us hop
+    model = CollectiveModel(ideal_ring(8, W, latency_s=1e-6, message_issue_s=5e-6,
+                                       overhead_s=20e-6), 8)
     cost = model.cost(CollectiveOp.ALL_REDUCE, 1024, algorithm="ring_bidir")
     assert cost.steps == 14
-    assert cost.time_s == pytest.approx(14 * (11e-6) + 2 * 7 / 8 * 1024 / W, rel=1e-6)
+    assert cost.time_s == pytest.approx(20e-6 + 14 * (2 * 5e-6 + 1e-6) + 2 * 7 / 8 * 1024 / W,
+                                        rel=1e-6)
 
 
 def test_direct_broadcast_contends_on_the_roots_busiest_link() -> None:
@@ -68,17 +71,21 @@ def test_direct_broadcast_contends_on_the_roots_busiest_link() -> None:
     model = CollectiveModel(from_instance("trn1.32xlarge"), Placement(16, ranks_per_chip=1))
     cost = model.cost(CollectiveOp.BROADCAST, 2**30, algorithm="direct")
     link_bw = model.topology.link(0).bytes_per_s
-    expected = CAL.neuron_step_latency_s + 4 * 1.5e-6 + 8 * 2**30 / link_bw
+    issue = hw.load_chip("trn1").core.dma.fixed_latency_s  # the root issues 15 messages
+    expected = CAL.neuron_collective_overhead_s + 15 * issue + 4 * 1.5e-6 + 8 * 2**30 / link_bw
     assert cost.time_s == pytest.approx(expected, rel=1e-3)
     assert cost.busiest_link.src == "i0.chip0" and cost.busiest_link.dst == "i0.chip4"
     assert cost.busiest_link_busy_s == pytest.approx(8 * 2**30 / link_bw)
 
 
-def test_oversubscribed_mesh_loses_to_rings_at_large_sizes_only() -> None:
+def test_mesh_pays_fan_out_when_small_and_oversubscription_when_large() -> None:
     model = CollectiveModel(from_instance("trn1.32xlarge"), Placement(16, ranks_per_chip=1))
     small = model.cost(CollectiveOp.ALL_REDUCE, 1024)
     large = model.cost(CollectiveOp.ALL_REDUCE, 2**30)
-    assert small.algorithm is Algorithm.DIRECT  # fewest steps wins when latency dominates
+    # one step per phase, but each rank issues 15 DMAs per step: 4 halving steps of one
+    # message each win when latency dominates
+    assert small.algorithm is Algorithm.RHD
+    assert dict(small.candidates)[Algorithm.DIRECT] > small.time_s
     assert large.algorithm in (Algorithm.TORUS, Algorithm.RING_BIDIR)
     times = dict(large.candidates)
     assert times[Algorithm.DIRECT] > 1.5 * large.time_s
@@ -92,16 +99,18 @@ def test_ranks_on_one_chip_are_hbm_bound() -> None:
     model = CollectiveModel(topo, Placement(8, lnc=1))
     cost = model.cost(CollectiveOp.ALL_REDUCE, V, algorithm="ring")
     hbm = hw.load_chip("trn2").hbm_bytes_per_s
-    lat = CAL.neuron_step_latency_s
+    issue = hw.load_chip("trn2").core.dma.fixed_latency_s  # one message per ring step
     assert cost.busiest_link is None
-    assert cost.time_s == pytest.approx(7 * (lat + 3 * V / hbm) + 7 * (lat + 2 * V / hbm))
+    assert cost.time_s == pytest.approx(CAL.neuron_collective_overhead_s + 7 * (issue + 3 * V / hbm)
+                                        + 7 * (issue + 2 * V / hbm))
 
 
 def test_send_recv_between_instances_uses_the_network() -> None:
     inst = hw.load_instance("trn2.48xlarge")
     model = CollectiveModel(from_instance("trn2.48xlarge", 2), 128)
     cost = model.cost(CollectiveOp.SEND_RECV, V, group=(0, 64))
-    expected = (CAL.neuron_step_latency_s + inst.network.p2p_latency_s
+    expected = (CAL.neuron_collective_overhead_s + hw.load_chip("trn2").core.dma.fixed_latency_s
+                + inst.network.p2p_latency_s
                 + V / (inst.efa_bytes_per_s_per_chip * CAL.network_efficiency))
     assert cost.time_s == pytest.approx(expected, rel=1e-6)
     assert cost.busbw_bytes_per_s == pytest.approx(cost.algbw_bytes_per_s)
