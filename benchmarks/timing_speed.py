@@ -57,7 +57,7 @@ def stage_times(scale: int) -> dict[str, float]:
         t0 = time.perf_counter()
         allocation = sim.allocate(insts, trace.tensors, chip, cal.sbuf_alignment_bytes)
         t1 = time.perf_counter()
-        deps = sim.dependencies(insts, allocation.reuses, trace.tensors)
+        deps = sim.dependencies_of_rows(insts, allocation.reuse_rows, trace.tensors)
         t2 = time.perf_counter()
         timeline = sim.schedule_stream(insts, deps, chip, cal)
         t3 = time.perf_counter()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 
 from tessera.kernels.registry import KernelDef, Op, all_kernels, get, register
+from tessera.kernels.tune import tune
 
 # Modules that register kernels; a module not written yet is skipped so the package imports.
 _MODULES = ("matmul", "norms", "softmax", "elementwise", "rope", "embedding", "transpose",
@@ -16,4 +17,4 @@ for _name in _MODULES:
         if _err.name != f"tessera.kernels.{_name}":
             raise
 
-__all__ = ["KernelDef", "Op", "all_kernels", "get", "register"]
+__all__ = ["KernelDef", "Op", "all_kernels", "get", "register", "tune"]

@@ -6,14 +6,14 @@
 
 `sim` reads the instruction stream that `tessera.nki` records and the hardware in
 `tessera.hw`; it never calls back into `nki` while scheduling. Model constants (formula
-coefficients, unpublished latencies, the DMA efficiency curve) live in
+coefficients, unpublished latencies, DMA overheads, HBM efficiency) live in
 `calibration/trn.yaml`, each with its source.
 """
 
 from tessera.sim.alloc import Allocation, Placement, Reuse, allocate, liveness
 from tessera.sim.calib import CALIBRATION_FILE, Calibration, load_calibration
 from tessera.sim.costs import engine_cost, engine_cycles, matmul_flops
-from tessera.sim.deps import dependencies
+from tessera.sim.deps import dependencies, dependencies_of_rows
 from tessera.sim.dma import DmaPlan, dma_plan
 from tessera.sim.errors import (
     CalibrationError,
@@ -57,6 +57,7 @@ __all__ = [
     "Timeline",
     "allocate",
     "dependencies",
+    "dependencies_of_rows",
     "dma_plan",
     "engine_cost",
     "engine_cycles",

@@ -1,8 +1,8 @@
 """Calibration constants of the timing model, loaded from `calibration/trn.yaml`.
 
 Hardware facts come from `tessera.hw`; this file's constants are the model's own (formula
-coefficients, unpublished latencies, the DMA efficiency curve). Each entry in the YAML has
-a `source` and a `fitted_on`; a missing or unknown key is an error, never a default.
+coefficients, unpublished latencies, DMA overheads, HBM efficiency). Each entry in the YAML
+has a `source` and a `fitted_on`; a missing or unknown key is an error, never a default.
 """
 
 from __future__ import annotations
@@ -44,7 +44,9 @@ class Calibration:
     engine_dependency_latency_cycles: float
     tensor_result_latency_cycles: float
     dma_partitions_per_engine: int
-    dma_descriptor_overhead_bytes: float
+    dma_transfer_overhead_s: float
+    dma_min_burst_bytes: int
+    hbm_strided_efficiency: float
     dma_transpose_hbm_efficiency: float
     dma_transpose_sbuf_efficiency: float
     sbuf_alignment_bytes: int

@@ -5,7 +5,8 @@ writes (RAW, WAR, WAW). On-chip ranges are partition range x per-partition byte 
 ranges are row range x byte range within a row (rows = the tensor's leading dimension).
 Each tensor keeps the regions of its live writers and readers; a write that covers an older
 region drops it (anything that overlaps the old region also overlaps the new write, which
-already waits for the old access), so lists stay short.
+already waits for the old access), so lists stay short. A tensor placed over reused memory
+starts with the regions its previous occupants left on the shared bytes (WAR/WAW).
 
 A `core_barrier` is a fence of its core: it waits for everything the core issued before it,
 and everything after waits for it (the pair of barriers is joined in the timeline).
@@ -14,6 +15,7 @@ and everything after waits for it (the pair of barriers is joined in the timelin
 from __future__ import annotations
 
 import math
+import operator
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 
@@ -78,41 +80,65 @@ def region(ap: AccessPattern, pitch: int = _FLAT) -> Region:
     return box
 
 
-class _Index:
-    """Regions (p0, p1, b0, b1, pos) of one tensor, sorted by b0, for overlap queries.
+# Indexes of up to this many regions are scanned linearly: most tensors are tiles with a
+# handful of accesses, for which sorting and bisecting cost more than they save.
+_SMALL = 16
+_B0 = operator.itemgetter(2)
 
-    `span` bounds b1 - b0 of every entry, so the entries that can overlap [b0, b1) start in
-    (b0 - span, b1): a bisect, not a scan of every access the tensor ever had. New entries
-    wait unsorted until a query needs them (most reads are never queried).
+
+class _Index:
+    """Regions (p0, p1, b0, b1, pos) of one tensor, for overlap queries.
+
+    Small indexes are plain lists. Large ones keep `items[:nsorted]` sorted by b0 (with
+    `starts` the b0 column) and `span` bounding b1 - b0, so the entries that can overlap
+    [b0, b1) start in (b0 - span, b1): a bisect, not a scan of every access the tensor ever
+    had. New entries are appended unsorted and put in order when a query needs them.
     """
 
-    __slots__ = ("starts", "items", "span", "pending")
+    __slots__ = ("items", "starts", "span", "nsorted")
 
     def __init__(self) -> None:
-        self.starts: list[int] = []
         self.items: list[tuple] = []
+        self.starts: list[int] = []
         self.span = 0
-        self.pending: list[tuple] = []
+        self.nsorted = 0
 
-    def _flush(self) -> None:
-        items = self.items
-        items.extend(self.pending)
-        for e in self.pending:
-            if e[3] - e[2] > self.span:
-                self.span = e[3] - e[2]
-        self.pending = []
-        items.sort(key=_start)
-        self.starts = [e[2] for e in items]
+    def _order(self) -> None:
+        items, k = self.items, self.nsorted
+        if k and len(items) - k <= 8:  # a few new entries: insert them in place
+            tail = items[k:]
+            del items[k:]
+            starts, span = self.starts, self.span
+            for e in tail:
+                i = bisect_right(starts, e[2])
+                items.insert(i, e)
+                starts.insert(i, e[2])
+                if e[3] - e[2] > span:
+                    span = e[3] - e[2]
+            self.span = span
+        else:
+            items.sort(key=_B0)
+            self.starts = [e[2] for e in items]
+            self.span = max(e[3] - e[2] for e in items)
+        self.nsorted = len(items)
 
     def collect(self, p0: int, p1: int, b0: int, b1: int, found: set[int]) -> bool:
         """Add the positions of overlapping entries to `found`; True if `box` covers one."""
-        if self.pending:
-            self._flush()
+        items = self.items
+        covered = False
+        if len(items) <= _SMALL:
+            for e in items:
+                if b0 < e[3] and e[2] < b1 and e[0] < p1 and p0 < e[1]:
+                    found.add(e[4])
+                    if p0 <= e[0] and e[1] <= p1 and b0 <= e[2] and e[3] <= b1:
+                        covered = True
+            return covered
+        if self.nsorted != len(items):
+            self._order()
         starts = self.starts
         lo = bisect_right(starts, b0 - self.span)
         hi = bisect_left(starts, b1)
-        covered = False
-        for e in self.items[lo:hi]:
+        for e in items[lo:hi]:
             if b0 < e[3] and e[0] < p1 and p0 < e[1]:
                 found.add(e[4])
                 if p0 <= e[0] and e[1] <= p1 and b0 <= e[2] and e[3] <= b1:
@@ -120,40 +146,84 @@ class _Index:
         return covered
 
     def prune(self, p0: int, p1: int, b0: int, b1: int) -> None:
-        """Drop the entries the region covers (whoever overlaps them overlaps it)."""
+        """Drop the entries the region covers (whoever overlaps them overlaps it).
+
+        Called right after `collect` with the same region, so a large index is in order.
+        """
+        items = self.items
+        if len(items) <= _SMALL:
+            self.items = [e for e in items
+                          if not (p0 <= e[0] and e[1] <= p1 and b0 <= e[2] and e[3] <= b1)]
+            self.nsorted = 0
+            return
         lo = bisect_left(self.starts, b0)
         hi = bisect_right(self.starts, b1)
-        keep = [e for e in self.items[lo:hi]
+        keep = [e for e in items[lo:hi]
                 if not (p0 <= e[0] and e[1] <= p1 and b0 <= e[2] and e[3] <= b1)]
-        self.items[lo:hi] = keep
+        items[lo:hi] = keep
         self.starts[lo:hi] = [e[2] for e in keep]
+        self.nsorted = len(items)
         if b1 - b0 >= self.span:
-            self.span = max((e[3] - e[2] for e in self.items), default=0)
+            self.span = max((e[3] - e[2] for e in items), default=0)
 
 
-def _start(entry: tuple) -> int:
-    return entry[2]
+def _inherited(r: tuple, state: dict[object, tuple[_Index, _Index]]) -> _Index:
+    """Writers of a reused range (`r` a reuse row): every access of the previous occupants
+    that is still indexed (reads and writes alike, WAR and WAW) on the bytes they share,
+    moved into the new tensor's coordinates. An occupant's index already holds what it
+    inherited itself, so older occupants are covered transitively."""
+    seeded = _Index()
+    out = seeded.items
+    shift = r[6]
+    for name, old_start, lo, hi in r[7]:
+        indexes = state.get(name)
+        if indexes is None:  # never accessed as far as dependencies go: wait for all of it
+            out.extend((0, r[4], lo - shift, hi - shift, p) for p in r[3])
+            continue
+        for index in indexes:
+            for e in index.items:
+                a0, a1 = e[2] + old_start, e[3] + old_start
+                if a0 < hi and lo < a1:
+                    if a0 >= lo and a1 <= hi and old_start == shift:
+                        out.append(e)  # same place, wholly shared: the region as it is
+                    else:
+                        out.append((e[0], e[1], max(a0, lo) - shift, min(a1, hi) - shift,
+                                    e[4]))
+    return seeded
 
 
 def dependencies(instructions: Sequence[Instruction], reuses: Sequence[Reuse] = (),
                  tensors: Iterable[TensorInfo] = ()) -> list[tuple[int, ...]]:
     """For every stream position, the positions it must wait for (all earlier).
 
-    A tensor placed over reused memory starts with its previous occupants' last accesses as
-    writers of its whole extent, so each of its accesses waits for them (until a write that
-    covers everything takes their place).
+    A tensor placed over reused memory inherits, on the bytes it shares with each previous
+    occupant, that occupant's indexed accesses as writers, so each of its accesses waits for
+    the earlier accesses of the same addresses (until a write that covers them takes their
+    place). A `Reuse` without `previous` waits for all its producers on its whole extent.
     """
+    rows = [(r.tensor, r.core, r.first, r.producers, r.partitions, r.row_bytes,
+             r.start_bytes, r.previous) for r in reuses]
+    return dependencies_of_rows(instructions, rows, tensors)
+
+
+def dependencies_of_rows(instructions: Sequence[Instruction], reuse_rows: Sequence[tuple],
+                         tensors: Iterable[TensorInfo] = ()) -> list[tuple[int, ...]]:
+    """`dependencies` with the reuses as `Allocation.reuse_rows` (no objects built)."""
     multi = len({inst.core for inst in instructions}) > 1
     pitch = {t.name: max(1, math.prod(t.shape[1:])) for t in tensors if not t.buffer.on_chip}
     # tensor -> (writer regions, reader regions); a region is (p0, p1, b0, b1, pos). HBM
     # tensors are per core with LNC=2: cross-core order comes from the barrier fences.
     state: dict[object, tuple[_Index, _Index]] = {}
-    for r in reuses:
-        seeded = _Index()
-        seeded.pending = [(0, r.partitions, 0, r.row_bytes, p) for p in r.producers]
-        state[r.tensor] = (seeded, _Index())
+    seed_at: dict[int, list[Reuse]] = {}
+    for r in reuse_rows:
+        if r[7]:  # seeded when the stream reaches it: the occupants' final accesses
+            seed_at.setdefault(r[2], []).append(r)
+        else:
+            seeded = _Index()
+            seeded.items = [(0, r[4], 0, r[5], p) for p in r[3]]
+            state[r[0]] = (seeded, _Index())
     written = {ap.tensor for inst in instructions for ap in inst.writes}
-    written.update(r.tensor for r in reuses)
+    written.update(r[0] for r in reuse_rows)
     barrier = Opcode.CORE_BARRIER
     has_fence = any(inst.opcode is barrier for inst in instructions)
     since_fence: dict[int, list[int]] = {}
@@ -161,6 +231,9 @@ def dependencies(instructions: Sequence[Instruction], reuses: Sequence[Reuse] = 
     cache = _region_cache
     out: list[tuple[int, ...]] = []
     for pos, inst in enumerate(instructions):
+        if pos in seed_at:
+            for r in seed_at.pop(pos):
+                state[r[0]] = (_inherited(r, state), _Index())
         found: set[int] = set()
         for ap in inst.reads:
             if ap.tensor not in written:
@@ -174,9 +247,9 @@ def dependencies(instructions: Sequence[Instruction], reuses: Sequence[Reuse] = 
             index = state.get(key)
             if index is None:
                 index = state[key] = (_Index(), _Index())
-            if index[0].items or index[0].pending:
+            if index[0].items:
                 index[0].collect(p0, p1, b0, b1, found)
-            index[1].pending.append((p0, p1, b0, b1, pos))
+            index[1].items.append((p0, p1, b0, b1, pos))
         for ap in inst.writes:
             row = _FLAT if ap.partition_elems else pitch.get(ap.tensor, _FLAT)
             box = cache.get((ap.offset_elems, ap.pattern, ap.partition_elems, ap.itemsize, row))
@@ -188,10 +261,9 @@ def dependencies(instructions: Sequence[Instruction], reuses: Sequence[Reuse] = 
             if index is None:
                 index = state[key] = (_Index(), _Index())
             for entries in index:
-                if (entries.items or entries.pending) and entries.collect(p0, p1, b0, b1,
-                                                                          found):
+                if entries.items and entries.collect(p0, p1, b0, b1, found):
                     entries.prune(p0, p1, b0, b1)
-            index[0].pending.append((p0, p1, b0, b1, pos))
+            index[0].items.append((p0, p1, b0, b1, pos))
         if has_fence:
             core = inst.core
             if inst.opcode is barrier:

@@ -1,14 +1,27 @@
 """DMA cost: how a transfer splits over the core's DMA engines and how long each piece takes.
 
-A dma_copy touching on-chip memory is split by partitions, one engine per
-`dma_partitions_per_engine` partitions (up to the core's 16 engines), as the hardware does.
-Each engine moves its share as contiguous descriptors; a descriptor of c bytes costs
-(c + overhead) / engine bandwidth, so efficiency c / (c + overhead) falls for small
-per-partition runs and for strided or transposing access patterns (short runs). The overhead
-is derived from the DMA guide (theoretical vs effective per-engine rate at 4 KiB payloads).
-A fixed latency (semaphore to start) precedes the transfer but does not occupy an engine,
-so queued DMAs overlap it. All HBM traffic of a core also holds the core's share of the
-chip's HBM bandwidth (chip bandwidth / physical cores).
+The NKI docs describe the mechanism ([DMAO], [A2], [DMABW], [PG]):
+
+* a dma_copy touching on-chip memory is split by partitions, one engine per
+  `dma_partitions_per_engine` (8) partitions, up to the core's 16 engines; each engine's
+  share is one *DMA transfer*, a scatter-gather list of contiguous *DMA buffers*;
+* an engine processes one transfer at a time. While active it streams at the guide's
+  per-engine rate (`engine_effective_bytes_per_s`: 17 / 23 / 33 B/ns; the [DMAO] profile of
+  one NC-v3 engine moving 32 KiB in 1416 ns is exactly 23 B/ns), and between transfers it
+  is busy for `dma_transfer_overhead_s` (descriptor setup and synchronisation): the reason
+  small transfers are overhead-bound and >= 4 KiB per partition (32 KiB per engine) nearly
+  saturates. A piece moving b bytes occupies its engine for overhead + b / rate;
+* each contiguous buffer moves at least `dma_min_burst_bytes`, so element-strided patterns
+  (2-byte runs) are slow while row patterns are not;
+* a fixed semaphore-to-start latency (1.3 us; 0.6 us with hardware DGE on NC-v3) precedes
+  the transfer without occupying an engine, so queued DMAs overlap it.
+
+HBM side: the transfer also holds the core's share of the chip's HBM bandwidth (chip
+bandwidth / physical cores) for its HBM bytes. A row gather (an HBM access that is not one
+contiguous range, e.g. a 128 x 512 tile of a [K, 8192] matrix: 128 rows of 1 KiB, 16 KiB
+apart) streams at `hbm_strided_efficiency` of that share: the published NC-v2 tutorial
+kernels move ~100-110 GB/s per core whatever their row length (256 B to 4 KiB), which no
+payload-size curve on the engine side reproduces (see calibration/trn.yaml for the fit).
 """
 
 from __future__ import annotations
@@ -37,7 +50,7 @@ class DmaPlan:
     latency_s: float  # fixed issue latency before the transfer starts (not occupying)
     hbm_read_bytes: int
     hbm_write_bytes: int
-    descriptors: int  # contiguous runs moved (what the overhead is paid on)
+    descriptors: int  # contiguous runs moved (DMA buffers)
     bytes_moved: int
     queue: int  # LOAD_QUEUE, STORE_QUEUE or COPY_QUEUE: DMAs of a queue start in order
 
@@ -45,6 +58,15 @@ class DmaPlan:
 def _run_elements(ap: AccessPattern) -> int:
     """Elements in the innermost contiguous run (capped to a partition row on chip)."""
     return max(1, ap.contiguous_bytes // ap.itemsize)
+
+
+def _hbm_seconds(ap: AccessPattern, share_bytes_per_s: float, cal: Calibration) -> float:
+    """Time an HBM access holds the core's HBM share: a single contiguous range streams at
+    the full share, a row gather at the strided efficiency."""
+    size = ap.num_bytes
+    if ap.contiguous_bytes >= size:
+        return size / share_bytes_per_s
+    return size / (share_bytes_per_s * cal.hbm_strided_efficiency)
 
 
 def dma_plan(inst: Instruction, chip: ChipSpec, cal: Calibration) -> DmaPlan:
@@ -62,6 +84,7 @@ def dma_plan(inst: Instruction, chip: ChipSpec, cal: Calibration) -> DmaPlan:
         efficiency = (cal.dma_transpose_hbm_efficiency if src.buffer.is_hbm
                       else cal.dma_transpose_sbuf_efficiency)
     else:
+        # a DMA buffer must be contiguous on both sides: the shorter run decides
         run = min(_run_elements(src), _run_elements(dst))
         efficiency = 1.0
     descriptors = max(1, math.ceil(elements / run)) if elements else 0
@@ -75,10 +98,13 @@ def dma_plan(inst: Instruction, chip: ChipSpec, cal: Calibration) -> DmaPlan:
         engines = min(dma.engines_per_core, max(descriptors, chunks))
         descriptors = max(descriptors, engines)
     engines = max(1, engines)
-    piece_bytes = moved / engines
-    piece_descriptors = descriptors / engines
-    piece_s = (piece_bytes + piece_descriptors * cal.dma_descriptor_overhead_bytes) / (
-        dma.engine_bytes_per_s * efficiency)
+    itemsize = max(src.itemsize, dst.itemsize)
+    run_bytes = moved / descriptors if descriptors else 0.0
+    # every run moves at least one burst: short runs cost the burst, long runs their bytes
+    piece_bytes = descriptors * max(run_bytes, float(cal.dma_min_burst_bytes),
+                                    float(itemsize)) / engines
+    rate = dma.engine_effective_bytes_per_s * efficiency
+    piece_s = cal.dma_transfer_overhead_s + piece_bytes / rate
     if elements == 0:
         piece_s = 0.0
     latency = dma.fixed_latency_s
@@ -86,9 +112,14 @@ def dma_plan(inst: Instruction, chip: ChipSpec, cal: Calibration) -> DmaPlan:
         latency = dma.hw_dge_latency_s
     read = src.num_bytes if src.buffer.is_hbm else 0
     write = dst.num_bytes if dst.buffer.is_hbm else 0
+    hbm_s = 0.0
     if inst.opcode is Opcode.SENDRECV:
         read = write = 0  # SBUF to SBUF between the two cores
-    hbm_s = (read + write) / chip.hbm_bytes_per_s_per_core
+    else:
+        share = chip.hbm_bytes_per_s_per_core
+        for ap in (src, dst):
+            if ap.buffer.is_hbm:
+                hbm_s += _hbm_seconds(ap, share, cal)
     queue = (LOAD_QUEUE if dst.buffer.on_chip else STORE_QUEUE if src.buffer.on_chip
              else COPY_QUEUE)
     return DmaPlan(engines, piece_s, hbm_s, latency, read, write, descriptors, moved, queue)

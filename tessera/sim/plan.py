@@ -45,12 +45,21 @@ class StreamPlan:
 
 
 def _signature(inst: Instruction) -> tuple:
-    """What the cost depends on: everything but tensor names and offsets (enums by id)."""
-    aps = [(id(ap.buffer), ap.dtype, ap.pattern, ap.partition_elems == 0)
-           for ap in inst.reads]
+    """What the cost depends on: everything but tensor names and offsets (enums by id).
+
+    Flat for the common one-read / one-write shape: building and hashing nested tuples for
+    every instruction of a stream costs more than the rest of the planning.
+    """
+    reads, writes = inst.reads, inst.writes
+    if len(reads) == 1 and len(writes) == 1:
+        a, b = reads[0], writes[0]
+        return (id(inst.opcode), id(inst.engine), inst.partitions, inst.free_elements,
+                inst.flags, id(a.buffer), a.dtype, a.pattern, not a.partition_elems,
+                id(b.buffer), b.dtype, b.pattern, not b.partition_elems)
+    aps = [(id(ap.buffer), ap.dtype, ap.pattern, not ap.partition_elems) for ap in reads]
     aps.append(None)
-    aps.extend([(id(ap.buffer), ap.dtype, ap.pattern, ap.partition_elems == 0)
-                for ap in inst.writes])
+    aps.extend([(id(ap.buffer), ap.dtype, ap.pattern, not ap.partition_elems)
+                for ap in writes])
     return (id(inst.opcode), id(inst.engine), inst.partitions, inst.free_elements, inst.flags,
             tuple(aps))
 
@@ -72,16 +81,22 @@ def plan_stream(instructions: Sequence[Instruction], chip: ChipSpec,
     memo: dict[tuple, tuple] = {}
     last_in_queue: dict[int, int] = {}
     n_cores = 1
+    memo_get = memo.get
     for pos, inst in enumerate(instructions):
         c = core_of[pos] = inst.core
         if c >= n_cores:
             n_cores = c + 1
         sig = _signature(inst)
-        facts = memo.get(sig)
+        facts = memo_get(sig)
         if facts is None:
             facts = memo[sig] = _facts(inst, chip, cal, sbuf_users, psum_users)
         k, code, o, la, bits, dplan = facts
-        kind[pos], eng[pos], occ[pos], lat[pos], ports[pos] = k, code, o, la, bits
+        kind[pos] = k
+        eng[pos] = code
+        occ[pos] = o
+        lat[pos] = la
+        if bits:
+            ports[pos] = bits
         if dplan is not None:
             plans[pos] = dplan
         else:

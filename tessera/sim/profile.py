@@ -27,7 +27,7 @@ from tessera.nki.stream import Engine, Opcode, SourceLocation
 from tessera.sim.alloc import Allocation, allocate
 from tessera.sim.calib import Calibration, calibration_for
 from tessera.sim.costs import matmul_flops, precision_of
-from tessera.sim.deps import dependencies
+from tessera.sim.deps import dependencies_of_rows
 from tessera.sim.plan import ENGINE_ORDER
 from tessera.sim.timeline import Timeline, schedule_stream
 
@@ -107,6 +107,10 @@ class Profile:
     peak_psum_bytes: int  # per partition
     timeline: Timeline = field(repr=False, compare=False)
     allocation: Allocation = field(repr=False, compare=False)
+    # the hardware the kernel was scheduled on, after `overrides`, and the overrides given
+    # (hardware paths and calibration.<constant> keys), so views need not re-derive them
+    chip_spec: ChipSpec | None = field(default=None, repr=False, compare=False)
+    overrides: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
 
     def usage(self, resource: Resource | str) -> EngineUsage:
         """The usage entry of one resource."""
@@ -147,9 +151,9 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
     insts = trace.instructions
     with _no_gc():
         allocation = allocate(insts, trace.tensors, chip, cal.sbuf_alignment_bytes)
-        deps = dependencies(insts, allocation.reuses, trace.tensors)
+        deps = dependencies_of_rows(insts, allocation.reuse_rows, trace.tensors)
         timeline = schedule_stream(insts, deps, chip, cal)
-        return summarise(trace, chip, timeline, allocation)
+        return summarise(trace, chip, timeline, allocation, overrides)
 
 
 @contextlib.contextmanager
@@ -183,20 +187,34 @@ def _resource(engine: Engine) -> Resource:
 
 
 def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
-              allocation: Allocation) -> Profile:
-    """Turn a timeline into a `Profile` (rates, roofline point, bottleneck, hot spots)."""
+              allocation: Allocation, overrides: Mapping[str, object] | None = None
+              ) -> Profile:
+    """Turn a timeline into a `Profile` (rates, roofline point, bottleneck, hot spots).
+
+    `chip` is the hardware the timeline was scheduled on (overrides applied); `overrides`
+    are recorded on the profile as given.
+    """
     insts = trace.instructions
     total = timeline.total_s
     cores = len({i.core for i in insts}) or 1
-    flops = 0.0
-    by_precision: dict[Precision, float] = {}
+    # matmuls repeat a few shapes: count them per shape, then price each shape once
+    shapes: dict[tuple, list] = {}
     matmul = Opcode.NC_MATMUL
     for inst in insts:
         if inst.opcode is matmul:
-            f = matmul_flops(inst)
-            flops += f
-            p = precision_of(inst.reads[-1].dtype) or Precision.BF16
-            by_precision[p] = by_precision.get(p, 0.0) + f
+            key = (inst.partitions, inst.free_elements, inst.flags, inst.reads[-1].dtype)
+            seen = shapes.get(key)
+            if seen is None:
+                shapes[key] = [inst, 1]
+            else:
+                seen[1] += 1
+    flops = 0.0
+    by_precision: dict[Precision, float] = {}
+    for inst, count in shapes.values():
+        f = matmul_flops(inst) * count
+        flops += f
+        p = precision_of(inst.reads[-1].dtype) or Precision.BF16
+        by_precision[p] = by_precision.get(p, 0.0) + f
     precision = max(by_precision, key=by_precision.__getitem__, default=Precision.BF16)
     peak_flops = chip.core.peak_flops(precision) * cores
     read = sum(p.hbm_read_bytes for p in timeline.dma_plans.values())
@@ -235,19 +253,29 @@ def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
         ridge_point=peak_flops / peak_hbm, bound=bound,
         critical_path=_critical(timeline), top_instructions=_hot_spots(timeline),
         peak_sbuf_bytes=allocation.peak_sbuf_bytes, peak_psum_bytes=allocation.peak_psum_bytes,
-        timeline=timeline, allocation=allocation)
+        timeline=timeline, allocation=allocation, chip_spec=chip,
+        overrides=dict(overrides or {}))
 
 
 def _critical(timeline: Timeline) -> CriticalPath:
-    per: dict[Resource, float] = {}
+    per_code = [0.0] * len(ENGINE_ORDER)  # by engine code: enum hashing is slow per link
+    seen: list[int] = []  # codes in order of first appearance (the ranking's tie order)
     waiting = 0.0
     previous_end = 0.0
+    start_s, end_s, codes = timeline.start_s, timeline.end_s, timeline.engine_codes
     for pos in timeline.critical_path:
-        s, e = timeline.start_s[pos], timeline.end_s[pos]
-        waiting += max(0.0, s - previous_end)
-        r = _RESOURCE_OF_CODE[timeline.engine_codes[pos]]
-        per[r] = per.get(r, 0.0) + max(0.0, e - max(s, previous_end))
-        previous_end = max(previous_end, e)
+        s, e = start_s[pos], end_s[pos]
+        if s > previous_end:
+            waiting += s - previous_end
+        code = codes[pos]
+        if code not in seen:
+            seen.append(code)
+        span = e - (s if s > previous_end else previous_end)
+        if span > 0.0:
+            per_code[code] += span
+        if e > previous_end:
+            previous_end = e
+    per = {_RESOURCE_OF_CODE[c]: per_code[c] for c in seen}
     ranked = tuple(sorted(per.items(), key=lambda kv: -kv[1]))
     dominant = ranked[0][0] if ranked else Resource.TENSOR
     return CriticalPath(timeline.total_s, len(timeline.critical_path), ranked, waiting,
@@ -259,13 +287,13 @@ def _hot_spots(timeline: Timeline) -> tuple[HotSpot, ...]:
     for inst, b, code in zip(timeline.stream, timeline.occupancy_s, timeline.engine_codes,
                              strict=True):
         loc = inst.location
-        key = (inst.opcode, loc.file, loc.line, code)
+        key = (id(inst.opcode), loc.file, loc.line, code)  # enums by id: hashing is slow
         g = groups.get(key)
         if g is None:
-            groups[key] = [loc, 1, b]
+            groups[key] = [loc, 1, b, inst.opcode]
         else:
             g[1] += 1
             g[2] += b
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][2])[:_TOP]
-    return tuple(HotSpot(key[0], g[0], ENGINE_ORDER[key[3]], g[1], g[2])
+    return tuple(HotSpot(g[3], g[0], ENGINE_ORDER[key[3]], g[1], g[2])
                  for key, g in ranked)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import heapq
+from bisect import bisect_left, insort
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -39,6 +40,7 @@ from tessera.sim.plan import (
     PSUM_PORT,
     QUEUES_PER_CORE,
     SBUF_PORT,
+    SENDRECV,
     TRANSFER,
     StreamPlan,
     plan_stream,
@@ -75,6 +77,8 @@ class Timeline:
     busy_s: dict[tuple[int, Engine], float]  # (core, engine) -> occupancy (DMA: engine-s)
     hbm_busy_s: dict[int, float]  # core -> time its HBM share was in use
     dma_plans: dict[int, DmaPlan] = field(repr=False)  # position -> plan of each DMA
+    # position -> the DMA engines (indices within its core) each piece ran on
+    dma_engines: dict[int, tuple[int, ...]] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def instructions(self) -> tuple[ScheduledInstruction, ...]:
@@ -138,12 +142,19 @@ def schedule_stream(instructions: Sequence[Instruction], deps: Sequence[tuple[in
     port_last = [[-1, -1, -1] for _ in range(cores)]
     dma_free = [[0.0] * n_dma for _ in range(cores)]
     dma_last = [[-1] * n_dma for _ in range(cores)]
+    all_engines = tuple(range(n_dma))
+    # per core: its engines as (free time, engine) in ascending order, None while all are
+    # free at the same time (every DMA so far used all engines: no list to maintain)
+    dma_by_free: list[list[tuple[float, int]] | None] = [None] * cores
+    engines_of: dict[int, tuple[int, ...]] = {}
+    queue_ids = range(DMA_QUEUES)
     # per core and DMA queue: its DMAs in program order and the index of the queue's head
     dma_order: list[list[list[int]]] = [[[] for _ in range(DMA_QUEUES)] for _ in range(cores)]
     for pos, plan in plans.items():
         if kind[pos] == TRANSFER:
             dma_order[core_of[pos]][plan.queue].append(pos)
     dma_head = [[0] * DMA_QUEUES for _ in range(cores)]
+    dma_len = [[len(q) for q in per_core] for per_core in dma_order]
     dma_ready = [False] * n
     dma_wake = [-1.0] * cores
     hbm_free, hbm_last, hbm_busy = [0.0] * cores, [-1] * cores, [0.0] * cores
@@ -194,26 +205,32 @@ def schedule_stream(instructions: Sequence[Instruction], deps: Sequence[tuple[in
                 enqueue(j)
 
     def dispatch_dma(core: int, now: float) -> None:
-        """Start ready queue heads, earliest in program order first, while engines are free."""
-        order, head = dma_order[core], dma_head[core]
+        """Start ready queue heads, earliest in program order first, while engines are free.
+
+        A DMA split over k engines takes the k least recently freed (ties: lowest index),
+        read off `by_free`, the core's engines as (free time, engine) in ascending order.
+        """
+        order, head, lens = dma_order[core], dma_head[core], dma_len[core]
         frees, lasts = dma_free[core], dma_last[core]
         while True:
             pos = -1
-            for qi in range(DMA_QUEUES):
+            for qi in queue_ids:
                 h = head[qi]
-                if h < len(order[qi]):
+                if h < lens[qi]:
                     p = order[qi][h]
                     if dma_ready[p] and (pos < 0 or p < pos):
                         pos, chosen_queue = p, qi
             if pos < 0:
                 return
             plan = plans[pos]
-            if plan.engines >= n_dma:
-                chosen: Sequence[int] = range(n_dma)
-                avail = max(frees)
+            by_free = dma_by_free[core]
+            k = plan.engines
+            if by_free is None:  # all engines freed together (the last DMA used them all)
+                avail = frees[0]
+            elif k >= n_dma:
+                avail = by_free[-1][0]
             else:
-                chosen = sorted(range(n_dma), key=frees.__getitem__)[:plan.engines]
-                avail = frees[chosen[-1]]
+                avail = by_free[k - 1][0]
             if avail > now:
                 if not (now < dma_wake[core] <= avail):
                     dma_wake[core] = avail
@@ -221,7 +238,9 @@ def schedule_stream(instructions: Sequence[Instruction], deps: Sequence[tuple[in
                 return
             head[chosen_queue] += 1
             if now > ready[pos] + plan.latency_s:  # it waited for engines
-                binding = lasts[max(chosen, key=frees.__getitem__)]
+                # the first engine (in chosen order) that became free last
+                binding = (lasts[0] if by_free is None
+                           else lasts[by_free[bisect_left(by_free, (avail, -1))][1]])
                 if binding >= 0:
                     why[pos] = binding
             finish = now + plan.piece_s
@@ -234,12 +253,21 @@ def schedule_stream(instructions: Sequence[Instruction], deps: Sequence[tuple[in
                         why[pos] = hbm_last[core]
                 hbm_free[core], hbm_last[core] = h_end, pos
                 hbm_busy[core] += plan.hbm_s
-            if plan.engines >= n_dma:  # engines stay busy until the data has moved
+            # engines stay busy until the data has moved
+            if k >= n_dma:
+                used = all_engines
                 frees[:] = [finish] * n_dma
                 lasts[:] = [pos] * n_dma
+                dma_by_free[core] = None
             else:
-                for e in chosen:
+                if by_free is None:
+                    by_free = dma_by_free[core] = [(frees[0], e) for e in all_engines]
+                used = tuple(sorted(e for _, e in by_free[:k]))
+                del by_free[:k]
+                for e in used:
                     frees[e], lasts[e] = finish, pos
+                    insort(by_free, (finish, e))
+            engines_of[pos] = used
             start[pos], end[pos] = now, finish
             release(pos)
 
@@ -299,7 +327,11 @@ def schedule_stream(instructions: Sequence[Instruction], deps: Sequence[tuple[in
             release(pos)
         elif k == TRANSFER:
             dma_ready[pos] = True
-            dispatch_dma(core_of[pos], t)
+            core = core_of[pos]
+            # all engines busy until a time a wake-up is already set for: nothing can start
+            free_at = dma_free[core][0]
+            if not (dma_by_free[core] is None and t < dma_wake[core] <= free_at):
+                dispatch_dma(core, t)
         else:
             join(pos, t)
     if done[0] != n:
@@ -308,16 +340,19 @@ def schedule_stream(instructions: Sequence[Instruction], deps: Sequence[tuple[in
                           for p in stuck)
         raise ScheduleError(f"scheduled {done[0]} of {n} instructions; waiting forever: "
                             f"{where}")
-    return _timeline(instructions, sp, start, end, why, hbm_busy)
+    return _timeline(instructions, sp, start, end, why, hbm_busy, engines_of)
 
 
 def _timeline(instructions: Sequence[Instruction], sp: StreamPlan, start: list[float],
-              end: list[float], why: list[int], hbm_busy: list[float]) -> Timeline:
+              end: list[float], why: list[int], hbm_busy: list[float],
+              engines_of: dict[int, tuple[int, ...]]) -> Timeline:
     busy_of = list(sp.occupancy_s)
     for pos, plan in sp.dma.items():
         busy_of[pos] = plan.piece_s * plan.engines
     for pos, k in enumerate(sp.kind):
-        if k == BARRIER:
+        # barriers occupy nothing; a sendrecv is joined with its partner and holds no DMA
+        # engine in the scheduler, so it must not count as DMA-engine busy time either
+        if k == BARRIER or k == SENDRECV:
             busy_of[pos] = 0.0
     busy_by_code: dict[tuple[int, int], float] = {}
     for c, code, b in zip(sp.core, sp.engine, busy_of, strict=True):
@@ -335,4 +370,4 @@ def _timeline(instructions: Sequence[Instruction], sp: StreamPlan, start: list[f
     path.reverse()
     return Timeline(tuple(instructions), tuple(start), tuple(end), tuple(busy_of),
                     tuple(sp.engine), max(end, default=0.0), tuple(path), busy,
-                    dict(enumerate(hbm_busy)), sp.dma)
+                    dict(enumerate(hbm_busy)), sp.dma, engines_of)

@@ -209,7 +209,8 @@ def test_calibration_entries_have_sources():
         assert entry["source"].strip() and entry["fitted_on"].strip(), name
     for core in ("nc-v2", "nc-v3", "nc-v4"):
         cal = load_calibration(core)
-        assert set(cal.sources) >= {"cross_engine_sync_s", "dma_descriptor_overhead_bytes"}
+        assert set(cal.sources) >= {"cross_engine_sync_s", "dma_transfer_overhead_s",
+                                    "hbm_strided_efficiency"}
 
 
 def test_calibration_rejects_unknown_and_missing_keys(tmp_path):

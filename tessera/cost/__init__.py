@@ -1,0 +1,39 @@
+"""Op cost at a chosen fidelity: the only interface the planner and compiler ask.
+
+    >>> from tessera import cost
+    >>> e = cost.estimate("matmul", {"M": 4096, "K": 4096, "N": 4096}, "bfloat16", "trn1")
+    >>> e.time_s, e.compute_s, e.memory_s, e.overhead_s, e.bound
+    >>> cost.estimate(..., fidelity=cost.Fidelity.SIMULATED).simulated.params
+
+ROOFLINE is a formula over `tessera.hw` (`roofline.py`); SIMULATED tunes the library
+kernel and profiles it symbolically with `tessera.sim` (`simulated.py`), memoised in memory
+and on disk. See docs/cost.md.
+"""
+
+from tessera.cost.estimate import estimate
+from tessera.cost.fidelity import Bound, CostError, CostEstimate, Fidelity, SimSummary
+from tessera.cost.roofline import (
+    TENSOR_OPS,
+    fixed_overhead_s,
+    roofline,
+    streaming_peak_per_s,
+    tensor_peak_flops,
+)
+from tessera.cost.simulated import COST_FILE, clear_memory_cache, simulated
+
+__all__ = [
+    "COST_FILE",
+    "TENSOR_OPS",
+    "Bound",
+    "CostError",
+    "CostEstimate",
+    "Fidelity",
+    "SimSummary",
+    "clear_memory_cache",
+    "estimate",
+    "fixed_overhead_s",
+    "roofline",
+    "simulated",
+    "streaming_peak_per_s",
+    "tensor_peak_flops",
+]
