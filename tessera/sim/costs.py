@@ -54,30 +54,28 @@ def matmul_cycles(inst: Instruction, core: CoreSpec, cal: Calibration) -> float:
     """nc_matmul: max(MM_INIT, min(64, N_stationary), N_moving) x the dtype's cycle factor.
 
     fp32 inputs run 4x slower (cycle_factor). FP8 runs at the BF16 rate unless the
-    double_row perf mode packs two K rows per PE (NC-v3+): then the moving free size counts
-    both rows and the FP8 rate halves it. LoadStationary of the next weights runs in the
-    background and only shows when it is slower than the multiply.
+    double_row perf mode packs two K rows per PE (NC-v3+): the instruction then contracts
+    K x 2 rows in the time a BF16 matmul of the same free sizes takes ("K=256 takes the same
+    time as BF16 K=128"); `stationary_free`/`moving_free` are per-row sizes and
+    `contraction_rows` is 2. LoadStationary of the next weights runs in the background and
+    only shows when it is slower than the multiply.
     """
     n_stationary = float(inst.flag("stationary_free", 0) or 0)
     n_moving = float(inst.flag("moving_free", inst.free_elements) or 0)
     precision = precision_of(inst.reads[-1].dtype if inst.reads else "bfloat16")
     precision = precision or Precision.BF16
     double_row = inst.flag("perf_mode") in _DOUBLE_ROW
-    if double_row:
-        factor = core.tensor.cycle_factor(Precision.FP8)
-    elif precision is Precision.FP8:
+    rows = float(inst.flag("contraction_rows", 1) or 1)
+    if double_row or precision is Precision.FP8:
         factor = 1.0  # fp8 without double_row streams like bf16
     else:
         factor = core.tensor.cycle_factor(precision)
     costs = core.costs
     init = float(costs.matmul_init_cycles)
     stationary = min(cal.stationary_free_cap_cycles, n_stationary)
-    if double_row:
-        # the free sizes count both packed rows; the FP8 rate (2x) halves them back
-        multiply = max(init, stationary * factor, n_moving * factor)
-    else:
-        multiply = max(init, stationary, n_moving) * factor
-    load_stationary = n_stationary * factor / costs.fast_load_stationary_factor
+    multiply = max(init, stationary, n_moving) * factor
+    # the stationary holds `rows` packed rows per partition in double_row mode
+    load_stationary = n_stationary * rows * factor / costs.fast_load_stationary_factor
     return max(multiply, load_stationary)
 
 
@@ -231,6 +229,6 @@ def matmul_flops(inst: Instruction) -> float:
         return 0.0
     m = float(inst.flag("stationary_free", 0) or 0)
     n = float(inst.flag("moving_free", inst.free_elements) or 0)
-    flops = 2.0 * inst.partitions * m * n
-    # double_row: both free sizes count the 2 packed K rows, K (partitions) counts one
-    return flops / 2.0 if inst.flag("perf_mode") in _DOUBLE_ROW else flops
+    # double_row contracts `contraction_rows` (2) packed rows per partition
+    rows = float(inst.flag("contraction_rows", 1) or 1)
+    return 2.0 * inst.partitions * rows * m * n

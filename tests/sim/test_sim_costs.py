@@ -49,8 +49,10 @@ def test_matmul_floor_is_the_initiation_interval(make_inst, make_tile):
 
 
 def test_fp8_double_row_contracts_twice_as_deep_in_the_bf16_time(make_inst, make_tile):
-    # [128, 2, 512] moving / [128, 2, 128] stationary: K=256 in the time of bf16 K=128
-    mm = _matmul(make_inst, make_tile, "float8_e4m3", m=256, n=1024, perf_mode="double_row")
+    # [128, 2, 512] moving / [128, 2, 128] stationary: K=256 in the time of bf16 K=128.
+    # nki records per-row free sizes (128, 512) and contraction_rows=2.
+    mm = _matmul(make_inst, make_tile, "float8_e4m3", m=128, n=512, perf_mode="double_row",
+                 contraction_rows=2)
     assert engine_cycles(mm, V3, CAL3) == 512
     assert sim.matmul_flops(mm) == 2 * 256 * 128 * 512
     plain = _matmul(make_inst, make_tile, "float8_e4m3")
