@@ -18,6 +18,8 @@ demo: $(STAMP)
 	$(BIN)/tessera kernel run examples/kernels/matmul_tutorial.py::matmul_block_free_dims
 	$(BIN)/tessera kernel run examples/kernels/softmax.py::softmax_rows
 	$(BIN)/tessera kernel run examples/kernels/rmsnorm.py::rmsnorm
+	$(BIN)/tessera kernel profile examples/kernels/matmul_tutorial.py::matmul_block_all_dims --chip trn1 --symbolic
+	$(BIN)/tessera collective ALL_REDUCE --bytes 64MiB --ranks 16 --instance trn1.32xlarge
 
 test: $(STAMP)
 	$(BIN)/ruff check tessera tests examples benchmarks
