@@ -18,10 +18,9 @@ from pathlib import Path
 import yaml
 
 from tessera.dist.errors import CalibrationError
+from tessera.hw.calibration import calibration_entry, read_calibration_file
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration") / "collectives.yaml"
-_ENTRY_KEYS = {"value", "source", "fitted_on", "status"}
-_STATUSES = ("published", "derived", "fitted", "assumed", "overridden")
 
 
 @dataclass(frozen=True)
@@ -67,26 +66,17 @@ class CollectiveCalibration:
 
 
 def _entry(name: str, raw: object, path: Path) -> tuple[float, str]:
-    if not isinstance(raw, dict) or set(raw) - _ENTRY_KEYS or not _ENTRY_KEYS <= set(raw):
-        raise CalibrationError(f"{path}: {name}: expected keys {sorted(_ENTRY_KEYS)}")
-    if raw["status"] not in _STATUSES:
-        raise CalibrationError(f"{path}: {name}: status {raw['status']!r} not in {_STATUSES}")
-    if not str(raw["source"]).strip() or not str(raw["fitted_on"]).strip():
-        raise CalibrationError(f"{path}: {name}: source and fitted_on must not be empty")
-    value = raw["value"]
+    value, source = calibration_entry(name, raw, str(path), CalibrationError)
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
         raise CalibrationError(f"{path}: {name}: value must be a non-negative number")
-    return float(value), str(raw["source"])
+    return float(value), source
 
 
 @functools.cache
 def load_calibration(path: Path | None = None) -> CollectiveCalibration:
     """The collective-model constants from `path` (default: the packaged collectives.yaml)."""
     path = path or CALIBRATION_FILE
-    with open(path) as fh:
-        data = yaml.safe_load(fh)
-    if not isinstance(data, dict) or data.get("schema") != 1:
-        raise CalibrationError(f"{path}: expected a mapping with schema: 1")
+    data = read_calibration_file(path, CalibrationError)
     entries = data.get("constants")
     if not isinstance(entries, dict):
         raise CalibrationError(f"{path}: expected a 'constants' mapping")

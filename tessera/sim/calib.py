@@ -13,13 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
+from tessera.hw.calibration import calibration_entry, read_calibration_file
 from tessera.sim.errors import CalibrationError
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration") / "trn.yaml"
-_ENTRY_KEYS = {"value", "source", "fitted_on", "status"}
-_STATUSES = ("published", "derived", "fitted", "assumed", "overridden")
 
 
 @dataclass(frozen=True)
@@ -75,26 +72,11 @@ class Calibration:
 
 
 def _entry(name: str, raw: object, where: str) -> tuple[object, str]:
-    if not isinstance(raw, dict):
-        raise CalibrationError(f"{where}.{name}: expected a mapping with value/source/fitted_on")
-    keys = set(raw)
-    if keys - _ENTRY_KEYS or not {"value", "source", "fitted_on"} <= keys:
-        raise CalibrationError(f"{where}.{name}: keys must be value, source, fitted_on and "
-                               f"optional status; got {sorted(keys)}")
-    status = raw.get("status", "published")
-    if status not in _STATUSES:
-        raise CalibrationError(f"{where}.{name}: status {status!r} is not one of {_STATUSES}")
-    if not str(raw["source"]).strip() or not str(raw["fitted_on"]).strip():
-        raise CalibrationError(f"{where}.{name}: source and fitted_on must not be empty")
-    return raw["value"], str(raw["source"])
+    return calibration_entry(name, raw, where, CalibrationError, status_required=False)
 
 
 def _read(path: Path) -> dict:
-    with open(path) as fh:
-        data = yaml.safe_load(fh)
-    if not isinstance(data, dict) or data.get("schema") != 1:
-        raise CalibrationError(f"{path}: expected a mapping with schema: 1")
-    return data
+    return read_calibration_file(path, CalibrationError)
 
 
 @functools.cache
