@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -33,6 +32,7 @@ import numpy as np
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import nki
+from tessera.kernels.lagged import run_lagged
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki.dtypes import to_dtype
 
@@ -348,17 +348,7 @@ def flash_attention(q, k, v, causal=False, scale=None, block_k=1024, kv_chunk=81
     p = _plan(q, k, v, causal, scale, block_k, kv_chunk, scalar_eighths)
     p = dataclasses.replace(p, out=nl.ndarray(q.shape, dtype=q.dtype, buffer=nl.shared_hbm),
                             consts=_causal_constants(p.dtype) if p.causal else None)
-    depth = max(lag for _, lag in SCHEDULE) + 1 + LOOKAHEAD
-    window: deque[_Item | None] = deque(maxlen=depth)
-    items = _items(p, q, k, v)
-    while True:
-        window.append(next(items, None))
-        if len(window) == depth and all(w is None for w in window):
-            break
-        for stage, lag in SCHEDULE:
-            pos = LOOKAHEAD + lag
-            if pos < len(window) and window[-1 - pos] is not None:
-                stage(p, window[-1 - pos])
+    run_lagged(_items(p, q, k, v), SCHEDULE, LOOKAHEAD, lambda stage, item: stage(p, item))
     return p.out
 
 

@@ -31,7 +31,6 @@ overhead); trn2's 368 GB/s exceed its 362 GB/s share, so there HBM itself is the
 from __future__ import annotations
 
 import math
-from collections import deque
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
@@ -41,6 +40,7 @@ import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import nki
 from tessera.kernels.attention import reference_attention
+from tessera.kernels.lagged import run_lagged
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki.dtypes import to_dtype
 
@@ -319,21 +319,14 @@ def decode_attention(q, k_cache, v_cache, length=None, scale=None, kv_chunk=4096
     run = _Launch(p, out, _constant((1, _P), -p.scale), _constant((_P, 1), 1.0),
                   _constant((1, 1), -p.scale))
     states: dict[int, _Running] = {}
-    depth = max(lag for _, lag in SCHEDULE) + 1 + LOOKAHEAD
-    window: deque[_Chunk | None] = deque(maxlen=depth)
-    chunks = _chunks(p, q, k_cache, v_cache)
-    while True:
-        window.append(next(chunks, None))
-        if len(window) == depth and all(w is None for w in window):
-            break
-        for stage, lag in SCHEDULE:
-            pos = LOOKAHEAD + lag
-            if pos < len(window) and window[-1 - pos] is not None:
-                c = window[-1 - pos]
-                if stage is _finish:
-                    _finish(run, c, states.setdefault(c.hk, _Running()))
-                else:
-                    stage(run, c)
+
+    def call(stage: object, c: _Chunk) -> None:
+        if stage is _finish:
+            _finish(run, c, states.setdefault(c.hk, _Running()))
+        else:
+            stage(run, c)  # type: ignore[operator]
+
+    run_lagged(_chunks(p, q, k_cache, v_cache), SCHEDULE, LOOKAHEAD, call)
     return out
 
 
