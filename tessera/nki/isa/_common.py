@@ -70,6 +70,14 @@ def check_same_layout(a: NkiTensor, b: NkiTensor, what_a: str, what_b: str, op: 
             "(partitions x elements per partition must match)")
 
 
+def check_one_psum_input(a: NkiTensor, b: NkiTensor, what_a: str, what_b: str,
+                         op: str) -> None:
+    """Two-input element-wise instructions read at most one operand from PSUM."""
+    if a.buffer is Buffer.PSUM and b.buffer is Buffer.PSUM:
+        raise EngineAccessError(f"{op}: {what_a} {a.name} and {what_b} {b.name} cannot both "
+                                "be in PSUM (at most one input may be)")
+
+
 def resolve_engine(engine: object, default: Engine, allowed: Iterable[Engine], op: str) -> Engine:
     """The engine an instruction runs on: the hint if given and allowed, else `default`."""
     if engine is None or engine is Engine.UNKNOWN:

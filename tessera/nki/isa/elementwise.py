@@ -12,13 +12,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from tessera.nki import dtypes as dt
-from tessera.nki.buffers import Buffer
 from tessera.nki.errors import (
     DTypeError,
     EngineAccessError,
     KernelUsageError,
 )
 from tessera.nki.isa._common import (
+    check_one_psum_input,
     check_same_layout,
     record,
     resolve_engine,
@@ -219,9 +219,7 @@ def scalar_tensor_tensor(dst: NkiTensor, data: NkiTensor, op0: object, operand0:
     prepare(ctx, opname, eng, reads, (dst,))
     check_same_layout(data, other, "data", "operand1", opname)
     check_same_layout(data, dst, "data", "dst", opname)
-    if data.buffer is Buffer.PSUM and other.buffer is Buffer.PSUM:
-        raise EngineAccessError(f"{opname}: data {data.name} and operand1 {other.name} cannot "
-                                "both be in PSUM")
+    check_one_psum_input(data, other, "data", "operand1", opname)
     record(ctx, eng, Opcode.SCALAR_TENSOR_TENSOR, reads, (dst,),
            {"op0": alu0.name, "op1": alu1.name, "operand0": opd0.number,
             "reverse0": bool(reverse0), "reverse1": bool(reverse1)})
@@ -276,9 +274,7 @@ def tensor_copy_predicated(dst: NkiTensor, src: object, predicate: NkiTensor,
         if src_t.dtype != dst.dtype:
             raise DTypeError(f"{opname}: src {src_t.name} is {src_t.dtype.name} but dst "
                              f"{dst.name} is {dst.dtype.name}; they must match")
-        if src_t.buffer is Buffer.PSUM and pred.buffer is Buffer.PSUM:
-            raise EngineAccessError(f"{opname}: src {src_t.name} and predicate {pred.name} "
-                                    "cannot both be in PSUM")
+        check_one_psum_input(src_t, pred, "src", "predicate", opname)
     if pred.dtype.kind not in (dt.DTypeKind.UINT, dt.DTypeKind.BOOL):
         raise DTypeError(f"{opname}: predicate {pred.name} is {pred.dtype.name}; it must be "
                          "uint8, uint16 or uint32")

@@ -12,14 +12,19 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tessera.nki.buffers import Buffer
 from tessera.nki.errors import (
     EngineAccessError,
     KernelUsageError,
     PartitionError,
     ShapeMismatchError,
 )
-from tessera.nki.isa._common import check_same_layout, record, scalar_or_vector, tensor_arg
+from tessera.nki.isa._common import (
+    check_one_psum_input,
+    check_same_layout,
+    record,
+    scalar_or_vector,
+    tensor_arg,
+)
 from tessera.nki.isa.constants import reduce_cmd as ReduceCmd
 from tessera.nki.isa.elementwise import (
     Operand,
@@ -207,9 +212,7 @@ def tensor_tensor_scan(dst: NkiTensor, data0: NkiTensor, data1: NkiTensor, initi
     prepare(ctx, opname, Engine.VECTOR, reads, (dst,))
     check_same_layout(a, b, "data0", "data1", opname)
     check_same_layout(a, dst, "data0", "dst", opname)
-    if a.buffer is Buffer.PSUM and b.buffer is Buffer.PSUM:
-        raise EngineAccessError(f"{opname}: data0 {a.name} and data1 {b.name} cannot both be "
-                                "in PSUM")
+    check_one_psum_input(a, b, "data0", "data1", opname)
     record(ctx, Engine.VECTOR, Opcode.TENSOR_TENSOR_SCAN, reads, (dst,),
            {"op0": alu0.name, "op1": alu1.name, "initial": init.number,
             "reverse0": bool(reverse0), "reverse1": bool(reverse1)})

@@ -9,11 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.nki import dtypes as dt
-from tessera.nki.buffers import Buffer
 from tessera.nki.errors import DTypeError, EngineAccessError, KernelUsageError
 from tessera.nki.isa._common import (
     check_engine_memory,
     check_hbm_free,
+    check_one_psum_input,
     check_partitions,
     check_same_layout,
     record,
@@ -85,9 +85,7 @@ def tensor_tensor(dst: NkiTensor, data1: NkiTensor, data2: NkiTensor, op: object
     prepare(ctx, opname, eng, (a, b), (dst,))
     check_same_layout(a, b, "data1", "data2", opname)
     check_same_layout(a, dst, "data1", "dst", opname)
-    if a.buffer is Buffer.PSUM and b.buffer is Buffer.PSUM:
-        raise EngineAccessError(f"{opname}: at most one input may be in PSUM "
-                                f"({a.name} and {b.name} both are)")
+    check_one_psum_input(a, b, "data1", "data2", opname)
     check_bitvec(alu, (a, b, dst), opname)
     record(ctx, eng, Opcode.TENSOR_TENSOR, (a, b), (dst,), {"op": alu.name})
     if ctx.run.symbolic:
