@@ -99,7 +99,6 @@ shared_hbm = Buffer.SHARED_HBM
 private_hbm = Buffer.PRIVATE_HBM
 bool = bool_  # noqa: A001 - NKI exposes nl.bool_; numpy-style alias
 tensor = NkiTensor
-ndarray_type = NkiTensor
 
 __all__ = [
     "DType", "DynSlice", "NkiTensor", "abs", "abs_max", "abs_min", "add", "affine_range",

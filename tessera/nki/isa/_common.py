@@ -9,17 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
+
 from tessera.nki.buffers import Buffer
-from tessera.nki.dtypes import DType, DTypeKind
 from tessera.nki.errors import (
     BufferKindError,
-    DTypeError,
     EngineAccessError,
     KernelUsageError,
     PartitionError,
     ShapeMismatchError,
 )
-from tessera.nki.runtime import CoreContext, current
+from tessera.nki.runtime import CoreContext
 from tessera.nki.stream import Engine, Instruction, Opcode
 from tessera.nki.tensor import NkiTensor
 
@@ -102,12 +102,6 @@ def check_engine_memory(ctx: CoreContext, engine: Engine, tensors: Iterable[NkiT
                                         f"({t.name} is in psum)")
 
 
-def check_dtype(t: NkiTensor, allowed_kinds: tuple[DTypeKind, ...], what: str, op: str) -> None:
-    if t.dtype.kind not in allowed_kinds:
-        kinds = ", ".join(k.value for k in allowed_kinds)
-        raise DTypeError(f"{op}: {what} {t.name} has dtype {t.dtype.name}; allowed families: "
-                         f"{kinds}")
-
 
 def check_hbm_free(tensors: Iterable[NkiTensor], op: str) -> None:
     """Compute engines only read and write on-chip memory."""
@@ -148,17 +142,8 @@ def scalar_or_vector(value: object, partitions: int, op: str, what: str) -> tupl
     if isinstance(value, bool | int | float):
         return float(value), None
     try:
-        import numpy as np
-
         return float(np.asarray(value).item()), None
     except (TypeError, ValueError):
         raise KernelUsageError(f"{op}: {what} must be a number or a [P, 1] tensor, got "
                                f"{type(value).__name__}") from None
 
-
-def ctx_for(op: str) -> CoreContext:  # noqa: ARG001 - op kept for future messages
-    return current()
-
-
-def is_float_dtype(d: DType) -> bool:
-    return d.is_float
