@@ -13,7 +13,6 @@ Run: .venv/bin/python benchmarks/functional_speed.py [--quick]
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import time
 from pathlib import Path
 
@@ -23,16 +22,17 @@ import numpy as np
 from tessera import nki
 from tessera.nki import isa as nisa
 from tessera.nki import language as nl
+from tessera.nki.kernel_files import load_kernel_file
 
 ROOT = Path(__file__).resolve().parents[1]
+_EXAMPLES: dict[str, object] = {}
 
 
 def _load_example(name: str) -> object:
-    path = ROOT / "examples" / "kernels" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(f"_bench_{name}", path)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
+    """An example kernel file's module (loaded once per run)."""
+    if name not in _EXAMPLES:
+        _EXAMPLES[name] = load_kernel_file(ROOT / "examples" / "kernels" / f"{name}.py").module
+    return _EXAMPLES[name]
 
 
 @nki.jit
