@@ -10,10 +10,10 @@ coefficients, unpublished latencies, DMA overheads, HBM efficiency) live in
 `calibration/trn.yaml`, each with its source.
 """
 
-from tessera.sim.alloc import Allocation, Placement, Reuse, allocate, liveness
+from tessera.sim.alloc import Allocation, Placement, Reuse, allocate, allocate_stream, liveness
 from tessera.sim.calib import CALIBRATION_FILE, Calibration, load_calibration
 from tessera.sim.costs import engine_cost, engine_cycles, matmul_flops
-from tessera.sim.deps import dependencies, dependencies_of_rows
+from tessera.sim.deps import dependencies, dependency_arrays
 from tessera.sim.dma import DmaPlan, dma_plan
 from tessera.sim.errors import (
     CalibrationError,
@@ -23,6 +23,7 @@ from tessera.sim.errors import (
     ScheduleError,
     SimError,
 )
+from tessera.sim.lower import StreamArrays, lower
 from tessera.sim.profile import (
     CriticalPath,
     EngineUsage,
@@ -33,7 +34,7 @@ from tessera.sim.profile import (
     schedule,
     summarise,
 )
-from tessera.sim.timeline import ScheduledInstruction, Timeline, schedule_stream
+from tessera.sim.timeline import ScheduledInstruction, Timeline, schedule_plan, schedule_stream
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -54,18 +55,22 @@ __all__ = [
     "ScheduleError",
     "ScheduledInstruction",
     "SimError",
+    "StreamArrays",
     "Timeline",
     "allocate",
+    "allocate_stream",
     "dependencies",
-    "dependencies_of_rows",
+    "dependency_arrays",
     "dma_plan",
     "engine_cost",
     "engine_cycles",
     "liveness",
     "load_calibration",
+    "lower",
     "matmul_flops",
     "profile",
     "schedule",
+    "schedule_plan",
     "schedule_stream",
     "summarise",
 ]

@@ -12,26 +12,30 @@ gives `affine_range` loops) until memory runs out. Reusing a range makes the new
 accesses wait for the previous occupants' accesses to the same bytes (a `Reuse` records who
 held which bytes; `deps` resolves it per address, as the hardware's semaphores do): the
 reason SBUF pressure serialises a kernel, and only as far as the reused addresses go.
+
+The placement loop (`_place`) runs compiled over arrays (see `tessera.sim._jit`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from tessera.hw import ChipSpec
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import Instruction, TensorInfo
+from tessera.sim._jit import jit
 from tessera.sim.errors import CapacityError, PsumCapacityError, SbufCapacityError
+from tessera.sim.lower import StreamArrays, lower
 
 _LISTED = 5  # how many of the largest live tensors a capacity error names
 # free runs compared per allocation: enough to skip a recently freed run next to the cursor,
 # few enough to keep allocation O(1) in steady state
 _CANDIDATES = 4
-_SBUF = Buffer.SBUF  # enum member lookups are slow in stream-sized loops
 
 
 @dataclass(frozen=True)
@@ -70,16 +74,97 @@ class Reuse:
 
 
 @dataclass(frozen=True)
+class ReuseArrays:
+    """Reuses as arrays (tensor ids of a `StreamArrays`), the form `deps` reads.
+
+    Reuse r's producers are `producers[producer_ptr[r]:producer_ptr[r + 1]]` and the ranges
+    it shares with previous occupants `held_*[held_ptr[r]:held_ptr[r + 1]]` (absolute
+    per-partition bytes; `held_start` is the occupant's own start byte). A reuse with no
+    held ranges waits for all producers on its whole extent.
+    """
+
+    tensor: np.ndarray
+    first: np.ndarray
+    partitions: np.ndarray
+    row_bytes: np.ndarray
+    start_bytes: np.ndarray
+    producer_ptr: np.ndarray
+    producers: np.ndarray
+    held_ptr: np.ndarray
+    held_tensor: np.ndarray
+    held_start: np.ndarray
+    held_lo: np.ndarray
+    held_hi: np.ndarray
+
+    @staticmethod
+    def of(reuses: Sequence[Reuse], ids: dict[str, int]) -> ReuseArrays:
+        """Arrays of `Reuse` records; names missing from `ids` are added to it."""
+        def tid(name: str) -> int:
+            return ids.setdefault(name, len(ids))
+
+        held = [h for r in reuses for h in r.previous]
+        return ReuseArrays(
+            _ints(tid(r.tensor) for r in reuses), _ints(r.first for r in reuses),
+            _ints(r.partitions for r in reuses), _ints(r.row_bytes for r in reuses),
+            _ints(r.start_bytes for r in reuses), _offsets(len(r.producers) for r in reuses),
+            _ints(p for r in reuses for p in r.producers),
+            _offsets(len(r.previous) for r in reuses), _ints(tid(h[0]) for h in held),
+            _ints(h[1] for h in held), _ints(h[2] for h in held), _ints(h[3] for h in held))
+
+
+def _ints(values: Iterable[int]) -> np.ndarray:
+    return np.fromiter(values, dtype=np.int64)
+
+
+def _offsets(lengths: Iterable[int]) -> np.ndarray:
+    return np.concatenate(([0], np.cumsum(_ints(lengths)))).astype(np.int64)
+
+
+@dataclass(frozen=True)
 class Allocation:
     """Placements of all on-chip tensors, the reuse edges they imply and the peaks."""
 
-    # Placement and Reuse fields per tensor, in birth order. The objects are built on first
-    # use: streams create a tile per load, and dependency analysis reads the rows directly.
-    placement_rows: tuple[tuple, ...] = field(repr=False)
-    reuse_rows: tuple[tuple, ...] = field(repr=False)
     peak_sbuf_bytes: int  # per partition, the largest over cores
     peak_psum_bytes: int  # per partition (whole banks), the largest over cores
     hbm_tensors: tuple[str, ...]  # address spaces that need no placement
+    # tensors in birth order (ids of `stream`) with their placement, as arrays: streams
+    # create a tile per load, so records are built only when asked for
+    stream: StreamArrays = field(repr=False, compare=False)
+    born: np.ndarray = field(repr=False, compare=False)
+    start_bytes: np.ndarray = field(repr=False, compare=False)  # per tensor id
+    size_bytes: np.ndarray = field(repr=False, compare=False)
+    first: np.ndarray = field(repr=False, compare=False)
+    last: np.ndarray = field(repr=False, compare=False)
+    reuse: ReuseArrays = field(repr=False, compare=False)
+
+    @functools.cached_property
+    def placement_rows(self) -> tuple[tuple, ...]:
+        """`Placement` fields per tensor, in birth order."""
+        names, infos = self.stream.names, self.stream.infos
+        rows = []
+        for t, s, z, f, la in zip(self.born.tolist(), self.start_bytes[self.born].tolist(),
+                                  self.size_bytes[self.born].tolist(),
+                                  self.first[self.born].tolist(),
+                                  self.last[self.born].tolist(), strict=True):
+            info = infos[names[t]]
+            rows.append((info.name, info.core, info.buffer, info.shape[0], s, z, f, la))
+        return tuple(rows)
+
+    @functools.cached_property
+    def reuse_rows(self) -> tuple[tuple, ...]:
+        """`Reuse` fields per reuse, in order of the reusing tensors' births."""
+        r, names, infos = self.reuse, self.stream.names, self.stream.infos
+        pp, pr = r.producer_ptr.tolist(), r.producers.tolist()
+        hp = r.held_ptr.tolist()
+        held = list(zip([names[t] for t in r.held_tensor.tolist()], r.held_start.tolist(),
+                        r.held_lo.tolist(), r.held_hi.tolist(), strict=True))
+        rows = []
+        for k, (t, f, parts, row, start) in enumerate(zip(
+                r.tensor.tolist(), r.first.tolist(), r.partitions.tolist(),
+                r.row_bytes.tolist(), r.start_bytes.tolist(), strict=True)):
+            rows.append((names[t], infos[names[t]].core, f, tuple(pr[pp[k]:pp[k + 1]]), parts,
+                         row, start, tuple(held[hp[k]:hp[k + 1]])))
+        return tuple(rows)
 
     @functools.cached_property
     def placements(self) -> tuple[Placement, ...]:
@@ -92,118 +177,208 @@ class Allocation:
         return tuple(Reuse(*row) for row in self.reuse_rows)
 
 
-class _Arena:
-    """One partition-row address axis (SBUF bytes or PSUM banks) as a list of segments.
+@jit
+def _liveness(ap_ptr, ap_tensor, ap_onchip, tensors):  # pragma: no cover - compiled
+    """First and last stream position of each tensor's on-chip accesses (-1: none)."""
+    first = np.full(tensors, -1, np.int64)
+    last = np.full(tensors, -1, np.int64)
+    for pos in range(ap_ptr.shape[0] - 1):
+        for a in range(ap_ptr[pos], ap_ptr[pos + 1]):
+            if ap_onchip[a]:
+                t = ap_tensor[a]
+                if first[t] < 0:
+                    first[t] = pos
+                last[t] = pos
+    return first, last
 
-    Segments tile [0, capacity): each is live (owner >= 0) or free with the stream position
-    of its previous occupant's last access (-1: never used). Free segments are not merged so
-    that every reuse edge survives.
+
+@jit
+def _grow(a, need):  # pragma: no cover - compiled
+    if need <= a.shape[0]:
+        return a
+    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@jit
+def _place(first, last, arena_of, size, capacity, max_segments,
+           candidates):  # pragma: no cover - compiled
+    """Next-fit placement of every tensor with an arena, in birth order.
+
+    Each arena (a core's SBUF bytes or PSUM banks) is a list of segments tiling
+    [0, capacity): live (owner >= 0) or free with its previous occupant and that
+    occupant's last access (-1: never used). Free segments are not merged, so every reuse
+    edge survives. Returns the placements, the reuse records and, if a tensor does not fit,
+    its id with the arena's segments at that moment.
     """
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self.starts = [0]
-        self.ends = [capacity]
-        self.owner = [-1]
-        self.last = [-1]
-        self.prev = [-1]  # free segments: the tensor that held them last (-1: never used)
-        self.cursor = 0
-        self.live = 0
-        self.peak = 0
-
-    def alloc(self, size: int, owner: int
-              ) -> tuple[int, list[int], list[tuple[int, int, int]]] | None:
-        """Place `size` units; returns (start, previous occupants' last positions,
-        (previous occupant, lo, hi) unit ranges it held).
-
-        Looks at the first `_CANDIDATES` free runs from the cursor and takes the one whose
-        previous occupants were freed earliest in the stream (never-used space at once),
-        so a new tile waits on the oldest possible work.
-        """
-        starts, ends, owners, lasts = self.starts, self.ends, self.owner, self.last
-        n = len(starts)
-        i = bisect_right(starts, self.cursor) - 1
-        best_i = best_stop = -1
+    n_t = first.shape[0]
+    n_a = capacity.shape[0]
+    keys = np.empty(2 * n_t, np.int64)
+    k = 0
+    for i in range(n_t):
+        if arena_of[i] >= 0:  # births sort before deaths at the same position
+            keys[k] = (first[i] * 2) * n_t + i
+            keys[k + 1] = (last[i] * 2 + 1) * n_t + i
+            k += 2
+    keys = np.sort(keys[:k])
+    width = max(1, max_segments.max()) if n_a else 1
+    s_start = np.zeros((n_a, width), np.int64)
+    s_end = np.zeros((n_a, width), np.int64)
+    s_owner = np.full((n_a, width), -1, np.int64)
+    s_last = np.full((n_a, width), -1, np.int64)
+    s_prev = np.full((n_a, width), -1, np.int64)
+    n_seg = np.ones(n_a, np.int64)
+    for a in range(n_a):
+        s_end[a, 0] = capacity[a]
+    cursor = np.zeros(n_a, np.int64)
+    live = np.zeros(n_a, np.int64)
+    peak = np.zeros(n_a, np.int64)
+    start_of = np.full(n_t, -1, np.int64)
+    born = np.empty(k // 2, np.int64)
+    n_born = 0
+    r_tensor = np.empty(16, np.int64)
+    r_prod_ptr = np.zeros(17, np.int64)
+    r_prod = np.empty(16, np.int64)
+    r_held_ptr = np.zeros(17, np.int64)
+    r_held = np.empty((16, 3), np.int64)  # previous occupant, lo, hi (arena units)
+    n_r = 0
+    for e in range(k):
+        key = keys[e]
+        i = key % n_t
+        pos = key // n_t // 2
+        a = arena_of[i]
+        starts, ends = s_start[a], s_end[a]
+        owners, lasts, prevs = s_owner[a], s_last[a], s_prev[a]
+        n = n_seg[a]
+        if (key // n_t) % 2 == 1:  # death: free the tensor's segment, keep who held it
+            lo, hi = 0, n
+            while lo < hi:  # the segment starting at the tensor's start
+                mid = (lo + hi) // 2
+                if starts[mid] <= start_of[i]:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            j = lo - 1
+            live[a] -= ends[j] - start_of[i]
+            prevs[j] = i
+            owners[j] = -1
+            lasts[j] = pos
+            continue
+        need_units = size[i]
+        best_i = -1
+        best_stop = -1
         best_score = 0
-        seen = 0
-        for _ in range(n):
-            if owners[i] < 0:
-                # extend a free run from segment i until it holds `size`
-                need = starts[i] + size
-                stop = i
-                while stop < n and owners[stop] < 0 and ends[stop] < need:
-                    stop += 1
-                if stop < n and owners[stop] < 0:
-                    stop += 1
-                    score = lasts[i] if stop - i == 1 else max(lasts[i:stop])
-                    if best_i < 0 or score < best_score:
-                        best_i, best_stop, best_score = i, stop, score
-                    seen += 1
-                    if score < 0 or seen >= _CANDIDATES:
-                        break
-            i += 1
-            if i == n:
-                i = 0
+        if need_units <= capacity[a]:
+            lo, hi = 0, n
+            while lo < hi:
+                mid = (lo + hi) // 2
+                if starts[mid] <= cursor[a]:
+                    lo = mid + 1
+                else:
+                    hi = mid
+            j = lo - 1
+            seen = 0
+            for _ in range(n):
+                if owners[j] < 0:  # extend a free run from segment j until it holds size
+                    need = starts[j] + need_units
+                    stop = j
+                    while stop < n and owners[stop] < 0 and ends[stop] < need:
+                        stop += 1
+                    if stop < n and owners[stop] < 0:
+                        stop += 1
+                        score = lasts[j]
+                        for q in range(j + 1, stop):
+                            if lasts[q] > score:
+                                score = lasts[q]
+                        if best_i < 0 or score < best_score:
+                            best_i, best_stop, best_score = j, stop, score
+                        seen += 1
+                        if score < 0 or seen >= candidates:
+                            break
+                j += 1
+                if j == n:
+                    j = 0
         if best_i < 0:
-            return None
-        i, stop = best_i, best_stop
-        start = starts[i]
-        end = start + size
-        prevs = self.prev
+            return (born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
+                    r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1],
+                    r_held[:r_held_ptr[n_r]], i, starts[:n], ends[:n], owners[:n])
+        j, stop = best_i, best_stop
+        start = starts[j]
+        end = start + need_units
+        # the reuse record: previous occupants' last accesses (sorted, unique) and ranges
+        n_edges = 0
+        for q in range(j, stop):
+            if lasts[q] >= 0:
+                n_edges += 1
+        if n_edges:
+            r_tensor = _grow(r_tensor, n_r + 1)
+            r_prod_ptr = _grow(r_prod_ptr, n_r + 2)
+            r_held_ptr = _grow(r_held_ptr, n_r + 2)
+            base = r_prod_ptr[n_r]
+            r_prod = _grow(r_prod, base + n_edges)
+            m = 0
+            for q in range(j, stop):
+                p = lasts[q]
+                if p >= 0:
+                    dup = False
+                    for z in range(base, base + m):
+                        if r_prod[z] == p:
+                            dup = True
+                    if not dup:
+                        r_prod[base + m] = p
+                        m += 1
+            r_prod[base:base + m] = np.sort(r_prod[base:base + m])
+            r_prod_ptr[n_r + 1] = base + m
+            hb = r_held_ptr[n_r]
+            if hb + n_edges > r_held.shape[0]:
+                grown = np.empty((max(hb + n_edges, 2 * r_held.shape[0]), 3), np.int64)
+                grown[:hb] = r_held[:hb]
+                r_held = grown
+            h = hb
+            for q in range(j, stop):
+                if prevs[q] >= 0:
+                    r_held[h, 0] = prevs[q]
+                    r_held[h, 1] = starts[q]
+                    r_held[h, 2] = min(ends[q], end)
+                    h += 1
+            r_held_ptr[n_r + 1] = h
+            r_tensor[n_r] = i
+            n_r += 1
+        # replace segments j..stop-1 by the new one and, if the last one was longer, the
+        # rest of it (free, with its history)
         tail_end, tail_last, tail_prev = ends[stop - 1], lasts[stop - 1], prevs[stop - 1]
-        if stop - i == 1:  # the common case: part of one free segment
-            last, prev = lasts[i], prevs[i]
-            edges = [last] if last >= 0 else []
-            held = [(prev, start, min(tail_end, end))] if prev >= 0 else []
-            ends[i], owners[i], lasts[i], prevs[i] = end, owner, -1, -1
-            if tail_end > end:  # the rest of the segment stays free with its history
-                starts.insert(i + 1, end)
-                ends.insert(i + 1, tail_end)
-                owners.insert(i + 1, -1)
-                lasts.insert(i + 1, tail_last)
-                prevs.insert(i + 1, tail_prev)
-        else:
-            edges = [p for p in lasts[i:stop] if p >= 0]
-            held = [(prevs[k], starts[k], min(ends[k], end)) for k in range(i, stop)
-                    if prevs[k] >= 0]
-            seg_s, seg_e, seg_o, seg_l, seg_p = [start], [end], [owner], [-1], [-1]
-            if tail_end > end:  # the rest of the last segment stays free with its history
-                seg_s.append(end)
-                seg_e.append(tail_end)
-                seg_o.append(-1)
-                seg_l.append(tail_last)
-                seg_p.append(tail_prev)
-            starts[i:stop] = seg_s
-            ends[i:stop] = seg_e
-            owners[i:stop] = seg_o
-            lasts[i:stop] = seg_l
-            prevs[i:stop] = seg_p
-        self.cursor = end if end < self.capacity else 0
-        self.live += size
-        if self.live > self.peak:
-            self.peak = self.live
-        return start, edges, held
-
-
-
-def liveness(instructions: Sequence[Instruction]) -> dict[str, list[int]]:
-    """tensor -> [first, last] stream position of every on-chip tensor accessed.
-
-    On-chip tensor names are unique per launch (the LNC cores prefix theirs), so the name
-    alone is the key.
-    """
-    live: dict[str, list[int]] = {}
-    get = live.get
-    for pos, inst in enumerate(instructions):
-        for aps in (inst.reads, inst.writes):
-            for ap in aps:
-                if ap.partition_elems:
-                    span = get(ap.tensor)
-                    if span is None:
-                        live[ap.tensor] = [pos, pos]
-                    else:
-                        span[1] = pos
-    return live
+        new = 2 if tail_end > end else 1
+        shift = new - (stop - j)
+        if shift > 0:
+            for q in range(n - 1, stop - 1, -1):
+                starts[q + shift] = starts[q]
+                ends[q + shift] = ends[q]
+                owners[q + shift] = owners[q]
+                lasts[q + shift] = lasts[q]
+                prevs[q + shift] = prevs[q]
+        elif shift < 0:
+            for q in range(stop, n):
+                starts[q + shift] = starts[q]
+                ends[q + shift] = ends[q]
+                owners[q + shift] = owners[q]
+                lasts[q + shift] = lasts[q]
+                prevs[q + shift] = prevs[q]
+        n_seg[a] = n + shift
+        starts[j], ends[j], owners[j], lasts[j], prevs[j] = start, end, i, -1, -1
+        if new == 2:
+            starts[j + 1], ends[j + 1] = end, tail_end
+            owners[j + 1], lasts[j + 1], prevs[j + 1] = -1, tail_last, tail_prev
+        cursor[a] = end if end < capacity[a] else 0
+        live[a] += need_units
+        if live[a] > peak[a]:
+            peak[a] = live[a]
+        start_of[i] = start
+        born[n_born] = i
+        n_born += 1
+    return (born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
+            r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1], r_held[:r_held_ptr[n_r]], -1,
+            s_start[0, :0], s_end[0, :0], s_owner[0, :0])
 
 
 def allocate(instructions: Sequence[Instruction], tensors: Iterable[TensorInfo],
@@ -212,88 +387,101 @@ def allocate(instructions: Sequence[Instruction], tensors: Iterable[TensorInfo],
 
     Capacities come from `chip.core` (so `hw.with_overrides` what-ifs apply).
     """
-    infos: dict[str, TensorInfo] = {}
-    hbm: set[str] = set()
-    for t in tensors:
-        if t.buffer.on_chip:
-            infos[t.name] = t
-        else:
-            hbm.add(t.name)
+    tensors = tuple(tensors)
+    return allocate_stream(lower(instructions, tensors), tensors, chip, sbuf_alignment_bytes)
+
+
+def liveness(instructions: Sequence[Instruction]) -> dict[str, list[int]]:
+    """tensor -> [first, last] stream position of every on-chip tensor accessed.
+
+    On-chip tensor names are unique per launch (the LNC cores prefix theirs), so the name
+    alone is the key.
+    """
+    sa = lower(instructions)
+    first, last = _liveness(sa.ap_ptr, sa.ap_tensor, sa.ap_onchip, sa.tensors)
+    return {sa.names[t]: [int(first[t]), int(last[t])] for t in np.flatnonzero(first >= 0)}
+
+
+def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipSpec,
+                    sbuf_alignment_bytes: int = 64) -> Allocation:
+    """`allocate` on a lowered stream (`tessera.sim.lower`)."""
     core = chip.core
     bank_bytes = int(core.psum.bank_bytes_per_partition or core.psum.bytes_per_partition)
     n_banks = int(core.psum.banks or 1)
     sbuf_capacity = int(core.sbuf.bytes_per_partition)
-    live = liveness(instructions)
-    keys = list(live)
-    events = []
-    for i, name in enumerate(keys):
-        first, last = live[name]
-        events.append((first, 0, i))
-        events.append((last, 1, i))
-    events.sort()  # births before deaths at the same position
-    arenas: dict[tuple[int, bool], _Arena] = {}
-    sizes: dict[tuple, tuple[int, int, _Arena, int]] = {}
-    where: list[tuple[_Arena, int]] = [None] * len(keys)  # type: ignore[list-item]
-    starts_of = [0] * len(keys)  # per-partition start byte of each placed tensor
-    placed: list[tuple] = []
-    reuses: list[tuple] = []
-    for pos, death, i in events:
-        if death:  # free the tensor's segment, remembering who held it and until when
-            arena, start = where[i]
-            j = bisect_right(arena.starts, start) - 1
-            arena.live -= arena.ends[j] - start
-            arena.prev[j] = i
-            arena.owner[j] = -1
-            arena.last[j] = pos
+    first, last = _liveness(sa.ap_ptr, sa.ap_tensor, sa.ap_onchip, sa.tensors)
+    on_chip = np.flatnonzero(first >= 0)
+    arena_of = np.full(sa.tensors, -1, np.int64)
+    size = np.zeros(sa.tensors, np.int64)
+    row_of = np.zeros(sa.tensors, np.int64)
+    unit_of = np.ones(sa.tensors, np.int64)
+    arenas: dict[tuple[int, bool], int] = {}
+    capacity: list[int] = []
+    align: list[int] = []
+    kinds: dict[tuple, tuple[int, int, int, int]] = {}
+    names, infos = sa.names, sa.infos
+    missing = []
+    for t in on_chip.tolist():
+        info = infos.get(names[t])
+        if info is None or not info.buffer.on_chip:
+            missing.append(t)
             continue
-        name = keys[i]
-        info = infos.get(name)
-        if info is None:
-            raise CapacityError(f"tensor {name} is accessed but was never created; the trace "
-                                "is incomplete")
         # (row bytes, size in arena units, arena, unit bytes) per tensor kind and core
-        kind_key = (info.shape, info.itemsize, id(info.buffer), info.core)  # enum by id
-        kind = sizes.get(kind_key)
+        key = (info.shape, info.itemsize, info.buffer, info.core)
+        kind = kinds.get(key)
         if kind is None:
-            sbuf = info.buffer is _SBUF
+            sbuf = info.buffer is Buffer.SBUF
             row = max(1, info.itemsize * math.prod(info.shape[1:]))
-            size = (-(-row // sbuf_alignment_bytes) * sbuf_alignment_bytes if sbuf
-                    else -(-row // bank_bytes))
-            arena = arenas.get((info.core, sbuf))
-            if arena is None:
-                arena = arenas[(info.core, sbuf)] = _Arena(sbuf_capacity if sbuf else n_banks)
-            kind = sizes[kind_key] = (row, size, arena, 1 if sbuf else bank_bytes)
-        row, size, arena, unit = kind
-        got = arena.alloc(size, i) if size <= arena.capacity else None
-        if got is None:
-            _raise_capacity(info, size * unit, arena.capacity * unit, arena, keys, infos)
-        start, previous, held = got  # type: ignore[misc]
-        where[i] = (arena, start)
-        if previous:
-            shared = tuple([(keys[k], starts_of[k], lo * unit, hi * unit) for k, lo, hi in held])
-            reuses.append((name, info.core, pos, tuple(sorted(set(previous)))
-                           if len(previous) > 1 else tuple(previous),
-                           info.shape[0], row, start * unit, shared))
-        starts_of[i] = start * unit
-        placed.append((name, info.core, info.buffer, info.shape[0], start * unit, size * unit,
-                       pos, live[name][1]))
-    peak_sbuf = max((a.peak for (_, sb), a in arenas.items() if sb), default=0)
-    peak_psum = max((a.peak for (_, sb), a in arenas.items() if not sb), default=0)
-    return Allocation(tuple(placed), tuple(reuses), peak_sbuf, peak_psum * bank_bytes,
-                      tuple(sorted(hbm)))
+            units = (-(-row // sbuf_alignment_bytes) * sbuf_alignment_bytes if sbuf
+                     else -(-row // bank_bytes))
+            a = arenas.get((info.core, sbuf))
+            if a is None:
+                a = arenas[(info.core, sbuf)] = len(capacity)
+                capacity.append(sbuf_capacity if sbuf else n_banks)
+                align.append(sbuf_alignment_bytes if sbuf else 1)
+            kind = kinds[key] = (row, units, a, 1 if sbuf else bank_bytes)
+        row_of[t], size[t], arena_of[t], unit_of[t] = kind
+    if missing:
+        t = min(missing, key=lambda m: first[m])
+        raise CapacityError(f"tensor {names[t]} is accessed but was never created; the trace "
+                            "is incomplete")
+    cap = np.array(capacity, dtype=np.int64)
+    counts = np.bincount(arena_of[on_chip], minlength=len(capacity))
+    max_segments = np.minimum(counts + 1, -(-cap // np.array(align, dtype=np.int64)) + 1) + 1
+    (born, start_units, peak, r_tensor, r_pp, r_prod, r_hp, r_held, failed, seg_start,
+     seg_end, seg_owner) = _place(first, last, arena_of, size, cap,
+                                  max_segments.astype(np.int64), _CANDIDATES)
+    if failed >= 0:
+        _raise_capacity(sa, int(failed), int(size[failed] * unit_of[failed]),
+                        int(cap[arena_of[failed]] * unit_of[failed]), int(unit_of[failed]),
+                        seg_start, seg_end, seg_owner)
+    start_bytes = start_units * unit_of
+    held_tensor = np.ascontiguousarray(r_held[:, 0])
+    reuse = ReuseArrays(
+        tensor=r_tensor, first=first[r_tensor],
+        partitions=np.array([infos[names[t]].shape[0] for t in r_tensor.tolist()],
+                            dtype=np.int64),
+        row_bytes=row_of[r_tensor], start_bytes=start_bytes[r_tensor], producer_ptr=r_pp,
+        producers=r_prod, held_ptr=r_hp, held_tensor=held_tensor,
+        held_start=start_bytes[held_tensor], held_lo=r_held[:, 1] * unit_of[r_tensor].repeat(
+            np.diff(r_hp)), held_hi=r_held[:, 2] * unit_of[r_tensor].repeat(np.diff(r_hp)))
+    is_sbuf = [sb for (_, sb) in sorted(arenas, key=arenas.__getitem__)]
+    peak_sbuf = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if sb), default=0)
+    peak_psum = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if not sb), default=0)
+    hbm = tuple(sorted(t.name for t in tensors if not t.buffer.on_chip))
+    return Allocation(peak_sbuf, peak_psum * bank_bytes, hbm, sa, born, start_bytes,
+                      size * unit_of, first, last, reuse)
 
 
-def _raise_capacity(info: TensorInfo, need: int, capacity: int, arena: _Arena,
-                    keys: list[str], infos: dict[str, TensorInfo]) -> None:
-    unit = capacity // arena.capacity
-    live = []
-    for i, owner in enumerate(arena.owner):
-        if owner >= 0:
-            live.append(((arena.ends[i] - arena.starts[i]) * unit, infos[keys[owner]]))
+def _raise_capacity(sa: StreamArrays, t: int, need: int, capacity: int, unit: int,
+                    seg_start: np.ndarray, seg_end: np.ndarray, seg_owner: np.ndarray) -> None:
+    info = sa.infos[sa.names[t]]
+    live = [((int(e) - int(s)) * unit, sa.infos[sa.names[o]])
+            for s, e, o in zip(seg_start, seg_end, seg_owner, strict=True) if o >= 0]
     live.sort(key=lambda item: -item[0])
     total = sum(size for size, _ in live)
-    listing = "; ".join(f"{t.name}{list(t.shape)} {t.dtype} {size} B/partition at {t.location}"
-                        for size, t in live[:_LISTED])
+    listing = "; ".join(f"{x.name}{list(x.shape)} {x.dtype} {size} B/partition at {x.location}"
+                        for size, x in live[:_LISTED])
     memory = "SBUF" if info.buffer is Buffer.SBUF else "PSUM"
     why = (f"{total} B per partition are live and {need} more do not fit in {capacity}"
            if total + need > capacity else

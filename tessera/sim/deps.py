@@ -1,280 +1,256 @@
 """Dependencies between instructions: data hazards, allocator reuse and barrier fences.
 
-Two accesses to the same tensor conflict when their address ranges overlap and at least one
-writes (RAW, WAR, WAW). On-chip ranges are partition range x per-partition byte range; HBM
-ranges are row range x byte range within a row (rows = the tensor's leading dimension).
-Each tensor keeps the regions of its live writers and readers; a write that covers an older
-region drops it (anything that overlaps the old region also overlaps the new write, which
-already waits for the old access), so lists stay short. A tensor placed over reused memory
-starts with the regions its previous occupants left on the shared bytes (WAR/WAW).
+Two accesses to the same tensor conflict when their address boxes overlap and at least one
+writes (RAW, WAR, WAW); boxes come from `tessera.sim.lower` (on-chip: partitions x bytes
+within a partition; HBM: rows x bytes within a row). Each tensor keeps the boxes of its live
+writers and readers; a write that covers an older box drops it (anything that overlaps the
+old box also overlaps the new write, which already waits for the old access), so lists stay
+short. A tensor placed over reused memory starts with the boxes its previous occupants left
+on the shared bytes, as writers (WAR/WAW): its accesses wait only for the earlier accesses
+of the same addresses, as the hardware's semaphores do. HBM tensors are per core with
+LNC=2: cross-core order comes from the barrier fences.
 
 A `core_barrier` is a fence of its core: it waits for everything the core issued before it,
 and everything after waits for it (the pair of barriers is joined in the timeline).
+
+The walk (`_hazards`) runs compiled over arrays (see `tessera.sim._jit`).
 """
 
 from __future__ import annotations
 
-import math
-import operator
-from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 
-from tessera.nki.stream import AccessPattern, Instruction, Opcode, TensorInfo
-from tessera.sim.alloc import Reuse
+import numpy as np
 
-Region = tuple[int, int, int, int]  # row (partition) lo, hi, byte lo, hi within a row
-
-_FLAT = 1 << 62  # row pitch of an HBM tensor whose shape is unknown: one flat row
-_region_cache: dict[tuple, Region] = {}
-
-
-def _span(pattern: tuple[tuple[int, int], ...]) -> tuple[int, int]:
-    """Lowest and highest element offset a pattern reaches from its base."""
-    lo = hi = 0
-    for stride, count in pattern:
-        reach = stride * (count - 1)
-        if reach >= 0:
-            hi += reach
-        else:
-            lo += reach
-    return lo, hi
+from tessera.nki.stream import Instruction, TensorInfo
+from tessera.sim._jit import jit
+from tessera.sim.alloc import Reuse, ReuseArrays
+from tessera.sim.lower import StreamArrays, lower
 
 
-def region(ap: AccessPattern, pitch: int = _FLAT) -> Region:
-    """The address box an access touches (cached: kernels repeat a few view shapes).
+@jit
+def _entry(pool, nxt, free, size, p0, p1, b0, b1, pos):  # pragma: no cover - compiled
+    """A pool slot holding box (p0, p1, b0, b1) of access `pos`; grows the pool if full.
 
-    On-chip: partitions x bytes within a partition. HBM: rows of `pitch` elements (the
-    tensor's trailing dimensions) x bytes within a row, so column slices of different
-    rows do not conflict; a pattern that wraps rows covers whole rows.
-    """
-    key = (ap.offset_elems, ap.pattern, ap.partition_elems, ap.itemsize, pitch)
-    hit = _region_cache.get(key)
-    if hit is not None:
-        return hit
-    isz = ap.itemsize
-    if ap.num_elements == 0:
-        box = (0, 0, 0, 0)
-    elif ap.partition_elems:
-        lo, hi = ap.free_byte_range
-        p0 = ap.partition_start
-        box = (p0, p0 + (ap.partition_count - 1) * ap.partition_step + 1, lo, hi)
+    Returns (slot, pool, nxt, free head, slots used)."""
+    if free >= 0:
+        slot = free
+        free = nxt[slot]
     else:
-        off, pattern = ap.offset_elems, ap.pattern
-        lo, hi = _span(pattern)
-        first, last = off + lo, off + hi
-        outer = pattern[0] if pattern else (0, 1)
-        ilo, ihi = _span(pattern[1:])
-        col = off % pitch
-        if first // pitch == last // pitch:  # inside one row
-            box = (first // pitch, first // pitch + 1, (first % pitch) * isz,
-                   (last % pitch + 1) * isz)
-        elif outer[0] > 0 and outer[0] % pitch == 0 and 0 <= col + ilo and col + ihi < pitch:
-            r0 = off // pitch
-            box = (r0, r0 + (outer[1] - 1) * outer[0] // pitch + 1, (col + ilo) * isz,
-                   (col + ihi + 1) * isz)
-        else:
-            box = (first // pitch, last // pitch + 1, 0, pitch * isz)
-    if len(_region_cache) > 100_000:
-        _region_cache.clear()
-    _region_cache[key] = box
-    return box
+        if size == pool.shape[0]:
+            grown = np.empty((2 * size, 5), np.int64)
+            grown[:size] = pool
+            pool = grown
+            links = np.empty(2 * size, np.int64)
+            links[:size] = nxt
+            nxt = links
+        slot = size
+        size += 1
+    pool[slot, 0] = p0
+    pool[slot, 1] = p1
+    pool[slot, 2] = b0
+    pool[slot, 3] = b1
+    pool[slot, 4] = pos
+    return slot, pool, nxt, free, size
 
 
-# Indexes of up to this many regions are scanned linearly: most tensors are tiles with a
-# handful of accesses, for which sorting and bisecting cost more than they save.
-_SMALL = 16
-_B0 = operator.itemgetter(2)
+@jit
+def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tensors, cores,
+             r_tensor, r_first, r_partitions, r_row_bytes, r_start, r_pp, r_prod, r_hp,
+             r_held_tensor, r_held_start, r_held_lo, r_held_hi):  # pragma: no cover
+    """Dependencies of every stream position as CSR (ptr, sorted positions)."""
+    n = core.shape[0]
+    multi = cores > 1
+    n_keys = tensors * (cores + 1) if multi else tensors
+    # per key: heads of its writer and reader lists in the entry pool (-1: empty) and
+    # whether it has been indexed at all
+    head_w = np.full(n_keys, -1, np.int64)
+    head_r = np.full(n_keys, -1, np.int64)
+    indexed = np.zeros(n_keys, np.bool_)
+    pool = np.empty((max(16, ap_box.shape[0]), 5), np.int64)
+    nxt = np.empty(pool.shape[0], np.int64)
+    free = -1
+    used = 0
+    written = np.zeros(tensors, np.bool_)
+    for a in range(ap_tensor.shape[0]):
+        if ap_write[a]:
+            written[ap_tensor[a]] = True
+    n_r = r_tensor.shape[0]
+    seeded_at = np.full(n, -1, np.int64)  # first reuse seeded at each position
+    seed_next = np.full(n_r, -1, np.int64)  # the next reuse seeded at the same position
+    for r in range(n_r - 1, -1, -1):
+        t = r_tensor[r]
+        written[t] = True
+        if r_hp[r + 1] > r_hp[r]:  # seeded when the stream reaches its first access
+            if 0 <= r_first[r] < n:
+                seed_next[r] = seeded_at[r_first[r]]
+                seeded_at[r_first[r]] = r
+    for r in range(n_r):
+        if r_hp[r + 1] == r_hp[r]:  # no address detail: wait for all producers everywhere
+            t = r_tensor[r]
+            indexed[t] = True
+            head_w[t] = -1
+            head_r[t] = -1
+            for k in range(r_pp[r], r_pp[r + 1]):
+                slot, pool, nxt, free, used = _entry(pool, nxt, free, used, 0,
+                                                     r_partitions[r], 0, r_row_bytes[r],
+                                                     r_prod[k])
+                nxt[slot] = head_w[t]
+                head_w[t] = slot
+    # fences: per core, the last barrier and where its instructions since then start
+    fence = np.full(cores, -1, np.int64)
+    has_fence = False
+    for pos in range(n):
+        if barrier[pos]:
+            has_fence = True
+    mark = np.full(n, -1, np.int64)
+    found = np.empty(n if n < 64 else 64, np.int64)
+    out_ptr = np.zeros(n + 1, np.int64)
+    out = np.empty(max(16, 2 * n), np.int64)
+    n_out = 0
+    for pos in range(n):
+        r = seeded_at[pos]
+        while r >= 0:  # a reused range: the previous occupants' boxes on the shared bytes
+            t = r_tensor[r]
+            shift = r_start[r]
+            h_w = -1
+            for h in range(r_hp[r], r_hp[r + 1]):
+                old = r_held_tensor[h]
+                old_start, lo, hi = r_held_start[h], r_held_lo[h], r_held_hi[h]
+                if not indexed[old]:  # never accessed as far as dependencies go
+                    for k in range(r_pp[r], r_pp[r + 1]):
+                        slot, pool, nxt, free, used = _entry(
+                            pool, nxt, free, used, 0, r_partitions[r], lo - shift,
+                            hi - shift, r_prod[k])
+                        nxt[slot] = h_w
+                        h_w = slot
+                    continue
+                for side in range(2):
+                    e = head_w[old] if side == 0 else head_r[old]
+                    while e >= 0:
+                        a0 = pool[e, 2] + old_start
+                        a1 = pool[e, 3] + old_start
+                        if a0 < hi and lo < a1:
+                            slot, pool, nxt, free, used = _entry(
+                                pool, nxt, free, used, pool[e, 0], pool[e, 1],
+                                max(a0, lo) - shift, min(a1, hi) - shift, pool[e, 4])
+                            nxt[slot] = h_w
+                            h_w = slot
+                        e = nxt[e]
+            head_w[t] = h_w
+            head_r[t] = -1
+            indexed[t] = True
+            r = seed_next[r]
+        n_found = 0
+        c = core[pos]
+        for a in range(ap_ptr[pos], ap_ptr[pos + 1]):
+            t = ap_tensor[a]
+            w = ap_write[a]
+            if not w and not written[t]:
+                continue  # never written (kernel inputs): no RAW now, no WAR later
+            p0, p1, b0, b1 = ap_box[a, 0], ap_box[a, 1], ap_box[a, 2], ap_box[a, 3]
+            if p1 <= p0 or b1 <= b0:
+                continue
+            key = t + tensors * (c + 1) if multi and not ap_onchip[a] else t
+            indexed[key] = True
+            for side in range(2 if w else 1):
+                prev = -1
+                e = head_w[key] if side == 0 else head_r[key]
+                while e >= 0:
+                    following = nxt[e]
+                    if (b0 < pool[e, 3] and pool[e, 2] < b1 and pool[e, 0] < p1
+                            and p0 < pool[e, 1]):
+                        q = pool[e, 4]
+                        if mark[q] != pos:
+                            mark[q] = pos
+                            if n_found == found.shape[0]:
+                                more = np.empty(2 * n_found, np.int64)
+                                more[:n_found] = found
+                                found = more
+                            found[n_found] = q
+                            n_found += 1
+                        if w and (p0 <= pool[e, 0] and pool[e, 1] <= p1 and b0 <= pool[e, 2]
+                                  and pool[e, 3] <= b1):
+                            # covered by this write: whoever overlaps it overlaps the write
+                            if prev < 0:
+                                if side == 0:
+                                    head_w[key] = following
+                                else:
+                                    head_r[key] = following
+                            else:
+                                nxt[prev] = following
+                            nxt[e] = free
+                            free = e
+                            e = following
+                            continue
+                    prev = e
+                    e = following
+            slot, pool, nxt, free, used = _entry(pool, nxt, free, used, p0, p1, b0, b1, pos)
+            if w:
+                nxt[slot] = head_w[key]
+                head_w[key] = slot
+            else:
+                nxt[slot] = head_r[key]
+                head_r[key] = slot
+        if has_fence:
+            if barrier[pos]:  # wait for everything the core issued since its last fence
+                for q in range(fence[c] + 1 if fence[c] >= 0 else 0, pos):
+                    if core[q] == c and mark[q] != pos:
+                        mark[q] = pos
+                        if n_found == found.shape[0]:
+                            more = np.empty(2 * n_found, np.int64)
+                            more[:n_found] = found
+                            found = more
+                        found[n_found] = q
+                        n_found += 1
+                fence[c] = pos
+            elif fence[c] >= 0 and mark[fence[c]] != pos:
+                if n_found == found.shape[0]:
+                    more = np.empty(2 * n_found, np.int64)
+                    more[:n_found] = found
+                    found = more
+                found[n_found] = fence[c]
+                n_found += 1
+        if n_out + n_found > out.shape[0]:
+            grown = np.empty(max(2 * out.shape[0], n_out + n_found), np.int64)
+            grown[:n_out] = out[:n_out]
+            out = grown
+        k = n_out
+        for i in range(n_found):
+            if found[i] != pos:
+                out[k] = found[i]
+                k += 1
+        out[n_out:k] = np.sort(out[n_out:k])
+        n_out = k
+        out_ptr[pos + 1] = n_out
+    return out_ptr, out[:n_out]
 
 
-class _Index:
-    """Regions (p0, p1, b0, b1, pos) of one tensor, for overlap queries.
-
-    Small indexes are plain lists. Large ones keep `items[:nsorted]` sorted by b0 (with
-    `starts` the b0 column) and `span` bounding b1 - b0, so the entries that can overlap
-    [b0, b1) start in (b0 - span, b1): a bisect, not a scan of every access the tensor ever
-    had. New entries are appended unsorted and put in order when a query needs them.
-    """
-
-    __slots__ = ("items", "starts", "span", "nsorted")
-
-    def __init__(self) -> None:
-        self.items: list[tuple] = []
-        self.starts: list[int] = []
-        self.span = 0
-        self.nsorted = 0
-
-    def _order(self) -> None:
-        items, k = self.items, self.nsorted
-        if k and len(items) - k <= 8:  # a few new entries: insert them in place
-            tail = items[k:]
-            del items[k:]
-            starts, span = self.starts, self.span
-            for e in tail:
-                i = bisect_right(starts, e[2])
-                items.insert(i, e)
-                starts.insert(i, e[2])
-                if e[3] - e[2] > span:
-                    span = e[3] - e[2]
-            self.span = span
-        else:
-            items.sort(key=_B0)
-            self.starts = [e[2] for e in items]
-            self.span = max(e[3] - e[2] for e in items)
-        self.nsorted = len(items)
-
-    def collect(self, p0: int, p1: int, b0: int, b1: int, found: set[int]) -> bool:
-        """Add the positions of overlapping entries to `found`; True if `box` covers one."""
-        items = self.items
-        covered = False
-        if len(items) <= _SMALL:
-            for e in items:
-                if b0 < e[3] and e[2] < b1 and e[0] < p1 and p0 < e[1]:
-                    found.add(e[4])
-                    if p0 <= e[0] and e[1] <= p1 and b0 <= e[2] and e[3] <= b1:
-                        covered = True
-            return covered
-        if self.nsorted != len(items):
-            self._order()
-        starts = self.starts
-        lo = bisect_right(starts, b0 - self.span)
-        hi = bisect_left(starts, b1)
-        for e in items[lo:hi]:
-            if b0 < e[3] and e[0] < p1 and p0 < e[1]:
-                found.add(e[4])
-                if p0 <= e[0] and e[1] <= p1 and b0 <= e[2] and e[3] <= b1:
-                    covered = True
-        return covered
-
-    def prune(self, p0: int, p1: int, b0: int, b1: int) -> None:
-        """Drop the entries the region covers (whoever overlaps them overlaps it).
-
-        Called right after `collect` with the same region, so a large index is in order.
-        """
-        items = self.items
-        if len(items) <= _SMALL:
-            self.items = [e for e in items
-                          if not (p0 <= e[0] and e[1] <= p1 and b0 <= e[2] and e[3] <= b1)]
-            self.nsorted = 0
-            return
-        lo = bisect_left(self.starts, b0)
-        hi = bisect_right(self.starts, b1)
-        keep = [e for e in items[lo:hi]
-                if not (p0 <= e[0] and e[1] <= p1 and b0 <= e[2] and e[3] <= b1)]
-        items[lo:hi] = keep
-        self.starts[lo:hi] = [e[2] for e in keep]
-        self.nsorted = len(items)
-        if b1 - b0 >= self.span:
-            self.span = max((e[3] - e[2] for e in items), default=0)
-
-
-def _inherited(r: tuple, state: dict[object, tuple[_Index, _Index]]) -> _Index:
-    """Writers of a reused range (`r` a reuse row): every access of the previous occupants
-    that is still indexed (reads and writes alike, WAR and WAW) on the bytes they share,
-    moved into the new tensor's coordinates. An occupant's index already holds what it
-    inherited itself, so older occupants are covered transitively."""
-    seeded = _Index()
-    out = seeded.items
-    shift = r[6]
-    for name, old_start, lo, hi in r[7]:
-        indexes = state.get(name)
-        if indexes is None:  # never accessed as far as dependencies go: wait for all of it
-            out.extend((0, r[4], lo - shift, hi - shift, p) for p in r[3])
-            continue
-        for index in indexes:
-            for e in index.items:
-                a0, a1 = e[2] + old_start, e[3] + old_start
-                if a0 < hi and lo < a1:
-                    if a0 >= lo and a1 <= hi and old_start == shift:
-                        out.append(e)  # same place, wholly shared: the region as it is
-                    else:
-                        out.append((e[0], e[1], max(a0, lo) - shift, min(a1, hi) - shift,
-                                    e[4]))
-    return seeded
+def dependency_arrays(sa: StreamArrays, reuse: ReuseArrays) -> tuple[np.ndarray, np.ndarray]:
+    """Dependencies of a lowered stream as CSR: position i waits for
+    `indices[ptr[i]:ptr[i + 1]]` (ascending, all earlier)."""
+    tensors = max(sa.tensors, int(reuse.tensor.max()) + 1 if len(reuse.tensor) else 0,
+                  int(reuse.held_tensor.max()) + 1 if len(reuse.held_tensor) else 0, 1)
+    cores = int(sa.core.max()) + 1 if sa.n else 1
+    return _hazards(sa.ap_ptr, sa.ap_tensor, sa.ap_write, sa.ap_onchip, sa.ap_box, sa.core,
+                    sa.barrier, tensors, cores, reuse.tensor, reuse.first, reuse.partitions,
+                    reuse.row_bytes, reuse.start_bytes, reuse.producer_ptr, reuse.producers,
+                    reuse.held_ptr, reuse.held_tensor, reuse.held_start, reuse.held_lo,
+                    reuse.held_hi)
 
 
 def dependencies(instructions: Sequence[Instruction], reuses: Sequence[Reuse] = (),
                  tensors: Iterable[TensorInfo] = ()) -> list[tuple[int, ...]]:
-    """For every stream position, the positions it must wait for (all earlier).
+    """For every stream position, the positions it must wait for (all earlier, ascending).
 
     A tensor placed over reused memory inherits, on the bytes it shares with each previous
     occupant, that occupant's indexed accesses as writers, so each of its accesses waits for
     the earlier accesses of the same addresses (until a write that covers them takes their
     place). A `Reuse` without `previous` waits for all its producers on its whole extent.
     """
-    rows = [(r.tensor, r.core, r.first, r.producers, r.partitions, r.row_bytes,
-             r.start_bytes, r.previous) for r in reuses]
-    return dependencies_of_rows(instructions, rows, tensors)
-
-
-def dependencies_of_rows(instructions: Sequence[Instruction], reuse_rows: Sequence[tuple],
-                         tensors: Iterable[TensorInfo] = ()) -> list[tuple[int, ...]]:
-    """`dependencies` with the reuses as `Allocation.reuse_rows` (no objects built)."""
-    multi = len({inst.core for inst in instructions}) > 1
-    pitch = {t.name: max(1, math.prod(t.shape[1:])) for t in tensors if not t.buffer.on_chip}
-    # tensor -> (writer regions, reader regions); a region is (p0, p1, b0, b1, pos). HBM
-    # tensors are per core with LNC=2: cross-core order comes from the barrier fences.
-    state: dict[object, tuple[_Index, _Index]] = {}
-    seed_at: dict[int, list[Reuse]] = {}
-    for r in reuse_rows:
-        if r[7]:  # seeded when the stream reaches it: the occupants' final accesses
-            seed_at.setdefault(r[2], []).append(r)
-        else:
-            seeded = _Index()
-            seeded.items = [(0, r[4], 0, r[5], p) for p in r[3]]
-            state[r[0]] = (seeded, _Index())
-    written = {ap.tensor for inst in instructions for ap in inst.writes}
-    written.update(r[0] for r in reuse_rows)
-    barrier = Opcode.CORE_BARRIER
-    has_fence = any(inst.opcode is barrier for inst in instructions)
-    since_fence: dict[int, list[int]] = {}
-    fence: dict[int, int] = {}
-    cache = _region_cache
-    out: list[tuple[int, ...]] = []
-    for pos, inst in enumerate(instructions):
-        if pos in seed_at:
-            for r in seed_at.pop(pos):
-                state[r[0]] = (_inherited(r, state), _Index())
-        found: set[int] = set()
-        for ap in inst.reads:
-            if ap.tensor not in written:
-                continue  # never written (kernel inputs): no RAW now, no WAR later
-            row = _FLAT if ap.partition_elems else pitch.get(ap.tensor, _FLAT)
-            box = cache.get((ap.offset_elems, ap.pattern, ap.partition_elems, ap.itemsize, row))
-            p0, p1, b0, b1 = box if box is not None else region(ap, row)
-            if p1 <= p0 or b1 <= b0:
-                continue
-            key = (inst.core, ap.tensor) if multi and not ap.partition_elems else ap.tensor
-            index = state.get(key)
-            if index is None:
-                index = state[key] = (_Index(), _Index())
-            if index[0].items:
-                index[0].collect(p0, p1, b0, b1, found)
-            index[1].items.append((p0, p1, b0, b1, pos))
-        for ap in inst.writes:
-            row = _FLAT if ap.partition_elems else pitch.get(ap.tensor, _FLAT)
-            box = cache.get((ap.offset_elems, ap.pattern, ap.partition_elems, ap.itemsize, row))
-            p0, p1, b0, b1 = box if box is not None else region(ap, row)
-            if p1 <= p0 or b1 <= b0:
-                continue
-            key = (inst.core, ap.tensor) if multi and not ap.partition_elems else ap.tensor
-            index = state.get(key)
-            if index is None:
-                index = state[key] = (_Index(), _Index())
-            for entries in index:
-                if entries.items and entries.collect(p0, p1, b0, b1, found):
-                    entries.prune(p0, p1, b0, b1)
-            index[0].items.append((p0, p1, b0, b1, pos))
-        if has_fence:
-            core = inst.core
-            if inst.opcode is barrier:
-                found.update(since_fence.get(core, ()))
-                since_fence[core] = []
-                fence[core] = pos
-            else:
-                f = fence.get(core)
-                if f is not None:
-                    found.add(f)
-                since_fence.setdefault(core, []).append(pos)
-        found.discard(pos)
-        out.append(tuple(found))
-    return out
+    sa = lower(instructions, tensors)
+    ids = {name: t for t, name in enumerate(sa.names)}
+    ptr, idx = dependency_arrays(sa, ReuseArrays.of(reuses, ids))
+    flat = idx.tolist()
+    bounds = ptr.tolist()
+    return [tuple(flat[bounds[i]:bounds[i + 1]]) for i in range(sa.n)]

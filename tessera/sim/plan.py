@@ -3,13 +3,15 @@
 For every stream position: what kind of work it is, which queue it waits in, how long it
 occupies its engine, its result latency, the shared ports it holds and (for DMAs) its
 `DmaPlan`. Kernels repeat a handful of instruction shapes thousands of times, so costs are
-memoised on a signature that leaves out tensor names and offsets.
+computed once per shape: a signature that leaves out tensor names and offsets.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+import numpy as np
 
 from tessera.hw import ChipSpec
 from tessera.nki.buffers import Buffer
@@ -30,18 +32,37 @@ SBUF_PORT, PSUM_PORT = 1, 2  # bits of `ports`
 
 @dataclass(frozen=True)
 class StreamPlan:
-    """Flat per-position arrays the scheduler indexes (lists, for speed)."""
+    """Per-position scheduling facts as arrays, from a table of distinct instruction shapes.
 
-    kind: list[int]
-    engine: list[int]  # index into ENGINE_ORDER
-    queue: list[int]  # core * QUEUES_PER_CORE + engine (compute queues only)
-    occupancy_s: list[float]  # engine occupancy (DMA: each engine piece)
-    latency_s: list[float]  # result latency (DMA: fixed issue latency before the transfer)
-    ports: list[int]  # SBUF_PORT | PSUM_PORT bits held on NC-v2
-    queue_next: list[int]  # next position in the same compute queue, -1 if none
-    dma: dict[int, DmaPlan]
-    core: list[int]
-    cores: int
+    Instruction `pos` has shape `shape[pos]`; its facts are row `shape[pos]` of the tables
+    (`np.int64` / `np.float64` arrays indexed by position are provided for the scheduler).
+    """
+
+    shape: np.ndarray  # [n] index into `first` / `dma_table`
+    first: tuple[Instruction, ...]  # the first instruction of each shape
+    dma_table: tuple[DmaPlan | None, ...]  # each shape's DMA plan (None: compute)
+    shape_engine: np.ndarray  # each shape's engine (index into ENGINE_ORDER)
+    kind: np.ndarray  # COMPUTE, TRANSFER, BARRIER or SENDRECV
+    engine: np.ndarray  # index into ENGINE_ORDER
+    occupancy_s: np.ndarray  # engine occupancy (DMA: each engine piece)
+    latency_s: np.ndarray  # result latency (DMA: fixed issue latency before the transfer)
+    ports: np.ndarray  # SBUF_PORT | PSUM_PORT bits held on NC-v2
+    dma_engines: np.ndarray  # engines a DMA is split over (0: compute)
+    hbm_s: np.ndarray  # time a DMA holds the core's HBM share
+    dma_queue: np.ndarray  # LOAD/STORE/COPY queue of a DMA
+    core: np.ndarray
+    cores: int  # highest core + 1
+
+    @property
+    def queue(self) -> np.ndarray:
+        """Compute queue of each position: core * QUEUES_PER_CORE + engine."""
+        return self.core * QUEUES_PER_CORE + self.engine
+
+    @property
+    def dma_positions(self) -> np.ndarray:
+        """Positions that have a DMA plan (transfers and sendrecv)."""
+        has_plan = np.array([p is not None for p in self.dma_table], dtype=bool)
+        return np.flatnonzero(has_plan[self.shape]) if len(self.dma_table) else self.shape[:0]
 
 
 def _signature(inst: Instruction) -> tuple:
@@ -66,47 +87,43 @@ def _signature(inst: Instruction) -> tuple:
 
 def plan_stream(instructions: Sequence[Instruction], chip: ChipSpec,
                 cal: Calibration) -> StreamPlan:
-    """Costs, queues and ports of every instruction of the stream."""
+    """Costs, queues and ports of every instruction of the stream.
+
+    The loop only maps each instruction to its shape; costs are computed once per shape.
+    """
     core = chip.core
-    n = len(instructions)
     share_sbuf = bool(core.access.vector_gpsimd_share_sbuf_port)
     share_psum = bool(core.access.vector_scalar_share_psum_port)
     sbuf_users = (Engine.VECTOR, Engine.GPSIMD) if share_sbuf else ()
     psum_users = (Engine.VECTOR, Engine.SCALAR) if share_psum else ()
-    kind, eng, queue = [COMPUTE] * n, [0] * n, [0] * n
-    occ, lat, ports = [0.0] * n, [0.0] * n, [0] * n
-    qnext = [-1] * n
-    core_of = [0] * n
-    plans: dict[int, DmaPlan] = {}
-    memo: dict[tuple, tuple] = {}
-    last_in_queue: dict[int, int] = {}
-    n_cores = 1
+    memo: dict[tuple, int] = {}
+    first: list[Instruction] = []
+    shape: list[int] = []
+    cores: list[int] = []
     memo_get = memo.get
-    for pos, inst in enumerate(instructions):
-        c = core_of[pos] = inst.core
-        if c >= n_cores:
-            n_cores = c + 1
+    for inst in instructions:
         sig = _signature(inst)
-        facts = memo_get(sig)
-        if facts is None:
-            facts = memo[sig] = _facts(inst, chip, cal, sbuf_users, psum_users)
-        k, code, o, la, bits, dplan = facts
-        kind[pos] = k
-        eng[pos] = code
-        occ[pos] = o
-        lat[pos] = la
-        if bits:
-            ports[pos] = bits
-        if dplan is not None:
-            plans[pos] = dplan
-        else:
-            q = c * QUEUES_PER_CORE + code
-            queue[pos] = q
-            prev = last_in_queue.get(q)
-            if prev is not None:
-                qnext[prev] = pos
-            last_in_queue[q] = pos
-    return StreamPlan(kind, eng, queue, occ, lat, ports, qnext, plans, core_of, n_cores)
+        k = memo_get(sig)
+        if k is None:
+            k = memo[sig] = len(first)
+            first.append(inst)
+        shape.append(k)
+        cores.append(inst.core)
+    facts = [_facts(inst, chip, cal, sbuf_users, psum_users) for inst in first]
+    ids = np.array(shape, dtype=np.int64)
+    core_of = np.array(cores, dtype=np.int64)
+
+    def column(i: int, dtype: type) -> np.ndarray:
+        table = np.array([f[i] for f in facts], dtype=dtype)
+        return table[ids] if len(facts) else np.zeros(0, dtype=dtype)
+
+    plans = tuple(f[5] for f in facts)
+    return StreamPlan(
+        ids, tuple(first), plans, np.array([f[1] for f in facts], dtype=np.int64),
+        column(0, np.int64), column(1, np.int64),
+        column(2, np.float64), column(3, np.float64), column(4, np.int64),
+        column(6, np.int64), column(7, np.float64), column(8, np.int64), core_of,
+        int(core_of.max()) + 1 if len(core_of) else 1)
 
 
 def _facts(inst: Instruction, chip: ChipSpec, cal: Calibration, sbuf_users: tuple,
@@ -115,7 +132,8 @@ def _facts(inst: Instruction, chip: ChipSpec, cal: Calibration, sbuf_users: tupl
     if op in DMA_OPCODES:
         plan = dma_plan(inst, chip, cal)
         k = SENDRECV if op is Opcode.SENDRECV else TRANSFER
-        return k, DMA_CODE, plan.piece_s, plan.latency_s, 0, plan
+        return (k, DMA_CODE, plan.piece_s, plan.latency_s, 0, plan, plan.engines, plan.hbm_s,
+                plan.queue)
     k = BARRIER if op is Opcode.CORE_BARRIER else COMPUTE
     occupancy, latency = engine_cost(inst, chip.core, cal)
     aps = inst.reads + inst.writes
@@ -124,4 +142,4 @@ def _facts(inst: Instruction, chip: ChipSpec, cal: Calibration, sbuf_users: tupl
         bits |= SBUF_PORT
     if inst.engine in psum_users and any(ap.buffer is Buffer.PSUM for ap in aps):
         bits |= PSUM_PORT
-    return k, ENGINE_CODE[id(inst.engine)], occupancy, latency, bits, None
+    return k, ENGINE_CODE[id(inst.engine)], occupancy, latency, bits, None, 0, 0.0, 0

@@ -14,22 +14,24 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
+
+import numpy as np
 
 from tessera import hw
 from tessera import nki as _nki
 from tessera.hw import ChipSpec, Precision
 from tessera.nki.launch import TraceResult
 from tessera.nki.stream import Engine, Opcode, SourceLocation
-from tessera.sim.alloc import Allocation, allocate
+from tessera.sim.alloc import Allocation, allocate_stream
 from tessera.sim.calib import Calibration, calibration_for
 from tessera.sim.costs import matmul_flops, precision_of
-from tessera.sim.deps import dependencies_of_rows
-from tessera.sim.plan import ENGINE_ORDER
-from tessera.sim.timeline import Timeline, schedule_stream
+from tessera.sim.deps import dependency_arrays
+from tessera.sim.lower import lower
+from tessera.sim.plan import ENGINE_ORDER, plan_stream
+from tessera.sim.timeline import Timeline, schedule_plan
 
 _TOP = 10
 _CALIBRATION_PREFIX = "calibration."
@@ -150,9 +152,10 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
         cal = cal.with_overrides(cal_over)
     insts = trace.instructions
     with _no_gc():
-        allocation = allocate(insts, trace.tensors, chip, cal.sbuf_alignment_bytes)
-        deps = dependencies_of_rows(insts, allocation.reuse_rows, trace.tensors)
-        timeline = schedule_stream(insts, deps, chip, cal)
+        stream = lower(insts, trace.tensors)
+        allocation = allocate_stream(stream, trace.tensors, chip, cal.sbuf_alignment_bytes)
+        deps = dependency_arrays(stream, allocation.reuse)
+        timeline = schedule_plan(insts, plan_stream(insts, chip, cal), deps, chip, cal)
         return summarise(trace, chip, timeline, allocation, overrides)
 
 
@@ -196,18 +199,20 @@ def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
     """
     insts = trace.instructions
     total = timeline.total_s
-    cores = len({i.core for i in insts}) or 1
+    sp = timeline.plan
+    cores = len(np.unique(sp.core)) or 1
+    per_shape = np.bincount(sp.shape, minlength=len(sp.first)).tolist()
     # matmuls repeat a few shapes: count them per shape, then price each shape once
     shapes: dict[tuple, list] = {}
     matmul = Opcode.NC_MATMUL
-    for inst in insts:
-        if inst.opcode is matmul:
+    for inst, count in zip(sp.first, per_shape, strict=True):
+        if inst.opcode is matmul and count:
             key = (inst.partitions, inst.free_elements, inst.flags, inst.reads[-1].dtype)
             seen = shapes.get(key)
             if seen is None:
-                shapes[key] = [inst, 1]
+                shapes[key] = [inst, count]
             else:
-                seen[1] += 1
+                seen[1] += count
     flops = 0.0
     by_precision: dict[Precision, float] = {}
     for inst, count in shapes.values():
@@ -217,17 +222,21 @@ def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
         by_precision[p] = by_precision.get(p, 0.0) + f
     precision = max(by_precision, key=by_precision.__getitem__, default=Precision.BF16)
     peak_flops = chip.core.peak_flops(precision) * cores
-    read = sum(p.hbm_read_bytes for p in timeline.dma_plans.values())
-    write = sum(p.hbm_write_bytes for p in timeline.dma_plans.values())
+    read = write = dmas = 0
+    for plan, count in zip(sp.dma_table, per_shape, strict=True):
+        if plan is not None and count:
+            read += plan.hbm_read_bytes * count
+            write += plan.hbm_write_bytes * count
+            dmas += count
     peak_hbm = chip.hbm_bytes_per_s_per_core * cores
     busy: dict[Resource, float] = {}
     for (_, engine), b in timeline.busy_s.items():
         r = _resource(engine)
         busy[r] = busy.get(r, 0.0) + b
-    code_counts = Counter(timeline.engine_codes)
+    code_counts = np.bincount(sp.engine, minlength=len(ENGINE_ORDER)).tolist()
     usages = []
     for code, engine in enumerate(ENGINE_ORDER):
-        if not code_counts.get(code):
+        if not code_counts[code]:
             continue
         r = _RESOURCE_OF_CODE[code]
         lanes = chip.core.dma.engines_per_core if engine is Engine.DMA else 1
@@ -238,7 +247,7 @@ def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
     hbm_busy = sum(timeline.hbm_busy_s.values())
     if read or write:
         usages.append(EngineUsage(Resource.HBM, hbm_busy, hbm_busy / (total * cores)
-                                  if total else 0.0, len(timeline.dma_plans)))
+                                  if total else 0.0, dmas))
     bound = max(usages, key=lambda u: u.utilisation).resource if usages else Resource.TENSOR
     hbm_bytes = read + write
     return Profile(
@@ -283,17 +292,35 @@ def _critical(timeline: Timeline) -> CriticalPath:
 
 
 def _hot_spots(timeline: Timeline) -> tuple[HotSpot, ...]:
+    """The kernel lines (per opcode and engine) with the most engine time, largest first."""
+    stream = timeline.stream
+    if not stream:
+        return ()
+    sp = timeline.plan
+    # instructions of one kernel line share one SourceLocation record: group by its id,
+    # opcode and engine, then merge keys that only differ by the record
+    kinds: dict[tuple[int, int], int] = {}
+    kind_of_shape = np.array([kinds.setdefault((id(inst.opcode), code), len(kinds))
+                              for inst, code in zip(sp.first, sp.shape_engine.tolist(),
+                                                    strict=True)], dtype=np.int64)
+    loc_ids = np.fromiter((id(i.location) for i in stream), dtype=np.int64, count=len(stream))
+    _, loc_first, loc_of = np.unique(loc_ids, return_index=True, return_inverse=True)
+    site = kind_of_shape[sp.shape] * len(loc_first) + loc_of
+    sites, first, group_of = np.unique(site, return_index=True, return_inverse=True)
+    busy = np.bincount(group_of, weights=np.asarray(timeline.occupancy_s),
+                       minlength=len(sites))
+    count = np.bincount(group_of, minlength=len(sites))
     groups: dict[tuple, list] = {}
-    for inst, b, code in zip(timeline.stream, timeline.occupancy_s, timeline.engine_codes,
-                             strict=True):
+    for g in np.argsort(first, kind="stable").tolist():
+        inst = stream[int(first[g])]
         loc = inst.location
-        key = (id(inst.opcode), loc.file, loc.line, code)  # enums by id: hashing is slow
-        g = groups.get(key)
-        if g is None:
-            groups[key] = [loc, 1, b, inst.opcode]
+        key = (id(inst.opcode), loc.file, loc.line, int(sp.engine[first[g]]))
+        entry = groups.get(key)
+        if entry is None:
+            groups[key] = [loc, int(count[g]), float(busy[g]), inst.opcode]
         else:
-            g[1] += 1
-            g[2] += b
+            entry[1] += int(count[g])
+            entry[2] += float(busy[g])
     ranked = sorted(groups.items(), key=lambda kv: -kv[1][2])[:_TOP]
     return tuple(HotSpot(g[3], g[0], ENGINE_ORDER[key[3]], g[1], g[2])
                  for key, g in ranked)
