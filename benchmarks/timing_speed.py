@@ -63,7 +63,7 @@ def stage_times(scale: int) -> dict[str, float]:
         t2 = time.perf_counter()
         deps = sim.dependency_arrays(stream, allocation.reuse)
         t3 = time.perf_counter()
-        plan = plan_stream(insts, chip, cal)
+        plan = plan_stream(insts, chip, cal, stream)
         t4 = time.perf_counter()
         timeline = sim.schedule_plan(insts, plan, deps, chip, cal)
         t5 = time.perf_counter()

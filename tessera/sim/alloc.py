@@ -415,21 +415,27 @@ def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipS
     size = np.zeros(sa.tensors, np.int64)
     row_of = np.zeros(sa.tensors, np.int64)
     unit_of = np.ones(sa.tensors, np.int64)
+    parts_of = np.zeros(sa.tensors, np.int64)
     arenas: dict[tuple[int, bool], int] = {}
     capacity: list[int] = []
     align: list[int] = []
-    kinds: dict[tuple, tuple[int, int, int, int]] = {}
+    kinds: dict[tuple, int] = {}
+    # per kind: row bytes, size in arena units, arena, unit bytes, partitions
+    table: list[tuple[int, int, int, int, int]] = []
     names, infos = sa.names, sa.infos
     missing = []
+    kind_of = []
     for t in on_chip.tolist():
         info = infos.get(names[t])
         if info is None or not info.buffer.on_chip:
             missing.append(t)
+            kind_of.append(0)
             continue
-        # (row bytes, size in arena units, arena, unit bytes) per tensor kind and core
-        key = (info.shape, info.itemsize, info.buffer, info.core)
-        kind = kinds.get(key)
-        if kind is None:
+        # tensors of one shape, dtype, memory and core place alike
+        key = (info.shape, info.itemsize, id(info.buffer), info.core)
+        k = kinds.get(key)
+        if k is None:
+            k = kinds[key] = len(table)
             sbuf = info.buffer is Buffer.SBUF
             row = max(1, info.itemsize * math.prod(info.shape[1:]))
             units = (-(-row // sbuf_alignment_bytes) * sbuf_alignment_bytes if sbuf
@@ -439,12 +445,17 @@ def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipS
                 a = arenas[(info.core, sbuf)] = len(capacity)
                 capacity.append(sbuf_capacity if sbuf else n_banks)
                 align.append(sbuf_alignment_bytes if sbuf else 1)
-            kind = kinds[key] = (row, units, a, 1 if sbuf else bank_bytes)
-        row_of[t], size[t], arena_of[t], unit_of[t] = kind
+            table.append((row, units, a, 1 if sbuf else bank_bytes, info.shape[0]))
+        kind_of.append(k)
     if missing:
         t = min(missing, key=lambda m: first[m])
         raise CapacityError(f"tensor {names[t]} is accessed but was never created; the trace "
                             "is incomplete")
+    if table:
+        facts = np.array(table, dtype=np.int64)[np.array(kind_of, dtype=np.int64)]
+        row_of[on_chip], size[on_chip] = facts[:, 0], facts[:, 1]
+        arena_of[on_chip], unit_of[on_chip] = facts[:, 2], facts[:, 3]
+        parts_of[on_chip] = facts[:, 4]
     cap = np.array(capacity, dtype=np.int64)
     counts = np.bincount(arena_of[on_chip], minlength=len(capacity))
     max_segments = np.minimum(counts + 1, -(-cap // np.array(align, dtype=np.int64)) + 1) + 1
@@ -459,8 +470,7 @@ def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipS
     held_tensor = np.ascontiguousarray(r_held[:, 0])
     reuse = ReuseArrays(
         tensor=r_tensor, first=first[r_tensor],
-        partitions=np.array([infos[names[t]].shape[0] for t in r_tensor.tolist()],
-                            dtype=np.int64),
+        partitions=parts_of[r_tensor],
         row_bytes=row_of[r_tensor], start_bytes=start_bytes[r_tensor], producer_ptr=r_pp,
         producers=r_prod, held_ptr=r_hp, held_tensor=held_tensor,
         held_start=start_bytes[held_tensor], held_lo=r_held[:, 1] * unit_of[r_tensor].repeat(

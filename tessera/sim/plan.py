@@ -3,7 +3,7 @@
 For every stream position: what kind of work it is, which queue it waits in, how long it
 occupies its engine, its result latency, the shared ports it holds and (for DMAs) its
 `DmaPlan`. Kernels repeat a handful of instruction shapes thousands of times, so costs are
-computed once per shape: a signature that leaves out tensor names and offsets.
+computed once per shape (`tessera.sim.lower`: everything but tensor names and offsets).
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from tessera.nki.stream import Engine, Instruction, Opcode
 from tessera.sim.calib import Calibration
 from tessera.sim.costs import DMA_OPCODES, engine_cost
 from tessera.sim.dma import DmaPlan, dma_plan
+from tessera.sim.lower import StreamArrays, lower
 
 ENGINE_ORDER = (Engine.TENSOR, Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD, Engine.SYNC,
                 Engine.UNKNOWN, Engine.DMA)
@@ -52,6 +53,7 @@ class StreamPlan:
     dma_queue: np.ndarray  # LOAD/STORE/COPY queue of a DMA
     core: np.ndarray
     cores: int  # highest core + 1
+    stream: StreamArrays  # what the plan was made from
 
     @property
     def queue(self) -> np.ndarray:
@@ -65,65 +67,32 @@ class StreamPlan:
         return np.flatnonzero(has_plan[self.shape]) if len(self.dma_table) else self.shape[:0]
 
 
-def _signature(inst: Instruction) -> tuple:
-    """What the cost depends on: everything but tensor names and offsets (enums by id).
-
-    Flat for the common one-read / one-write shape: building and hashing nested tuples for
-    every instruction of a stream costs more than the rest of the planning.
-    """
-    reads, writes = inst.reads, inst.writes
-    if len(reads) == 1 and len(writes) == 1:
-        a, b = reads[0], writes[0]
-        return (id(inst.opcode), id(inst.engine), inst.partitions, inst.free_elements,
-                inst.flags, id(a.buffer), a.dtype, a.pattern, not a.partition_elems,
-                id(b.buffer), b.dtype, b.pattern, not b.partition_elems)
-    aps = [(id(ap.buffer), ap.dtype, ap.pattern, not ap.partition_elems) for ap in reads]
-    aps.append(None)
-    aps.extend([(id(ap.buffer), ap.dtype, ap.pattern, not ap.partition_elems)
-                for ap in writes])
-    return (id(inst.opcode), id(inst.engine), inst.partitions, inst.free_elements, inst.flags,
-            tuple(aps))
-
-
-def plan_stream(instructions: Sequence[Instruction], chip: ChipSpec,
-                cal: Calibration) -> StreamPlan:
+def plan_stream(instructions: Sequence[Instruction], chip: ChipSpec, cal: Calibration,
+                stream: StreamArrays | None = None) -> StreamPlan:
     """Costs, queues and ports of every instruction of the stream.
 
-    The loop only maps each instruction to its shape; costs are computed once per shape.
+    Costs are computed once per instruction shape (`StreamArrays.shapes`); pass the lowered
+    `stream` when there is one.
     """
+    sa = stream if stream is not None else lower(instructions)
     core = chip.core
     share_sbuf = bool(core.access.vector_gpsimd_share_sbuf_port)
     share_psum = bool(core.access.vector_scalar_share_psum_port)
     sbuf_users = (Engine.VECTOR, Engine.GPSIMD) if share_sbuf else ()
     psum_users = (Engine.VECTOR, Engine.SCALAR) if share_psum else ()
-    memo: dict[tuple, int] = {}
-    first: list[Instruction] = []
-    shape: list[int] = []
-    cores: list[int] = []
-    memo_get = memo.get
-    for inst in instructions:
-        sig = _signature(inst)
-        k = memo_get(sig)
-        if k is None:
-            k = memo[sig] = len(first)
-            first.append(inst)
-        shape.append(k)
-        cores.append(inst.core)
-    facts = [_facts(inst, chip, cal, sbuf_users, psum_users) for inst in first]
-    ids = np.array(shape, dtype=np.int64)
-    core_of = np.array(cores, dtype=np.int64)
+    facts = [_facts(inst, chip, cal, sbuf_users, psum_users) for inst in sa.shapes]
+    ids = sa.shape
 
     def column(i: int, dtype: type) -> np.ndarray:
         table = np.array([f[i] for f in facts], dtype=dtype)
         return table[ids] if len(facts) else np.zeros(0, dtype=dtype)
 
-    plans = tuple(f[5] for f in facts)
     return StreamPlan(
-        ids, tuple(first), plans, np.array([f[1] for f in facts], dtype=np.int64),
-        column(0, np.int64), column(1, np.int64),
-        column(2, np.float64), column(3, np.float64), column(4, np.int64),
-        column(6, np.int64), column(7, np.float64), column(8, np.int64), core_of,
-        int(core_of.max()) + 1 if len(core_of) else 1)
+        ids, sa.shapes, tuple(f[5] for f in facts),
+        np.array([f[1] for f in facts], dtype=np.int64), column(0, np.int64),
+        column(1, np.int64), column(2, np.float64), column(3, np.float64),
+        column(4, np.int64), column(6, np.int64), column(7, np.float64),
+        column(8, np.int64), sa.core, int(sa.core.max()) + 1 if sa.n else 1, sa)
 
 
 def _facts(inst: Instruction, chip: ChipSpec, cal: Calibration, sbuf_users: tuple,

@@ -155,7 +155,8 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
         stream = lower(insts, trace.tensors)
         allocation = allocate_stream(stream, trace.tensors, chip, cal.sbuf_alignment_bytes)
         deps = dependency_arrays(stream, allocation.reuse)
-        timeline = schedule_plan(insts, plan_stream(insts, chip, cal), deps, chip, cal)
+        timeline = schedule_plan(insts, plan_stream(insts, chip, cal, stream), deps,
+                                 chip, cal)
         return summarise(trace, chip, timeline, allocation, overrides)
 
 
@@ -297,15 +298,13 @@ def _hot_spots(timeline: Timeline) -> tuple[HotSpot, ...]:
     if not stream:
         return ()
     sp = timeline.plan
-    # instructions of one kernel line share one SourceLocation record: group by its id,
-    # opcode and engine, then merge keys that only differ by the record
+    # group by kernel line (its location record), opcode and engine; then merge keys that
+    # only differ by the record
     kinds: dict[tuple[int, int], int] = {}
     kind_of_shape = np.array([kinds.setdefault((id(inst.opcode), code), len(kinds))
                               for inst, code in zip(sp.first, sp.shape_engine.tolist(),
                                                     strict=True)], dtype=np.int64)
-    loc_ids = np.fromiter((id(i.location) for i in stream), dtype=np.int64, count=len(stream))
-    _, loc_first, loc_of = np.unique(loc_ids, return_index=True, return_inverse=True)
-    site = kind_of_shape[sp.shape] * len(loc_first) + loc_of
+    site = kind_of_shape[sp.shape] * len(sp.stream.locations) + sp.stream.location
     sites, first, group_of = np.unique(site, return_index=True, return_inverse=True)
     busy = np.bincount(group_of, weights=np.asarray(timeline.occupancy_s),
                        minlength=len(sites))
