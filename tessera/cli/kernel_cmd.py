@@ -62,6 +62,14 @@ def _counts_table(run: ExampleRun) -> Table:
     return table
 
 
+@app.command("warm-up")
+def warm_up() -> None:
+    """Compile the timing model's loops for this machine (once; `make` does it on install)."""
+    typer.echo("compiling the timing model (first time on this machine: ~30 s) ...")
+    seconds = sim.warm_up()
+    typer.echo(f"timing model ready ({seconds:.1f} s)")
+
+
 @app.command()
 def run(
     spec: Annotated[str, typer.Argument(

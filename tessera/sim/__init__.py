@@ -35,6 +35,7 @@ from tessera.sim.profile import (
     summarise,
 )
 from tessera.sim.timeline import ScheduledInstruction, Timeline, schedule_plan, schedule_stream
+from tessera.sim.warmup import warm_up
 
 __all__ = [
     "CALIBRATION_FILE",
@@ -73,4 +74,5 @@ __all__ = [
     "schedule_plan",
     "schedule_stream",
     "summarise",
+    "warm_up",
 ]

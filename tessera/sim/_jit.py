@@ -31,3 +31,16 @@ def jit(fn: F) -> F:
     if not ENABLED:
         return fn
     return numba.njit(cache=True)(fn)  # type: ignore[return-value]
+
+
+@jit
+def sort_range(a, lo, hi):  # pragma: no cover - compiled
+    """Sort a[lo:hi] in place (insertion sort: the ranges are a few entries, and numba's
+    general sort costs seconds of compilation)."""
+    for i in range(lo + 1, hi):
+        x = a[i]
+        j = i
+        while j > lo and a[j - 1] > x:
+            a[j] = a[j - 1]
+            j -= 1
+        a[j] = x

@@ -13,7 +13,7 @@ accesses wait for the previous occupants' accesses to the same bytes (a `Reuse` 
 held which bytes; `deps` resolves it per address, as the hardware's semaphores do): the
 reason SBUF pressure serialises a kernel, and only as far as the reused addresses go.
 
-The placement loop (`_place`) runs compiled over arrays (see `tessera.sim._jit`).
+The placement loop runs compiled over arrays (`tessera.sim.arena`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 from tessera.hw import ChipSpec
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import Instruction, TensorInfo
-from tessera.sim._jit import jit
+from tessera.sim.arena import events, liveness_of, place
 from tessera.sim.errors import CapacityError, PsumCapacityError, SbufCapacityError
 from tessera.sim.lower import StreamArrays, lower
 
@@ -177,210 +177,6 @@ class Allocation:
         return tuple(Reuse(*row) for row in self.reuse_rows)
 
 
-@jit
-def _liveness(ap_ptr, ap_tensor, ap_onchip, tensors):  # pragma: no cover - compiled
-    """First and last stream position of each tensor's on-chip accesses (-1: none)."""
-    first = np.full(tensors, -1, np.int64)
-    last = np.full(tensors, -1, np.int64)
-    for pos in range(ap_ptr.shape[0] - 1):
-        for a in range(ap_ptr[pos], ap_ptr[pos + 1]):
-            if ap_onchip[a]:
-                t = ap_tensor[a]
-                if first[t] < 0:
-                    first[t] = pos
-                last[t] = pos
-    return first, last
-
-
-@jit
-def _grow(a, need):  # pragma: no cover - compiled
-    if need <= a.shape[0]:
-        return a
-    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
-    b[:a.shape[0]] = a
-    return b
-
-
-@jit
-def _place(first, last, arena_of, size, capacity, max_segments,
-           candidates):  # pragma: no cover - compiled
-    """Next-fit placement of every tensor with an arena, in birth order.
-
-    Each arena (a core's SBUF bytes or PSUM banks) is a list of segments tiling
-    [0, capacity): live (owner >= 0) or free with its previous occupant and that
-    occupant's last access (-1: never used). Free segments are not merged, so every reuse
-    edge survives. Returns the placements, the reuse records and, if a tensor does not fit,
-    its id with the arena's segments at that moment.
-    """
-    n_t = first.shape[0]
-    n_a = capacity.shape[0]
-    keys = np.empty(2 * n_t, np.int64)
-    k = 0
-    for i in range(n_t):
-        if arena_of[i] >= 0:  # births sort before deaths at the same position
-            keys[k] = (first[i] * 2) * n_t + i
-            keys[k + 1] = (last[i] * 2 + 1) * n_t + i
-            k += 2
-    keys = np.sort(keys[:k])
-    width = max(1, max_segments.max()) if n_a else 1
-    s_start = np.zeros((n_a, width), np.int64)
-    s_end = np.zeros((n_a, width), np.int64)
-    s_owner = np.full((n_a, width), -1, np.int64)
-    s_last = np.full((n_a, width), -1, np.int64)
-    s_prev = np.full((n_a, width), -1, np.int64)
-    n_seg = np.ones(n_a, np.int64)
-    for a in range(n_a):
-        s_end[a, 0] = capacity[a]
-    cursor = np.zeros(n_a, np.int64)
-    live = np.zeros(n_a, np.int64)
-    peak = np.zeros(n_a, np.int64)
-    start_of = np.full(n_t, -1, np.int64)
-    born = np.empty(k // 2, np.int64)
-    n_born = 0
-    r_tensor = np.empty(16, np.int64)
-    r_prod_ptr = np.zeros(17, np.int64)
-    r_prod = np.empty(16, np.int64)
-    r_held_ptr = np.zeros(17, np.int64)
-    r_held = np.empty((16, 3), np.int64)  # previous occupant, lo, hi (arena units)
-    n_r = 0
-    for e in range(k):
-        key = keys[e]
-        i = key % n_t
-        pos = key // n_t // 2
-        a = arena_of[i]
-        starts, ends = s_start[a], s_end[a]
-        owners, lasts, prevs = s_owner[a], s_last[a], s_prev[a]
-        n = n_seg[a]
-        if (key // n_t) % 2 == 1:  # death: free the tensor's segment, keep who held it
-            lo, hi = 0, n
-            while lo < hi:  # the segment starting at the tensor's start
-                mid = (lo + hi) // 2
-                if starts[mid] <= start_of[i]:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            j = lo - 1
-            live[a] -= ends[j] - start_of[i]
-            prevs[j] = i
-            owners[j] = -1
-            lasts[j] = pos
-            continue
-        need_units = size[i]
-        best_i = -1
-        best_stop = -1
-        best_score = 0
-        if need_units <= capacity[a]:
-            lo, hi = 0, n
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if starts[mid] <= cursor[a]:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            j = lo - 1
-            seen = 0
-            for _ in range(n):
-                if owners[j] < 0:  # extend a free run from segment j until it holds size
-                    need = starts[j] + need_units
-                    stop = j
-                    while stop < n and owners[stop] < 0 and ends[stop] < need:
-                        stop += 1
-                    if stop < n and owners[stop] < 0:
-                        stop += 1
-                        score = lasts[j]
-                        for q in range(j + 1, stop):
-                            if lasts[q] > score:
-                                score = lasts[q]
-                        if best_i < 0 or score < best_score:
-                            best_i, best_stop, best_score = j, stop, score
-                        seen += 1
-                        if score < 0 or seen >= candidates:
-                            break
-                j += 1
-                if j == n:
-                    j = 0
-        if best_i < 0:
-            return (born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
-                    r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1],
-                    r_held[:r_held_ptr[n_r]], i, starts[:n], ends[:n], owners[:n])
-        j, stop = best_i, best_stop
-        start = starts[j]
-        end = start + need_units
-        # the reuse record: previous occupants' last accesses (sorted, unique) and ranges
-        n_edges = 0
-        for q in range(j, stop):
-            if lasts[q] >= 0:
-                n_edges += 1
-        if n_edges:
-            r_tensor = _grow(r_tensor, n_r + 1)
-            r_prod_ptr = _grow(r_prod_ptr, n_r + 2)
-            r_held_ptr = _grow(r_held_ptr, n_r + 2)
-            base = r_prod_ptr[n_r]
-            r_prod = _grow(r_prod, base + n_edges)
-            m = 0
-            for q in range(j, stop):
-                p = lasts[q]
-                if p >= 0:
-                    dup = False
-                    for z in range(base, base + m):
-                        if r_prod[z] == p:
-                            dup = True
-                    if not dup:
-                        r_prod[base + m] = p
-                        m += 1
-            r_prod[base:base + m] = np.sort(r_prod[base:base + m])
-            r_prod_ptr[n_r + 1] = base + m
-            hb = r_held_ptr[n_r]
-            if hb + n_edges > r_held.shape[0]:
-                grown = np.empty((max(hb + n_edges, 2 * r_held.shape[0]), 3), np.int64)
-                grown[:hb] = r_held[:hb]
-                r_held = grown
-            h = hb
-            for q in range(j, stop):
-                if prevs[q] >= 0:
-                    r_held[h, 0] = prevs[q]
-                    r_held[h, 1] = starts[q]
-                    r_held[h, 2] = min(ends[q], end)
-                    h += 1
-            r_held_ptr[n_r + 1] = h
-            r_tensor[n_r] = i
-            n_r += 1
-        # replace segments j..stop-1 by the new one and, if the last one was longer, the
-        # rest of it (free, with its history)
-        tail_end, tail_last, tail_prev = ends[stop - 1], lasts[stop - 1], prevs[stop - 1]
-        new = 2 if tail_end > end else 1
-        shift = new - (stop - j)
-        if shift > 0:
-            for q in range(n - 1, stop - 1, -1):
-                starts[q + shift] = starts[q]
-                ends[q + shift] = ends[q]
-                owners[q + shift] = owners[q]
-                lasts[q + shift] = lasts[q]
-                prevs[q + shift] = prevs[q]
-        elif shift < 0:
-            for q in range(stop, n):
-                starts[q + shift] = starts[q]
-                ends[q + shift] = ends[q]
-                owners[q + shift] = owners[q]
-                lasts[q + shift] = lasts[q]
-                prevs[q + shift] = prevs[q]
-        n_seg[a] = n + shift
-        starts[j], ends[j], owners[j], lasts[j], prevs[j] = start, end, i, -1, -1
-        if new == 2:
-            starts[j + 1], ends[j + 1] = end, tail_end
-            owners[j + 1], lasts[j + 1], prevs[j + 1] = -1, tail_last, tail_prev
-        cursor[a] = end if end < capacity[a] else 0
-        live[a] += need_units
-        if live[a] > peak[a]:
-            peak[a] = live[a]
-        start_of[i] = start
-        born[n_born] = i
-        n_born += 1
-    return (born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
-            r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1], r_held[:r_held_ptr[n_r]], -1,
-            s_start[0, :0], s_end[0, :0], s_owner[0, :0])
-
-
 def allocate(instructions: Sequence[Instruction], tensors: Iterable[TensorInfo],
              chip: ChipSpec, sbuf_alignment_bytes: int = 64) -> Allocation:
     """Place every on-chip tensor of the stream; raise a `CapacityError` when they don't fit.
@@ -398,7 +194,7 @@ def liveness(instructions: Sequence[Instruction]) -> dict[str, list[int]]:
     alone is the key.
     """
     sa = lower(instructions)
-    first, last = _liveness(sa.ap_ptr, sa.ap_tensor, sa.ap_onchip, sa.tensors)
+    first, last = liveness_of(sa.ap_ptr, sa.ap_tensor, sa.ap_onchip, sa.tensors)
     return {sa.names[t]: [int(first[t]), int(last[t])] for t in np.flatnonzero(first >= 0)}
 
 
@@ -409,7 +205,7 @@ def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipS
     bank_bytes = int(core.psum.bank_bytes_per_partition or core.psum.bytes_per_partition)
     n_banks = int(core.psum.banks or 1)
     sbuf_capacity = int(core.sbuf.bytes_per_partition)
-    first, last = _liveness(sa.ap_ptr, sa.ap_tensor, sa.ap_onchip, sa.tensors)
+    first, last = liveness_of(sa.ap_ptr, sa.ap_tensor, sa.ap_onchip, sa.tensors)
     on_chip = np.flatnonzero(first >= 0)
     arena_of = np.full(sa.tensors, -1, np.int64)
     size = np.zeros(sa.tensors, np.int64)
@@ -460,7 +256,7 @@ def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipS
     counts = np.bincount(arena_of[on_chip], minlength=len(capacity))
     max_segments = np.minimum(counts + 1, -(-cap // np.array(align, dtype=np.int64)) + 1) + 1
     (born, start_units, peak, r_tensor, r_pp, r_prod, r_hp, r_held, failed, seg_start,
-     seg_end, seg_owner) = _place(first, last, arena_of, size, cap,
+     seg_end, seg_owner) = place(events(first, last, arena_of), arena_of, size, cap,
                                   max_segments.astype(np.int64), _CANDIDATES)
     if failed >= 0:
         _raise_capacity(sa, int(failed), int(size[failed] * unit_of[failed]),

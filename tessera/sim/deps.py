@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from tessera.nki.stream import Instruction, TensorInfo
-from tessera.sim._jit import jit
+from tessera.sim._jit import jit, sort_range
 from tessera.sim.alloc import Reuse, ReuseArrays
 from tessera.sim.lower import StreamArrays, lower
 
@@ -69,8 +69,9 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
     indexed = np.zeros(n_keys, np.bool_)
     pool = np.empty((max(16, ap_box.shape[0]), 5), np.int64)
     nxt = np.empty(pool.shape[0], np.int64)
-    free = -1
-    used = 0
+    free = np.int64(-1)  # typed: literal ints make numba compile callees per value
+    used = np.int64(0)
+    zero = np.int64(0)
     written = np.zeros(tensors, np.bool_)
     for a in range(ap_tensor.shape[0]):
         if ap_write[a]:
@@ -92,8 +93,8 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
             head_w[t] = -1
             head_r[t] = -1
             for k in range(r_pp[r], r_pp[r + 1]):
-                slot, pool, nxt, free, used = _entry(pool, nxt, free, used, 0,
-                                                     r_partitions[r], 0, r_row_bytes[r],
+                slot, pool, nxt, free, used = _entry(pool, nxt, free, used, zero,
+                                                     r_partitions[r], zero, r_row_bytes[r],
                                                      r_prod[k])
                 nxt[slot] = head_w[t]
                 head_w[t] = slot
@@ -107,7 +108,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
     found = np.empty(n if n < 64 else 64, np.int64)
     out_ptr = np.zeros(n + 1, np.int64)
     out = np.empty(max(16, 2 * n), np.int64)
-    n_out = 0
+    n_out = np.int64(0)
     for pos in range(n):
         r = seeded_at[pos]
         while r >= 0:  # a reused range: the previous occupants' boxes on the shared bytes
@@ -120,7 +121,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
                 if not indexed[old]:  # never accessed as far as dependencies go
                     for k in range(r_pp[r], r_pp[r + 1]):
                         slot, pool, nxt, free, used = _entry(
-                            pool, nxt, free, used, 0, r_partitions[r], lo - shift,
+                            pool, nxt, free, used, zero, r_partitions[r], lo - shift,
                             hi - shift, r_prod[k])
                         nxt[slot] = h_w
                         h_w = slot
@@ -220,7 +221,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
             if found[i] != pos:
                 out[k] = found[i]
                 k += 1
-        out[n_out:k] = np.sort(out[n_out:k])
+        sort_range(out, n_out, k)
         n_out = k
         out_ptr[pos + 1] = n_out
     return out_ptr, out[:n_out]

@@ -228,3 +228,10 @@ def test_count_by_opcode_sorts_by_count() -> None:
     assert [c.count for c in counts] == sorted((c.count for c in counts), reverse=True)
     assert {(c.engine, c.opcode) for c in counts} >= {("scalar", "activation"),
                                                       ("vector", "tensor_reduce")}
+
+
+def test_warm_up_compiles_the_timing_model() -> None:
+    result = CliRunner().invoke(app, ["warm-up"])
+    assert result.exit_code == 0, result.output
+    assert "compiling the timing model" in result.output
+    assert "timing model ready" in result.output

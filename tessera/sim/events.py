@@ -1,0 +1,375 @@
+"""The scheduler's compiled event loop (see `tessera.sim.timeline` for the model).
+
+`run` takes the per-position arrays of a `StreamPlan` and the dependencies as CSR and
+returns start and end times, the binding predecessor of each instruction and the DMA
+engines each transfer used. It runs compiled (see `tessera.sim._jit`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tessera.sim._jit import jit
+from tessera.sim.plan import (
+    BARRIER,
+    COMPUTE,
+    PSUM_PORT,
+    QUEUES_PER_CORE,
+    SBUF_PORT,
+    SENDRECV,
+    TRANSFER,
+)
+
+
+@jit
+def _push(heap_t, heap_p, size, t, p):  # pragma: no cover - compiled
+    """Push (t, p) on a binary min-heap ordered by (t, p); returns the (grown) arrays."""
+    if size == heap_t.shape[0]:
+        grown_t = np.empty(2 * size + 16, np.float64)
+        grown_p = np.empty(2 * size + 16, np.int64)
+        grown_t[:size] = heap_t[:size]
+        grown_p[:size] = heap_p[:size]
+        heap_t, heap_p = grown_t, grown_p
+    i = size
+    while i > 0:
+        parent = (i - 1) // 2
+        if heap_t[parent] < t or (heap_t[parent] == t and heap_p[parent] < p):
+            break
+        heap_t[i] = heap_t[parent]
+        heap_p[i] = heap_p[parent]
+        i = parent
+    heap_t[i] = t
+    heap_p[i] = p
+    return heap_t, heap_p
+
+
+@jit
+def _pop(heap_t, heap_p, size):  # pragma: no cover - compiled
+    """Remove and return the smallest (t, p) of a heap of `size` entries."""
+    t, p = heap_t[0], heap_p[0]
+    size -= 1
+    last_t, last_p = heap_t[size], heap_p[size]
+    i = 0
+    while True:
+        child = 2 * i + 1
+        if child >= size:
+            break
+        right = child + 1
+        if right < size and (heap_t[right] < heap_t[child] or (
+                heap_t[right] == heap_t[child] and heap_p[right] < heap_p[child])):
+            child = right
+        if last_t < heap_t[child] or (last_t == heap_t[child] and last_p < heap_p[child]):
+            break
+        heap_t[i] = heap_t[child]
+        heap_p[i] = heap_p[child]
+        i = child
+    heap_t[i] = last_t
+    heap_p[i] = last_p
+    return t, p
+
+
+@jit
+def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, dep_idx,
+         partner, sync, n_dma, cores, tensor_code):  # pragma: no cover - compiled
+    """The event loop. Returns start, end, why (the binding predecessor), DMA engine bits,
+    HBM busy time per core, instructions finished, and npred / arrived for diagnostics."""
+    n = kind.shape[0]
+    n_queues = cores * QUEUES_PER_CORE
+    # successors as CSR, ascending; each position also waits for its queue predecessor
+    npred = np.zeros(n, np.int64)
+    qnext = np.full(n, -1, np.int64)
+    last_in_queue = np.full(n_queues, -1, np.int64)
+    for pos in range(n):
+        if kind[pos] != TRANSFER and kind[pos] != SENDRECV:
+            q = queue[pos]
+            if last_in_queue[q] >= 0:
+                qnext[last_in_queue[q]] = pos
+                npred[pos] += 1
+            last_in_queue[q] = pos
+    succ_ptr = np.zeros(n + 1, np.int64)
+    for pos in range(n):
+        npred[pos] += dep_ptr[pos + 1] - dep_ptr[pos]
+        for d in range(dep_ptr[pos], dep_ptr[pos + 1]):
+            succ_ptr[dep_idx[d] + 1] += 1
+    for pos in range(n):
+        succ_ptr[pos + 1] += succ_ptr[pos]
+    succ = np.empty(succ_ptr[n], np.int64)
+    fill = succ_ptr[:n].copy()
+    for pos in range(n):
+        for d in range(dep_ptr[pos], dep_ptr[pos + 1]):
+            p = dep_idx[d]
+            succ[fill[p]] = pos
+            fill[p] += 1
+    start = np.zeros(n, np.float64)
+    end = np.zeros(n, np.float64)
+    ready = np.zeros(n, np.float64)
+    why = np.full(n, -1, np.int64)
+    qfree = np.zeros(n_queues, np.float64)
+    qlast = np.full(n_queues, -1, np.int64)
+    port_free = np.zeros((cores, 3), np.float64)  # indexed by port bit
+    port_last = np.full((cores, 3), -1, np.int64)
+    dma_free = np.zeros((cores, n_dma), np.float64)
+    dma_last = np.full((cores, n_dma), -1, np.int64)
+    # per core: its engines as (free time, engine) in ascending order; not kept while all
+    # are free at the same time (every DMA so far used all engines)
+    by_t = np.zeros((cores, n_dma), np.float64)
+    by_e = np.zeros((cores, n_dma), np.int64)
+    by_kept = np.zeros(cores, np.bool_)
+    masks = np.zeros(n, np.int64)
+    # per core and DMA queue: its transfers in program order, and the queue's head
+    order_ptr = np.zeros(cores * 3 + 1, np.int64)
+    for pos in range(n):
+        if kind[pos] == TRANSFER:
+            order_ptr[core[pos] * 3 + dma_q[pos] + 1] += 1
+    for i in range(cores * 3):
+        order_ptr[i + 1] += order_ptr[i]
+    order = np.empty(order_ptr[cores * 3], np.int64)
+    head = order_ptr[:cores * 3].copy()
+    for pos in range(n):
+        if kind[pos] == TRANSFER:
+            i = core[pos] * 3 + dma_q[pos]
+            order[head[i]] = pos
+            head[i] += 1
+    head = order_ptr[:cores * 3].copy()
+    dma_ready = np.zeros(n, np.bool_)
+    dma_wake = np.full(cores, -1.0)
+    hbm_free = np.zeros(cores, np.float64)
+    hbm_last = np.full(cores, -1, np.int64)
+    hbm_busy = np.zeros(cores, np.float64)
+    arrived = np.zeros(n, np.bool_)
+    arrived_t = np.zeros(n, np.float64)
+    heap_t = np.empty(n + 16, np.float64)
+    heap_p = np.empty(n + 16, np.int64)
+    size = np.int64(0)  # typed: literal ints make numba compile callees per value
+    done = 0
+    released = np.empty(max(2, n_dma + 2) if n else 2, np.int64)
+    scratch_t = np.empty(n_dma, np.float64)
+    scratch_e = np.empty(n_dma, np.int64)
+    for s in range(n):
+        if npred[s] == 0:  # enqueue at its earliest start
+            key = ready[s]
+            if kind[s] == TRANSFER:
+                key += lat[s]
+            elif kind[s] == COMPUTE or kind[s] == BARRIER:
+                if qfree[queue[s]] > key:
+                    key = qfree[queue[s]]
+                    why[s] = qlast[queue[s]]
+            heap_t, heap_p = _push(heap_t, heap_p, size, key, s)
+            size += 1
+    while size:
+        t, pos = _pop(heap_t, heap_p, size)
+        size -= 1
+        n_rel = 0
+        c = 0
+        now = t
+        if pos < 0:
+            c = -pos - 1
+            dispatch = True
+            now = t
+        else:
+            dispatch = False
+            k = kind[pos]
+            if k == COMPUTE:
+                bits = ports[pos]
+                c = core[pos]
+                if bits:
+                    limit = 0.0
+                    if bits & SBUF_PORT and port_free[c, SBUF_PORT] > limit:
+                        limit = port_free[c, SBUF_PORT]
+                    if bits & PSUM_PORT and port_free[c, PSUM_PORT] > limit:
+                        limit = port_free[c, PSUM_PORT]
+                    if limit > t:  # a shared port is busy: try again when it frees
+                        port = PSUM_PORT
+                        if bits & SBUF_PORT and port_free[c, SBUF_PORT] >= limit:
+                            port = SBUF_PORT
+                        why[pos] = port_last[c, port]
+                        heap_t, heap_p = _push(heap_t, heap_p, size, limit, pos)
+                        size += 1
+                        continue
+                busy_end = t + occ[pos]
+                q = queue[pos]
+                qfree[q] = busy_end
+                qlast[q] = pos
+                if bits & SBUF_PORT:
+                    port_free[c, SBUF_PORT] = busy_end
+                    port_last[c, SBUF_PORT] = pos
+                if bits & PSUM_PORT:
+                    port_free[c, PSUM_PORT] = busy_end
+                    port_last[c, PSUM_PORT] = pos
+                start[pos] = t
+                end[pos] = busy_end + lat[pos]
+                released[0] = pos
+                n_rel = 1
+            elif k == TRANSFER:
+                dma_ready[pos] = True
+                c = core[pos]
+                # all engines busy until a time a wake-up is already set for: nothing starts
+                dispatch = not (not by_kept[c] and t < dma_wake[c] <= dma_free[c, 0])
+                now = t
+            else:  # core_barrier / sendrecv: wait for the partner core, then end together
+                other = partner[pos]
+                if other >= 0 and not arrived[other]:
+                    arrived[pos] = True
+                    arrived_t[pos] = t
+                    continue
+                t_join = t
+                transfer = occ[pos]
+                t_other = 0.0
+                if other >= 0:
+                    t_other = arrived_t[other]
+                    arrived[other] = False
+                    if t_other > t:
+                        why[pos] = other
+                        t_join = t_other
+                    else:
+                        why[other] = pos
+                    if occ[other] > transfer:
+                        transfer = occ[other]
+                for x in range(2 if other >= 0 else 1):
+                    p = pos if x == 0 else other
+                    if kind[p] == BARRIER:
+                        finish = t_join + (sync if other >= 0 else 0.0)
+                        qfree[queue[p]] = finish
+                        qlast[queue[p]] = p
+                    else:  # sendrecv: both tiles cross once both cores are there
+                        finish = t_join + lat[p] + transfer
+                    start[p] = t if x == 0 else t_other
+                    end[p] = finish
+                    released[n_rel] = p
+                    n_rel += 1
+        if dispatch:
+            # start ready queue heads, earliest in program order first, while engines are
+            # free; a DMA split over k engines takes the k least recently freed (ties:
+            # lowest index)
+            while True:
+                pos = -1
+                chosen = -1
+                for qi in range(3):
+                    i = c * 3 + qi
+                    if head[i] < order_ptr[i + 1]:
+                        p = order[head[i]]
+                        if dma_ready[p] and (pos < 0 or p < pos):
+                            pos = p
+                            chosen = i
+                if pos < 0:
+                    break
+                k = dma_k[pos]
+                if not by_kept[c]:
+                    avail = dma_free[c, 0]
+                elif k >= n_dma:
+                    avail = by_t[c, n_dma - 1]
+                else:
+                    avail = by_t[c, k - 1]
+                if avail > now:
+                    if not (now < dma_wake[c] <= avail):
+                        dma_wake[c] = avail
+                        heap_t, heap_p = _push(heap_t, heap_p, size, avail, -c - 1)
+                        size += 1
+                    break
+                head[chosen] += 1
+                if now > ready[pos] + lat[pos]:  # it waited for engines
+                    if not by_kept[c]:
+                        binding = dma_last[c, 0]
+                    else:  # the first engine (in chosen order) that became free last
+                        j = 0
+                        while by_t[c, j] < avail:
+                            j += 1
+                        binding = dma_last[c, by_e[c, j]]
+                    if binding >= 0:
+                        why[pos] = binding
+                finish = now + occ[pos]
+                if hbm_s[pos] > 0.0:
+                    h0 = hbm_free[c] if hbm_free[c] > now else now
+                    h_end = h0 + hbm_s[pos]
+                    if h_end > finish:
+                        finish = h_end
+                        if h0 > now:
+                            why[pos] = hbm_last[c]
+                    hbm_free[c] = h_end
+                    hbm_last[c] = pos
+                    hbm_busy[c] += hbm_s[pos]
+                # engines stay busy until the data has moved
+                mask = 0
+                if k >= n_dma:
+                    for e in range(n_dma):
+                        dma_free[c, e] = finish
+                        dma_last[c, e] = pos
+                        mask |= 1 << e
+                    by_kept[c] = False
+                else:
+                    if not by_kept[c]:
+                        for e in range(n_dma):
+                            by_t[c, e] = dma_free[c, 0]
+                            by_e[c, e] = e
+                        by_kept[c] = True
+                    for e in range(k):
+                        mask |= 1 << by_e[c, e]
+                    # the rest keep their order; the k used ones come back at `finish`
+                    m = 0
+                    for e in range(k, n_dma):
+                        scratch_t[m] = by_t[c, e]
+                        scratch_e[m] = by_e[c, e]
+                        m += 1
+                    for e in range(n_dma):
+                        if mask >> e & 1:
+                            dma_free[c, e] = finish
+                            dma_last[c, e] = pos
+                            j = m  # insert (finish, e) in order
+                            while j > 0 and (scratch_t[j - 1] > finish or (
+                                    scratch_t[j - 1] == finish and scratch_e[j - 1] > e)):
+                                scratch_t[j] = scratch_t[j - 1]
+                                scratch_e[j] = scratch_e[j - 1]
+                                j -= 1
+                            scratch_t[j] = finish
+                            scratch_e[j] = e
+                            m += 1
+                    for e in range(n_dma):
+                        by_t[c, e] = scratch_t[e]
+                        by_e[c, e] = scratch_e[e]
+                masks[pos] = mask
+                start[pos] = now
+                end[pos] = finish
+                if n_rel == released.shape[0]:
+                    more = np.empty(2 * n_rel, np.int64)
+                    more[:n_rel] = released
+                    released = more
+                released[n_rel] = pos
+                n_rel += 1
+        for x in range(n_rel):  # wake the successors and the next of the queue
+            pos = released[x]
+            e_end = end[pos]
+            e_sync = e_end + sync
+            mine = eng[pos]
+            # TensorE only writes PSUM and never reads it: a later TensorE instruction that
+            # depends on it accumulates into (or overwrites) the same bank, in pipeline order
+            e_same = e_end - lat[pos] if mine == tensor_code else e_end
+            done += 1
+            for z in range(succ_ptr[pos], succ_ptr[pos + 1] + 1):
+                if z < succ_ptr[pos + 1]:
+                    s = succ[z]
+                    # a DMA's fixed issue latency already covers the semaphore hop
+                    if eng[s] == mine:
+                        r = e_same
+                    elif kind[s] == TRANSFER:
+                        r = e_end
+                    else:
+                        r = e_sync
+                    if r > ready[s]:
+                        ready[s] = r
+                        why[s] = pos
+                else:
+                    s = qnext[pos]
+                    if s < 0:
+                        continue
+                npred[s] -= 1
+                if npred[s] == 0:  # enqueue at its earliest start
+                    key = ready[s]
+                    if kind[s] == TRANSFER:
+                        key += lat[s]
+                    elif kind[s] == COMPUTE or kind[s] == BARRIER:
+                        if qfree[queue[s]] > key:
+                            key = qfree[queue[s]]
+                            why[s] = qlast[queue[s]]
+                    heap_t, heap_p = _push(heap_t, heap_p, size, key, s)
+                    size += 1
+    return start, end, why, masks, hbm_busy, done, npred, arrived
