@@ -16,6 +16,8 @@ import os
 from collections.abc import Callable
 from typing import TypeVar
 
+import numpy as np
+
 F = TypeVar("F", bound=Callable)
 
 try:  # numba is a pinned dependency; the fallback keeps a broken install usable
@@ -44,3 +46,14 @@ def sort_range(a, lo, hi):  # pragma: no cover - compiled
             a[j] = a[j - 1]
             j -= 1
         a[j] = x
+
+
+@jit
+def append(buf, n, value):  # pragma: no cover - compiled
+    """Set buf[n] = value, doubling `buf` first when it is full; returns the buffer."""
+    if n == buf.shape[0]:
+        grown = np.empty(max(16, 2 * n), buf.dtype)
+        grown[:n] = buf[:n]
+        buf = grown
+    buf[n] = value
+    return buf

@@ -255,22 +255,22 @@ def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipS
     cap = np.array(capacity, dtype=np.int64)
     counts = np.bincount(arena_of[on_chip], minlength=len(capacity))
     max_segments = np.minimum(counts + 1, -(-cap // np.array(align, dtype=np.int64)) + 1) + 1
-    (born, start_units, peak, r_tensor, r_pp, r_prod, r_hp, r_held, failed, seg_start,
-     seg_end, seg_owner) = place(events(first, last, arena_of), arena_of, size, cap,
-                                  max_segments.astype(np.int64), _CANDIDATES)
+    (born, start_units, peak, r_tensor, r_pp, r_prod, r_hp, held_tensor, held_lo, held_hi,
+     failed, seg_start, seg_end, seg_owner) = place(
+        events(first, last, arena_of), arena_of, size, cap, max_segments.astype(np.int64),
+        _CANDIDATES)
     if failed >= 0:
         _raise_capacity(sa, int(failed), int(size[failed] * unit_of[failed]),
                         int(cap[arena_of[failed]] * unit_of[failed]), int(unit_of[failed]),
                         seg_start, seg_end, seg_owner)
     start_bytes = start_units * unit_of
-    held_tensor = np.ascontiguousarray(r_held[:, 0])
+    held_unit = unit_of[r_tensor].repeat(np.diff(r_hp))  # ranges are in the arena's units
     reuse = ReuseArrays(
-        tensor=r_tensor, first=first[r_tensor],
-        partitions=parts_of[r_tensor],
+        tensor=r_tensor, first=first[r_tensor], partitions=parts_of[r_tensor],
         row_bytes=row_of[r_tensor], start_bytes=start_bytes[r_tensor], producer_ptr=r_pp,
         producers=r_prod, held_ptr=r_hp, held_tensor=held_tensor,
-        held_start=start_bytes[held_tensor], held_lo=r_held[:, 1] * unit_of[r_tensor].repeat(
-            np.diff(r_hp)), held_hi=r_held[:, 2] * unit_of[r_tensor].repeat(np.diff(r_hp)))
+        held_start=start_bytes[held_tensor], held_lo=held_lo * held_unit,
+        held_hi=held_hi * held_unit)
     is_sbuf = [sb for (_, sb) in sorted(arenas, key=arenas.__getitem__)]
     peak_sbuf = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if sb), default=0)
     peak_psum = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if not sb), default=0)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tessera.sim._jit import jit, sort_range
+from tessera.sim._jit import append, jit, sort_range
 
 
 @jit
@@ -28,12 +28,16 @@ def liveness_of(ap_ptr, ap_tensor, ap_onchip, tensors):  # pragma: no cover - co
 
 
 @jit
-def _grow(a, need):  # pragma: no cover - compiled
-    if need <= a.shape[0]:
-        return a
-    b = np.empty(max(need, 2 * a.shape[0]), a.dtype)
-    b[:a.shape[0]] = a
-    return b
+def _segment_at(starts, n, x):  # pragma: no cover - compiled
+    """Index of the segment (of the first `n`, sorted by start) that contains unit `x`."""
+    lo, hi = 0, n
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if starts[mid] <= x:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
 
 
 @jit
@@ -69,7 +73,9 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
     r_prod_ptr = np.zeros(17, np.int64)
     r_prod = np.empty(16, np.int64)
     r_held_ptr = np.zeros(17, np.int64)
-    r_held = np.empty((16, 3), np.int64)  # previous occupant, lo, hi (arena units)
+    held_t = np.empty(16, np.int64)  # previous occupant of each shared range
+    held_lo = np.empty(16, np.int64)  # and the range, in arena units
+    held_hi = np.empty(16, np.int64)
     n_r = 0
     for e in range(k):
         key = keys[e]
@@ -80,14 +86,7 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
         owners, lasts, prevs = s_owner[a], s_last[a], s_prev[a]
         n = n_seg[a]
         if (key // n_t) % 2 == 1:  # death: free the tensor's segment, keep who held it
-            lo, hi = 0, n
-            while lo < hi:  # the segment starting at the tensor's start
-                mid = (lo + hi) // 2
-                if starts[mid] <= start_of[i]:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            j = lo - 1
+            j = _segment_at(starts, n, start_of[i])
             live[a] -= ends[j] - start_of[i]
             prevs[j] = i
             owners[j] = -1
@@ -98,14 +97,7 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
         best_stop = -1
         best_score = 0
         if need_units <= capacity[a]:
-            lo, hi = 0, n
-            while lo < hi:
-                mid = (lo + hi) // 2
-                if starts[mid] <= cursor[a]:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            j = lo - 1
+            j = _segment_at(starts, n, cursor[a])
             seen = 0
             for _ in range(n):
                 if owners[j] < 0:  # extend a free run from segment j until it holds size
@@ -130,7 +122,8 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
         if best_i < 0:
             return (born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
                     r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1],
-                    r_held[:r_held_ptr[n_r]], i, starts[:n], ends[:n], owners[:n])
+                    held_t[:r_held_ptr[n_r]], held_lo[:r_held_ptr[n_r]],
+                    held_hi[:r_held_ptr[n_r]], i, starts[:n], ends[:n], owners[:n])
         j, stop = best_i, best_stop
         start = starts[j]
         end = start + need_units
@@ -140,11 +133,7 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
             if lasts[q] >= 0:
                 n_edges += 1
         if n_edges:
-            r_tensor = _grow(r_tensor, n_r + 1)
-            r_prod_ptr = _grow(r_prod_ptr, n_r + 2)
-            r_held_ptr = _grow(r_held_ptr, n_r + 2)
             base = r_prod_ptr[n_r]
-            r_prod = _grow(r_prod, base + n_edges)
             m = np.int64(0)
             for q in range(j, stop):
                 p = lasts[q]
@@ -154,24 +143,19 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
                         if r_prod[z] == p:
                             dup = True
                     if not dup:
-                        r_prod[base + m] = p
+                        r_prod = append(r_prod, base + m, p)
                         m += 1
             sort_range(r_prod, base, base + m)
-            r_prod_ptr[n_r + 1] = base + m
-            hb = r_held_ptr[n_r]
-            if hb + n_edges > r_held.shape[0]:
-                grown = np.empty((max(hb + n_edges, 2 * r_held.shape[0]), 3), np.int64)
-                grown[:hb] = r_held[:hb]
-                r_held = grown
-            h = hb
+            r_prod_ptr = append(r_prod_ptr, n_r + 1, base + m)
+            h = r_held_ptr[n_r]
             for q in range(j, stop):
                 if prevs[q] >= 0:
-                    r_held[h, 0] = prevs[q]
-                    r_held[h, 1] = starts[q]
-                    r_held[h, 2] = min(ends[q], end)
+                    held_t = append(held_t, h, prevs[q])
+                    held_lo = append(held_lo, h, starts[q])
+                    held_hi = append(held_hi, h, min(ends[q], end))
                     h += 1
-            r_held_ptr[n_r + 1] = h
-            r_tensor[n_r] = i
+            r_held_ptr = append(r_held_ptr, n_r + 1, h)
+            r_tensor = append(r_tensor, n_r, i)
             n_r += 1
         # replace segments j..stop-1 by the new one and, if the last one was longer, the
         # rest of it (free, with its history)
@@ -205,7 +189,8 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
         born[n_born] = i
         n_born += 1
     return (born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
-            r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1], r_held[:r_held_ptr[n_r]], -1,
+            r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1], held_t[:r_held_ptr[n_r]],
+            held_lo[:r_held_ptr[n_r]], held_hi[:r_held_ptr[n_r]], -1,
             s_start[0, :0], s_end[0, :0], s_owner[0, :0])
 
 

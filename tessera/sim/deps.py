@@ -23,7 +23,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 
 from tessera.nki.stream import Instruction, TensorInfo
-from tessera.sim._jit import jit, sort_range
+from tessera.sim._jit import append, jit, sort_range
 from tessera.sim.alloc import Reuse, ReuseArrays
 from tessera.sim.lower import StreamArrays, lower
 
@@ -142,7 +142,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
             head_r[t] = -1
             indexed[t] = True
             r = seed_next[r]
-        n_found = 0
+        n_found = np.int64(0)
         c = core[pos]
         for a in range(ap_ptr[pos], ap_ptr[pos + 1]):
             t = ap_tensor[a]
@@ -164,11 +164,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
                         q = pool[e, 4]
                         if mark[q] != pos:
                             mark[q] = pos
-                            if n_found == found.shape[0]:
-                                more = np.empty(2 * n_found, np.int64)
-                                more[:n_found] = found
-                                found = more
-                            found[n_found] = q
+                            found = append(found, n_found, q)
                             n_found += 1
                         if w and (p0 <= pool[e, 0] and pool[e, 1] <= p1 and b0 <= pool[e, 2]
                                   and pool[e, 3] <= b1):
@@ -198,19 +194,11 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
                 for q in range(fence[c] + 1 if fence[c] >= 0 else 0, pos):
                     if core[q] == c and mark[q] != pos:
                         mark[q] = pos
-                        if n_found == found.shape[0]:
-                            more = np.empty(2 * n_found, np.int64)
-                            more[:n_found] = found
-                            found = more
-                        found[n_found] = q
+                        found = append(found, n_found, q)
                         n_found += 1
                 fence[c] = pos
             elif fence[c] >= 0 and mark[fence[c]] != pos:
-                if n_found == found.shape[0]:
-                    more = np.empty(2 * n_found, np.int64)
-                    more[:n_found] = found
-                    found = more
-                found[n_found] = fence[c]
+                found = append(found, n_found, fence[c])
                 n_found += 1
         if n_out + n_found > out.shape[0]:
             grown = np.empty(max(2 * out.shape[0], n_out + n_found), np.int64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tessera.sim._jit import jit
+from tessera.sim._jit import append, jit
 from tessera.sim.plan import (
     BARRIER,
     COMPUTE,
@@ -159,7 +159,7 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
     while size:
         t, pos = _pop(heap_t, heap_p, size)
         size -= 1
-        n_rel = 0
+        n_rel = np.int64(0)
         c = 0
         now = t
         if pos < 0:
@@ -198,8 +198,8 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
                     port_last[c, PSUM_PORT] = pos
                 start[pos] = t
                 end[pos] = busy_end + lat[pos]
-                released[0] = pos
-                n_rel = 1
+                released = append(released, n_rel, pos)
+                n_rel += 1
             elif k == TRANSFER:
                 dma_ready[pos] = True
                 c = core[pos]
@@ -235,7 +235,7 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
                         finish = t_join + lat[p] + transfer
                     start[p] = t if x == 0 else t_other
                     end[p] = finish
-                    released[n_rel] = p
+                    released = append(released, n_rel, p)
                     n_rel += 1
         if dispatch:
             # start ready queue heads, earliest in program order first, while engines are
@@ -329,11 +329,7 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
                 masks[pos] = mask
                 start[pos] = now
                 end[pos] = finish
-                if n_rel == released.shape[0]:
-                    more = np.empty(2 * n_rel, np.int64)
-                    more[:n_rel] = released
-                    released = more
-                released[n_rel] = pos
+                released = append(released, n_rel, pos)
                 n_rel += 1
         for x in range(n_rel):  # wake the successors and the next of the queue
             pos = released[x]
