@@ -9,11 +9,9 @@ then and drawing it would make slices of one in-order queue overlap. A core barr
 its arrival until both cores have met, which is how long it holds its queue.
 
 A DMA is split over `DmaPlan.engines` of the core's DMA engines, each piece running from the
-DMA's start to its end. The timeline records how many engines a DMA used but not which, so
-the assignment is replayed here with the scheduler's rule (least recently freed engines first,
-DMAs in order of start and then of program order); see `tessera.sim.timeline`. A sendrecv
-does not hold the DMA engine pool (the scheduler pairs it with the other core), so it gets a
-lane of its own.
+DMA's start to its end on the engines the scheduler gave it (`Timeline.dma_engines`). A
+sendrecv does not hold the DMA engine pool (the scheduler pairs it with the other core), so
+it gets a lane of its own.
 """
 
 from __future__ import annotations
@@ -70,12 +68,14 @@ def dma_engine_count(profile: Profile, chip: ChipSpec | None = None) -> int:
 
 
 def lanes(profile: Profile, chip: ChipSpec | None = None) -> tuple[Lane, ...]:
-    """Every non-empty lane, ordered by core, then engine order, then DMA engine number."""
+    """Every non-empty lane, ordered by core, then engine order, then DMA engine number.
+
+    `chip` is accepted for symmetry with `dma_engine_count`; the lanes come from the
+    timeline alone."""
     tl = profile.timeline
     plans = tl.dma_plans
-    n_dma = dma_engine_count(profile, chip)
+    engines = tl.dma_engines
     rows: dict[tuple[int, int, int], list[Piece]] = {}  # (core, group, slot) -> pieces
-    dmas: dict[int, list[int]] = {}  # core -> DMA positions
     sendrecv_slot = len(_ENGINE_RANK)
     for pos, inst in enumerate(tl.stream):
         start = tl.start_s[pos]
@@ -84,7 +84,9 @@ def lanes(profile: Profile, chip: ChipSpec | None = None) -> tuple[Lane, ...]:
                 key = (inst.core, 0, sendrecv_slot)
                 rows.setdefault(key, []).append(Piece(pos, start, tl.end_s[pos] - start))
             else:
-                dmas.setdefault(inst.core, []).append(pos)
+                piece = Piece(pos, start, tl.end_s[pos] - start)
+                for e in engines[pos]:
+                    rows.setdefault((inst.core, 1, e), []).append(piece)
             continue
         if inst.opcode is Opcode.CORE_BARRIER:
             duration = tl.end_s[pos] - start  # holds its queue until both cores arrive
@@ -92,8 +94,6 @@ def lanes(profile: Profile, chip: ChipSpec | None = None) -> tuple[Lane, ...]:
             duration = tl.occupancy_s[pos]
         rows.setdefault((inst.core, 0, _ENGINE_RANK[inst.engine]), []).append(
             Piece(pos, start, duration))
-    for core, positions in dmas.items():
-        _replay_dma(profile, core, positions, n_dma, rows)
     out = []
     for (core, group, slot), pieces in sorted(rows.items()):
         pieces.sort(key=lambda p: (p.start_s, p.position))
@@ -106,24 +106,3 @@ def lanes(profile: Profile, chip: ChipSpec | None = None) -> tuple[Lane, ...]:
             resource = Resource(tl.stream[pieces[0].position].engine.value)
             out.append(Lane(core, LaneKind.ENGINE, resource.value, resource, tuple(pieces)))
     return tuple(out)
-
-
-def _replay_dma(profile: Profile, core: int, positions: list[int], n_dma: int,
-                rows: dict[tuple[int, int, int], list[Piece]]) -> None:
-    """Assign each DMA's pieces to engines as the scheduler's dispatch does."""
-    tl = profile.timeline
-    start_s, end_s, plans = tl.start_s, tl.end_s, tl.dma_plans
-    free = [0.0] * n_dma
-    every = tuple(range(n_dma))
-    per_engine: list[list[Piece]] = [[] for _ in range(n_dma)]
-    for pos in sorted(positions, key=lambda p: (start_s[p], p)):
-        want = plans[pos].engines
-        chosen = every if want >= n_dma else sorted(every, key=free.__getitem__)[:want]
-        start, end = start_s[pos], end_s[pos]
-        piece = Piece(pos, start, end - start)
-        for e in chosen:
-            free[e] = end
-            per_engine[e].append(piece)
-    for e, pieces in enumerate(per_engine):
-        if pieces:
-            rows[(core, 1, e)] = pieces

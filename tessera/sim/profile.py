@@ -174,12 +174,17 @@ def _no_gc() -> Iterator[None]:
 
 
 def profile(kernel: object, *inputs: object, chip: str = "trn1", symbolic: bool = False,
-            lnc: int | None = None, overrides: Mapping[str, object] | None = None) -> Profile:
-    """Trace `kernel` on `inputs` (TensorSpecs allowed when symbolic) and profile it."""
+            lnc: int | None = None, overrides: Mapping[str, object] | None = None,
+            kernel_kwargs: Mapping[str, object] | None = None) -> Profile:
+    """Trace `kernel` on `inputs` (TensorSpecs allowed when symbolic) and profile it.
+
+    `kernel_kwargs` are passed to the kernel by name (tile sizes, flags):
+    `sim.profile(matmul, a, b, symbolic=True, kernel_kwargs={"tile_n": 512})`.
+    """
     k = _nki.jit(kernel)
     if lnc is not None:
         k = k[lnc]  # type: ignore[index]
-    trace = _nki.trace(k, symbolic=symbolic, chip=chip)(*inputs)
+    trace = _nki.trace(k, symbolic=symbolic, chip=chip)(*inputs, **dict(kernel_kwargs or {}))
     return schedule(trace, chip, overrides)
 
 

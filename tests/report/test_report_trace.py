@@ -135,6 +135,18 @@ def test_lanes_never_overlap_and_keep_engine_busy_time(name: str) -> None:
             assert lane.busy_s == pytest.approx(p.timeline.busy_s[(lane.core, engine)])
 
 
+def test_dma_lanes_show_the_engines_the_scheduler_chose() -> None:
+    p = _matmul("matmul_tiled")
+    on_engine: dict[int, set[int]] = {}
+    for lane in lanes(p):
+        if lane.kind is LaneKind.DMA_ENGINE:
+            engine = int(lane.label.split()[1])
+            for piece in lane.pieces:
+                on_engine.setdefault(piece.position, set()).add(engine)
+    assert on_engine and on_engine == {pos: set(engines) for pos, engines
+                                       in p.timeline.dma_engines.items()}
+
+
 def test_dma_lanes_follow_an_overridden_engine_count() -> None:
     chip = hw.with_overrides(hw.load_chip("trn1"), {"core.dma.engines_per_core": 4})
     p = _matmul("matmul_block_all_dims", overrides={"core.dma.engines_per_core": 4})

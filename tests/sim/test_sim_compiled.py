@@ -133,3 +133,4 @@ def test_dependencies_are_ascending_and_schedules_take_csr(make_inst, make_tile)
 
 def test_warm_up_compiles_and_reports_its_time():
     assert sim.warm_up() >= 0.0
+

@@ -130,3 +130,19 @@ def test_matmul_tutorial_versions_get_faster():
     assert times["matmul_tiled"].bound is sim.Resource.HBM
     util = [times[name].flops_utilisation for name in mt.KERNELS]
     assert util[3] > 2.5 * util[0]  # both HBM-bound at this small size
+
+
+def test_profile_passes_keyword_arguments_to_the_kernel():
+    @nki.jit
+    def scaled(x, repeats=1):
+        t = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(t, x)
+        for _ in range(repeats):
+            nisa.tensor_scalar(t, t, nl.multiply, 2.0)
+        return x
+
+    spec = nki.TensorSpec((128, 512), nl.float32)
+    once = sim.profile(scaled, spec, symbolic=True)
+    four = sim.profile(scaled, spec, symbolic=True, kernel_kwargs={"repeats": 4})
+    assert four.instructions == once.instructions + 3
+    assert four.total_s > once.total_s
