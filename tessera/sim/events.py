@@ -22,6 +22,12 @@ from tessera.sim.plan import (
 
 
 @jit
+def _before(t1, p1, t2, p2):  # pragma: no cover - compiled
+    """Heap order: (t1, p1) comes before (t2, p2) (earlier time, then lower position)."""
+    return t1 < t2 or (t1 == t2 and p1 < p2)
+
+
+@jit
 def _push(heap_t, heap_p, size, t, p):  # pragma: no cover - compiled
     """Push (t, p) on a binary min-heap ordered by (t, p); returns the (grown) arrays."""
     if size == heap_t.shape[0]:
@@ -33,7 +39,7 @@ def _push(heap_t, heap_p, size, t, p):  # pragma: no cover - compiled
     i = size
     while i > 0:
         parent = (i - 1) // 2
-        if heap_t[parent] < t or (heap_t[parent] == t and heap_p[parent] < p):
+        if _before(heap_t[parent], heap_p[parent], t, p):
             break
         heap_t[i] = heap_t[parent]
         heap_p[i] = heap_p[parent]
@@ -55,10 +61,10 @@ def _pop(heap_t, heap_p, size):  # pragma: no cover - compiled
         if child >= size:
             break
         right = child + 1
-        if right < size and (heap_t[right] < heap_t[child] or (
-                heap_t[right] == heap_t[child] and heap_p[right] < heap_p[child])):
+        if right < size and _before(heap_t[right], heap_p[right], heap_t[child],
+                                    heap_p[child]):
             child = right
-        if last_t < heap_t[child] or (last_t == heap_t[child] and last_p < heap_p[child]):
+        if _before(last_t, last_p, heap_t[child], heap_p[child]):
             break
         heap_t[i] = heap_t[child]
         heap_p[i] = heap_p[child]
