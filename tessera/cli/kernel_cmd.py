@@ -65,7 +65,7 @@ def _counts_table(run: ExampleRun) -> Table:
 @app.command("warm-up")
 def warm_up() -> None:
     """Compile the timing model's loops for this machine (once; `make` does it on install)."""
-    typer.echo("compiling the timing model (first time on this machine: ~30 s) ...")
+    typer.echo("preparing the timing model (compiled once per machine, ~30 s the first time) ...")
     seconds = sim.warm_up()
     typer.echo(f"timing model ready ({seconds:.1f} s)")
 

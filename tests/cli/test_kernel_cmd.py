@@ -233,5 +233,5 @@ def test_count_by_opcode_sorts_by_count() -> None:
 def test_warm_up_compiles_the_timing_model() -> None:
     result = CliRunner().invoke(app, ["warm-up"])
     assert result.exit_code == 0, result.output
-    assert "compiling the timing model" in result.output
+    assert "preparing the timing model" in result.output
     assert "timing model ready" in result.output
