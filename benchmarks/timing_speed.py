@@ -59,7 +59,7 @@ def stage_times(scale: int) -> dict[str, float]:
         t0 = time.perf_counter()
         stream = sim.lower(insts, trace.tensors)
         t1 = time.perf_counter()
-        allocation = sim.allocate_stream(stream, trace.tensors, chip, cal.sbuf_alignment_bytes)
+        allocation = sim.allocate_stream(stream, chip, cal.sbuf_alignment_bytes)
         t2 = time.perf_counter()
         deps = sim.dependency_arrays(stream, allocation.reuse)
         t3 = time.perf_counter()

@@ -159,9 +159,9 @@ def profile(
                               report.write_profile_json(result, json_out, **meta))
         if trace is not None:
             profile_cmd.wrote(console, "trace (open in ui.perfetto.dev)",
-                              report.write_chrome_trace(result, trace, chip=chip_spec, **meta))
+                              report.write_chrome_trace(result, trace, **meta))
         if png is not None:
             profile_cmd.wrote(console, "timeline PNG",
-                              report.write_timeline_png(result, png, chip=chip_spec, **meta))
+                              report.write_timeline_png(result, png, **meta))
     except OSError as err:
         raise _fail(f"cannot write the report: {err}") from None

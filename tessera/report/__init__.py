@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from tessera.report.lanes import Lane, LaneKind, Piece, dma_engine_count, lanes
+from tessera.report.lanes import Lane, LaneKind, Piece, lanes
 from tessera.report.profile_json import profile_report, write_profile_json
 from tessera.report.trace_json import chrome_trace, write_chrome_trace
 
@@ -37,7 +37,6 @@ __all__ = [
     "LaneKind",
     "Piece",
     "chrome_trace",
-    "dma_engine_count",
     "lanes",
     "profile_report",
     "write_chrome_trace",

@@ -19,8 +19,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from tessera import hw
-from tessera.hw import ChipSpec
 from tessera.nki.stream import Engine, Opcode
 from tessera.sim import Profile, Resource
 
@@ -60,18 +58,8 @@ class Lane:
         return sum(p.duration_s for p in self.pieces)
 
 
-def dma_engine_count(profile: Profile, chip: ChipSpec | None = None) -> int:
-    """DMA engines per core: from `chip` (pass it when overrides changed it), else the preset."""
-    spec = chip if chip is not None else hw.load_chip(profile.chip)
-    most = max((p.engines for p in profile.timeline.dma_plans.values()), default=1)
-    return max(int(spec.core.dma.engines_per_core), most)
-
-
-def lanes(profile: Profile, chip: ChipSpec | None = None) -> tuple[Lane, ...]:
-    """Every non-empty lane, ordered by core, then engine order, then DMA engine number.
-
-    `chip` is accepted for symmetry with `dma_engine_count`; the lanes come from the
-    timeline alone."""
+def lanes(profile: Profile) -> tuple[Lane, ...]:
+    """Every non-empty lane, ordered by core, then engine order, then DMA engine number."""
     tl = profile.timeline
     plans = tl.dma_plans
     engines = tl.dma_engines

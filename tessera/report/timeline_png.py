@@ -18,7 +18,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tessera  # noqa: E402
-from tessera.hw import ChipSpec  # noqa: E402
 from tessera.report.lanes import Lane, lanes  # noqa: E402
 from tessera.sim import Profile, Resource  # noqa: E402
 
@@ -68,7 +67,7 @@ def _time_unit(total_s: float) -> tuple[float, str]:
     return _TIME_UNITS[-1]
 
 
-def write_timeline_png(profile: Profile, path: Path | str, *, chip: ChipSpec | None = None,
+def write_timeline_png(profile: Profile, path: Path | str, *,
                        kernel: str | None = None,
                        overrides: Mapping[str, object] | None = None,
                        dpi: int = 100) -> Path:
@@ -76,7 +75,7 @@ def write_timeline_png(profile: Profile, path: Path | str, *, chip: ChipSpec | N
 
     The title records the kernel, chip, tessera version and any hardware overrides.
     """
-    rows = lanes(profile, chip)
+    rows = lanes(profile)
     total = profile.total_s or 1e-9
     scale, unit = _time_unit(total)
     bars = _bars(rows, total)

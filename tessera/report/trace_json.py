@@ -13,7 +13,6 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from tessera.hw import ChipSpec
 from tessera.report.lanes import LaneKind, lanes
 from tessera.report.meta import provenance
 from tessera.sim import Profile
@@ -48,17 +47,17 @@ def _args(profile: Profile, pos: int, engine_lane: bool, critical: bool
     return args
 
 
-def chrome_trace(profile: Profile, *, chip: ChipSpec | None = None, kernel: str | None = None,
+def chrome_trace(profile: Profile, *, kernel: str | None = None,
                  overrides: Mapping[str, object] | None = None) -> dict[str, object]:
     """The trace as a JSON-ready dict: traceEvents, displayTimeUnit and otherData.
 
-    `chip` is the (possibly overridden) spec the profile was made with; it fixes the number
-    of DMA engine lanes. `kernel` and `overrides` are recorded in otherData.
+    `kernel` and `overrides` are recorded in otherData; DMA lanes are the engines the
+    scheduler used (so they follow hardware overrides).
     """
     tl = profile.timeline
     stream, plans = tl.stream, tl.dma_plans
     critical = frozenset(tl.critical_path)
-    rows = lanes(profile, chip)
+    rows = lanes(profile)
     events: list[dict[str, object]] = []
     tids: dict[int, int] = {}
     shared: dict[int, dict[str, object]] = {}
@@ -91,12 +90,12 @@ def chrome_trace(profile: Profile, *, chip: ChipSpec | None = None, kernel: str 
     return {"traceEvents": events, "displayTimeUnit": "ns", "otherData": other}
 
 
-def write_chrome_trace(profile: Profile, path: Path | str, *, chip: ChipSpec | None = None,
+def write_chrome_trace(profile: Profile, path: Path | str, *,
                        kernel: str | None = None,
                        overrides: Mapping[str, object] | None = None) -> Path:
     """Write `chrome_trace(...)` to `path` (compact JSON) and return the path."""
     path = Path(path)
-    trace = chrome_trace(profile, chip=chip, kernel=kernel, overrides=overrides)
+    trace = chrome_trace(profile, kernel=kernel, overrides=overrides)
     # one C-encoded string: json.dump to a file encodes chunk by chunk in Python, ~10x slower
     path.write_text(json.dumps(trace, separators=(",", ":")))
     return path

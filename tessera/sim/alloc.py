@@ -183,8 +183,7 @@ def allocate(instructions: Sequence[Instruction], tensors: Iterable[TensorInfo],
 
     Capacities come from `chip.core` (so `hw.with_overrides` what-ifs apply).
     """
-    tensors = tuple(tensors)
-    return allocate_stream(lower(instructions, tensors), tensors, chip, sbuf_alignment_bytes)
+    return allocate_stream(lower(instructions, tensors), chip, sbuf_alignment_bytes)
 
 
 def liveness(instructions: Sequence[Instruction]) -> dict[str, list[int]]:
@@ -198,7 +197,7 @@ def liveness(instructions: Sequence[Instruction]) -> dict[str, list[int]]:
     return {sa.names[t]: [int(first[t]), int(last[t])] for t in np.flatnonzero(first >= 0)}
 
 
-def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipSpec,
+def allocate_stream(sa: StreamArrays, chip: ChipSpec,
                     sbuf_alignment_bytes: int = 64) -> Allocation:
     """`allocate` on a lowered stream (`tessera.sim.lower`)."""
     core = chip.core
@@ -274,7 +273,7 @@ def allocate_stream(sa: StreamArrays, tensors: Iterable[TensorInfo], chip: ChipS
     is_sbuf = [sb for (_, sb) in sorted(arenas, key=arenas.__getitem__)]
     peak_sbuf = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if sb), default=0)
     peak_psum = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if not sb), default=0)
-    hbm = tuple(sorted(t.name for t in tensors if not t.buffer.on_chip))
+    hbm = tuple(sorted(t.name for t in sa.infos.values() if not t.buffer.on_chip))
     return Allocation(peak_sbuf, peak_psum * bank_bytes, hbm, sa, born, start_bytes,
                       size * unit_of, first, last, reuse)
 

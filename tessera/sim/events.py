@@ -75,6 +75,21 @@ def _pop(heap_t, heap_p, size):  # pragma: no cover - compiled
 
 
 @jit
+def _earliest(s, kind, lat, queue, ready, qfree, qlast, why):  # pragma: no cover - compiled
+    """When `s`, whose predecessors are all done, can start: its ready time, plus the fixed
+    issue latency for a DMA, or when its compute queue frees (then the queue's last
+    instruction is what it waited for)."""
+    key = ready[s]
+    if kind[s] == TRANSFER:
+        key += lat[s]
+    elif kind[s] == COMPUTE or kind[s] == BARRIER:
+        if qfree[queue[s]] > key:
+            key = qfree[queue[s]]
+            why[s] = qlast[queue[s]]
+    return key
+
+
+@jit
 def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, dep_idx,
          partner, sync, n_dma, cores, tensor_code):  # pragma: no cover - compiled
     """The event loop. Returns start, end, why (the binding predecessor), DMA engine bits,
@@ -152,14 +167,8 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
     scratch_t = np.empty(n_dma, np.float64)
     scratch_e = np.empty(n_dma, np.int64)
     for s in range(n):
-        if npred[s] == 0:  # enqueue at its earliest start
-            key = ready[s]
-            if kind[s] == TRANSFER:
-                key += lat[s]
-            elif kind[s] == COMPUTE or kind[s] == BARRIER:
-                if qfree[queue[s]] > key:
-                    key = qfree[queue[s]]
-                    why[s] = qlast[queue[s]]
+        if npred[s] == 0:
+            key = _earliest(s, kind, lat, queue, ready, qfree, qlast, why)
             heap_t, heap_p = _push(heap_t, heap_p, size, key, s)
             size += 1
     while size:
@@ -364,14 +373,8 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
                     if s < 0:
                         continue
                 npred[s] -= 1
-                if npred[s] == 0:  # enqueue at its earliest start
-                    key = ready[s]
-                    if kind[s] == TRANSFER:
-                        key += lat[s]
-                    elif kind[s] == COMPUTE or kind[s] == BARRIER:
-                        if qfree[queue[s]] > key:
-                            key = qfree[queue[s]]
-                            why[s] = qlast[queue[s]]
+                if npred[s] == 0:
+                    key = _earliest(s, kind, lat, queue, ready, qfree, qlast, why)
                     heap_t, heap_p = _push(heap_t, heap_p, size, key, s)
                     size += 1
     return start, end, why, masks, hbm_busy, done, npred, arrived

@@ -35,12 +35,12 @@ SBUF_PORT, PSUM_PORT = 1, 2  # bits of `ports`
 class StreamPlan:
     """Per-position scheduling facts as arrays, from a table of distinct instruction shapes.
 
-    Instruction `pos` has shape `shape[pos]`; its facts are row `shape[pos]` of the tables
-    (`np.int64` / `np.float64` arrays indexed by position are provided for the scheduler).
+    Instruction `pos` has shape `shape[pos]` (from the lowered `stream`); its facts are row
+    `shape[pos]` of the per-shape tables, spread to `np.int64` / `np.float64` arrays indexed
+    by position for the scheduler.
     """
 
-    shape: np.ndarray  # [n] index into `first` / `dma_table`
-    first: tuple[Instruction, ...]  # the first instruction of each shape
+    stream: StreamArrays  # what the plan was made from
     dma_table: tuple[DmaPlan | None, ...]  # each shape's DMA plan (None: compute)
     shape_engine: np.ndarray  # each shape's engine (index into ENGINE_ORDER)
     kind: np.ndarray  # COMPUTE, TRANSFER, BARRIER or SENDRECV
@@ -51,9 +51,25 @@ class StreamPlan:
     dma_engines: np.ndarray  # engines a DMA is split over (0: compute)
     hbm_s: np.ndarray  # time a DMA holds the core's HBM share
     dma_queue: np.ndarray  # LOAD/STORE/COPY queue of a DMA
-    core: np.ndarray
-    cores: int  # highest core + 1
-    stream: StreamArrays  # what the plan was made from
+
+    @property
+    def shape(self) -> np.ndarray:
+        """[n] index into the per-shape tables."""
+        return self.stream.shape
+
+    @property
+    def first(self) -> tuple[Instruction, ...]:
+        """The first instruction of each shape."""
+        return self.stream.shapes
+
+    @property
+    def core(self) -> np.ndarray:
+        return self.stream.core
+
+    @property
+    def cores(self) -> int:
+        """Highest core + 1: the number of per-core queues the scheduler keeps."""
+        return int(self.core.max()) + 1 if len(self.core) else 1
 
     @property
     def queue(self) -> np.ndarray:
@@ -88,11 +104,10 @@ def plan_stream(instructions: Sequence[Instruction], chip: ChipSpec, cal: Calibr
         return table[ids] if len(facts) else np.zeros(0, dtype=dtype)
 
     return StreamPlan(
-        ids, sa.shapes, tuple(f[5] for f in facts),
-        np.array([f[1] for f in facts], dtype=np.int64), column(0, np.int64),
-        column(1, np.int64), column(2, np.float64), column(3, np.float64),
-        column(4, np.int64), column(6, np.int64), column(7, np.float64),
-        column(8, np.int64), sa.core, int(sa.core.max()) + 1 if sa.n else 1, sa)
+        sa, tuple(f[5] for f in facts), np.array([f[1] for f in facts], dtype=np.int64),
+        column(0, np.int64), column(1, np.int64), column(2, np.float64),
+        column(3, np.float64), column(4, np.int64), column(6, np.int64),
+        column(7, np.float64), column(8, np.int64))
 
 
 def _facts(inst: Instruction, chip: ChipSpec, cal: Calibration, sbuf_users: tuple,

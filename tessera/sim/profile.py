@@ -153,7 +153,7 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
     insts = trace.instructions
     with _no_gc():
         stream = lower(insts, trace.tensors)
-        allocation = allocate_stream(stream, trace.tensors, chip, cal.sbuf_alignment_bytes)
+        allocation = allocate_stream(stream, chip, cal.sbuf_alignment_bytes)
         deps = dependency_arrays(stream, allocation.reuse)
         timeline = schedule_plan(insts, plan_stream(insts, chip, cal, stream), deps,
                                  chip, cal)
@@ -206,7 +206,7 @@ def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
     insts = trace.instructions
     total = timeline.total_s
     sp = timeline.plan
-    cores = len(np.unique(sp.core)) or 1
+    cores = sp.stream.cores
     per_shape = np.bincount(sp.shape, minlength=len(sp.first)).tolist()
     # matmuls repeat a few shapes: count them per shape, then price each shape once
     shapes: dict[tuple, list] = {}

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 import tessera
-from tessera import hw, nki, sim
+from tessera import nki, sim
 from tessera.nki import TensorSpec
 from tessera.nki import isa as nisa
 from tessera.nki import language as nl
@@ -148,11 +148,10 @@ def test_dma_lanes_show_the_engines_the_scheduler_chose() -> None:
 
 
 def test_dma_lanes_follow_an_overridden_engine_count() -> None:
-    chip = hw.with_overrides(hw.load_chip("trn1"), {"core.dma.engines_per_core": 4})
     p = _matmul("matmul_block_all_dims", overrides={"core.dma.engines_per_core": 4})
-    dma_lanes = [lane for lane in lanes(p, chip) if lane.kind is LaneKind.DMA_ENGINE]
+    dma_lanes = [lane for lane in lanes(p) if lane.kind is LaneKind.DMA_ENGINE]
     assert [lane.label for lane in dma_lanes] == ["dma 0", "dma 1", "dma 2", "dma 3"]
-    _check_trace(p, chrome_trace(p, chip=chip))
+    _check_trace(p, chrome_trace(p))
 
 
 def test_write_chrome_trace_writes_loadable_json(blocked: sim.Profile, tmp_path: Path) -> None:
