@@ -143,6 +143,14 @@ def require_arith(op: AluOp, what: str, opname: str) -> None:
                                 "instruction takes arithmetic operators only")
 
 
+def arith_pair(op0: object, op1: object, opname: str) -> tuple[AluOp, AluOp]:
+    """op0 and op1 of a two-operator instruction that takes arithmetic operators only."""
+    alu0, alu1 = alu_op(op0, "op0", opname), alu_op(op1, "op1", opname)
+    require_arith(alu0, "op0", opname)
+    require_arith(alu1, "op1", opname)
+    return alu0, alu1
+
+
 @kernel_api
 def tensor_scalar(dst: NkiTensor, data: NkiTensor, op0: object, operand0: object,
                   reverse0: bool = False, op1: object = None, operand1: object = None,
@@ -206,10 +214,7 @@ def scalar_tensor_tensor(dst: NkiTensor, data: NkiTensor, op0: object, operand0:
     dst = tensor_arg(dst, "dst", opname)
     data = tensor_arg(data, "data", opname)
     other = tensor_arg(operand1, "operand1", opname)
-    alu0 = alu_op(op0, "op0", opname)
-    alu1 = alu_op(op1, "op1", opname)
-    for alu, what in ((alu0, "op0"), (alu1, "op1")):
-        require_arith(alu, what, opname)
+    alu0, alu1 = arith_pair(op0, op1, opname)
     if alu1.arity != 2:
         raise EngineAccessError(f"{opname}: op1=nl.{alu1.name} must be a binary operator")
     eng = resolve_engine(engine, Engine.VECTOR, (Engine.VECTOR,), opname)

@@ -30,6 +30,7 @@ from tessera.nki.isa.elementwise import (
     Operand,
     alu_op,
     apply_scalar,
+    arith_pair,
     check_bitvec_tensors,
     make_operand,
     read_values,
@@ -200,10 +201,8 @@ def tensor_tensor_scan(dst: NkiTensor, data0: NkiTensor, data1: NkiTensor, initi
     dst = tensor_arg(dst, "dst", opname)
     a = tensor_arg(data0, "data0", opname)
     b = tensor_arg(data1, "data1", opname)
-    alu0 = alu_op(op0, "op0", opname)
-    alu1 = alu_op(op1, "op1", opname)
+    alu0, alu1 = arith_pair(op0, op1, opname)
     for alu, what in ((alu0, "op0"), (alu1, "op1")):
-        require_arith(alu, what, opname)
         if alu.arity != 2:
             raise EngineAccessError(f"{opname}: {what}=nl.{alu.name} must be a binary operator")
     number, init_t = scalar_or_vector(initial, a.partitions, opname, "initial")
