@@ -23,11 +23,11 @@ demo: $(STAMP)
 	$(BIN)/tessera collective ALL_REDUCE --bytes 64MiB --ranks 16 --instance trn1.32xlarge
 
 test: $(STAMP)
-	$(BIN)/ruff check tessera tests examples benchmarks
+	$(BIN)/ruff check
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
-	$(BIN)/ruff check tessera tests examples benchmarks
+	$(BIN)/ruff check
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/functional_speed.py

@@ -21,7 +21,7 @@ import json
 import time
 from collections.abc import Callable
 
-from tessera.dist import CollectiveModel, Placement, clear_caches, from_instance
+from tessera.net import CollectiveModel, Placement, clear_caches, from_instance
 
 TARGET_S = 1e-3
 REPEATS = 20

@@ -17,7 +17,7 @@ multi-rank algorithms; the exit status ignores them.
     python benchmarks/validate_collectives.py --fit    # refit the two constants (minimax)
 
 `--fit` adjusts only `neuron_collective_overhead_s` and `neuronlink_efficiency` and prints the
-values to paste into tessera/dist/calibration/collectives.yaml. Hop latencies (presets, 1-2 us
+values to paste into tessera/net/calibration/collectives.yaml. Hop latencies (presets, 1-2 us
 [CCI]) and the DMA issue cost (chip preset, ~1.3 us) stay at their published values: on a
 2-rank curve they only add a constant that the overhead absorbs.
 """
@@ -33,7 +33,7 @@ from pathlib import Path
 
 import yaml
 
-from tessera.dist import (
+from tessera.net import (
     CollectiveCalibration,
     CollectiveModel,
     Placement,

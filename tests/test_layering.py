@@ -8,8 +8,14 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tessera"
-# lowest first; a layer may import only itself and layers before it (DESIGN.md)
-LAYERS = ["hw", "nki", "sim", "kernels", "cost", "compiler", "dist", "plan", "report", "cli"]
+# lowest first; a layer may import itself and the layers before it (DESIGN.md), except that
+# `plan` and `parallel` are siblings (neither imports the other) and `plan` reads `cost` and
+# `net`, never `compiler`
+LAYERS = ["hw", "nki", "sim", "kernels", "cost", "net", "compiler", "parallel", "plan",
+          "report", "cli"]
+EXCLUDED = {"plan": {"parallel", "compiler"}, "parallel": {"plan"}}
+# third-party packages a layer must not import
+FORBIDDEN = {"net": {"torch"}, "hw": {"torch", "numba"}}
 MAX_LINES = 600
 
 
@@ -36,16 +42,25 @@ def _modules() -> list[Path]:
     return sorted(PACKAGE.rglob("*.py"))
 
 
+def allowed_layers(own: str) -> set[str]:
+    """The layers a module of layer `own` may import."""
+    return set(LAYERS[: LAYERS.index(own) + 1]) - EXCLUDED.get(own, set())
+
+
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
 def test_imports_point_down(path: Path) -> None:
     rel = path.relative_to(PACKAGE)
     own = rel.parts[0] if len(rel.parts) > 1 else None
-    if own not in LAYERS:
+    if own is None:
         return
-    allowed = set(LAYERS[: LAYERS.index(own) + 1])
+    assert own in LAYERS, f"package tessera/{own} is not a layer of DESIGN.md: add it to LAYERS"
+    allowed = allowed_layers(own)
     bad = [(m, line) for m, line in _imports(path)
            if (layer := _layer_of(m)) is not None and layer not in allowed]
     assert not bad, f"{rel} (layer {own}) imports higher layers: {bad}"
+    banned = FORBIDDEN.get(own, set())
+    third = [(m, line) for m, line in _imports(path) if m.split(".")[0] in banned]
+    assert not third, f"{rel} (layer {own}) imports {sorted(banned)}: {third}"
 
 
 def test_layer_rule_detects_violation(tmp_path: Path) -> None:
@@ -53,6 +68,13 @@ def test_layer_rule_detects_violation(tmp_path: Path) -> None:
     fake.write_text("from tessera.cli import app\nimport tessera.sim.timeline\n")
     layers = [_layer_of(m) for m, _ in _imports(fake)]
     assert "cli" in layers and "sim" in layers
+
+
+def test_siblings_do_not_import_each_other() -> None:
+    assert "parallel" not in allowed_layers("plan")
+    assert "plan" not in allowed_layers("parallel")
+    assert {"net", "cost", "compiler"} <= allowed_layers("parallel")
+    assert {"net", "cost"} <= allowed_layers("plan") and "compiler" not in allowed_layers("plan")
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))

@@ -14,8 +14,8 @@ from typing import Annotated
 
 import typer
 
-from tessera import dist
-from tessera.dist import CollectiveCost
+from tessera import net
+from tessera.net import CollectiveCost
 
 USAGE_ERROR = 2
 
@@ -36,8 +36,8 @@ def _gbps(x: float) -> str:
     return f"{x / 1e9:.2f} GB/s"
 
 
-def _print_one(cost: CollectiveCost, model: dist.CollectiveModel) -> None:
-    typer.echo(f"{cost.op.value} of {dist.format_bytes(cost.n_bytes)} ({cost.n_bytes} B) over "
+def _print_one(cost: CollectiveCost, model: net.CollectiveModel) -> None:
+    typer.echo(f"{cost.op.value} of {net.format_bytes(cost.n_bytes)} ({cost.n_bytes} B) over "
                f"{cost.ranks} ranks on {model.topology.name} "
                f"(LNC={model.rank_map.lnc}, {model.rank_map.ranks_per_chip} ranks per chip)")
     typer.echo(f"  algorithm      {cost.algorithm.value} ({cost.steps} steps)")
@@ -104,15 +104,15 @@ def collective(
 ) -> None:
     """Predict time, algorithm bandwidth, bus bandwidth and the busiest link of a collective."""
     try:
-        parsed_op = dist.parse_op(op)
-        model = dist.CollectiveModel.for_instance(instance, ranks, instances, lnc,
+        parsed_op = net.parse_op(op)
+        model = net.CollectiveModel.for_instance(instance, ranks, instances, lnc,
                                                   ranks_per_chip)
-        group = [0, 1] if parsed_op is dist.CollectiveOp.SEND_RECV else None
+        group = [0, 1] if parsed_op is net.CollectiveOp.SEND_RECV else None
         if sweep:
-            costs = model.sweep(parsed_op, dist.size_sweep(), group, algorithm)
+            costs = model.sweep(parsed_op, net.size_sweep(), group, algorithm)
         else:
             costs = [model.cost(parsed_op, n_bytes, group, algorithm)]
-    except dist.DistError as exc:
+    except net.NetError as exc:
         raise _fail(str(exc)) from None
     if as_json:
         for c in costs:

@@ -1,4 +1,4 @@
-"""The shared format of model-calibration YAML files (used by `sim` and `dist`).
+"""The shared format of model-calibration YAML files (used by `sim` and `net`).
 
 A calibration file is a mapping with `schema: 1`; each constant is an entry
 `{value, source, fitted_on, status}` so that every fitted or assumed number says where it

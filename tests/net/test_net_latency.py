@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tessera import hw
-from tessera.dist import (
+from tessera.net import (
     CONCRETE_ALGORITHMS,
     Algorithm,
     CollectiveModel,
@@ -18,8 +18,8 @@ from tessera.dist import (
     ideal_ring,
     load_calibration,
 )
-from tessera.dist import collectives as coll
-from tessera.dist.schedule import message_floor
+from tessera.net import collectives as coll
+from tessera.net.schedule import message_floor
 
 CAL = load_calibration()
 TRN1_ISSUE_S = hw.load_chip("trn1").core.dma.fixed_latency_s

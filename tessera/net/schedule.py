@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tessera.dist.errors import AlgorithmNotApplicableError
-from tessera.dist.ops import Algorithm, CollectiveOp
-from tessera.dist.placement import RankMap
-from tessera.dist.steps import GroupLayout, Period, Representative, Step, rep_of, shift
+from tessera.net.errors import AlgorithmNotApplicableError
+from tessera.net.ops import Algorithm, CollectiveOp
+from tessera.net.placement import RankMap
+from tessera.net.steps import GroupLayout, Period, Representative, Step, rep_of, shift
 
 Op = CollectiveOp
 __all__ = ["BUILDERS", "GroupLayout", "Representative", "Step", "build", "message_floor"]

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from tessera import hw
-from tessera.dist import (
+from tessera.net import (
     Algorithm,
     AlgorithmNotApplicableError,
     CollectiveModel,
@@ -25,7 +25,7 @@ from tessera.dist import (
     load_calibration,
     size_sweep,
 )
-from tessera.dist import collectives as coll
+from tessera.net import collectives as coll
 
 CAL = load_calibration()
 W = 200e9  # link bandwidth, both directions together

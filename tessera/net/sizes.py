@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tessera.dist.errors import SizeError
+from tessera.net.errors import SizeError
 
 # Binary prefixes (KiB) are powers of 1024; decimal ones (KB) powers of 1000, as nccom-test
 # and nccl-tests print them. A bare K/M/G is read as binary, the way `-b 64M` is meant.

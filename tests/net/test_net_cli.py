@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from tessera.cli.collective_cmd import USAGE_ERROR, app
-from tessera.dist import CollectiveModel
+from tessera.net import CollectiveModel
 
 runner = CliRunner()
 BASE = ["ALL_REDUCE", "--bytes", "64MiB", "--ranks", "16", "--instance", "trn1.32xlarge"]

@@ -15,17 +15,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
-from tessera.dist.errors import CalibrationError
 from tessera.hw.calibration import calibration_entry, read_calibration_file
+from tessera.net.errors import CalibrationError
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration") / "collectives.yaml"
 
 
 @dataclass(frozen=True)
 class CollectiveCalibration:
-    """Model constants of `tessera.dist` (see `calibration/collectives.yaml` for sources)."""
+    """Model constants of `tessera.net` (see `calibration/collectives.yaml` for sources)."""
 
     # Fixed cost of one collective: runtime launch and the final synchronisation. Per-hop
     # latencies come from the presets and the per-message DMA issue cost from the chip's

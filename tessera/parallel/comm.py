@@ -24,9 +24,9 @@ from typing import TypeVar
 import torch
 import torch.distributed as tdist
 
-from tessera.dist.collectives import CollectiveModel
-from tessera.dist.errors import CommError
-from tessera.dist.ops import CollectiveOp
+from tessera.net.collectives import CollectiveModel
+from tessera.net.ops import CollectiveOp
+from tessera.parallel.errors import CommError
 
 T = TypeVar("T")
 

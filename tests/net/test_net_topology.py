@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tessera import hw
-from tessera.dist import (
+from tessera.net import (
     LinkFamily,
     Placement,
     PlacementError,

@@ -28,9 +28,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from tessera.dist.placement import RankMap
-from tessera.dist.profiles import CostProfile, StepProfile, envelope
-from tessera.dist.routing import (
+from tessera.net.placement import RankMap
+from tessera.net.profiles import CostProfile, StepProfile, envelope
+from tessera.net.routing import (
     Batch,
     Items,
     Tables,
@@ -40,8 +40,8 @@ from tessera.dist.routing import (
     route_flows,
     tables,
 )
-from tessera.dist.steps import Step
-from tessera.dist.topology import Topology
+from tessera.net.steps import Step
+from tessera.net.topology import Topology
 
 # Mesh steps with more members than this are costed from per-chip counts rather than by
 # listing n^2 flows; the two ways agree exactly (tested).

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from tessera.dist.placement import RankMap
+from tessera.net.placement import RankMap
 
 Period = tuple[int, np.ndarray]  # (ranks per instance, instance ids)
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
-from tessera.dist.errors import UnknownCollectiveError
+from tessera.net.errors import UnknownCollectiveError
 
 
 class CollectiveOp(StrEnum):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tessera.dist import (
+from tessera.net import (
     Algorithm,
     CalibrationError,
     CollectiveOp,

@@ -14,8 +14,8 @@ from enum import StrEnum
 
 import numpy as np
 
-from tessera.dist.errors import PlacementError
-from tessera.dist.topology import Topology
+from tessera.net.errors import PlacementError
+from tessera.net.topology import Topology
 
 
 class PlacementOrder(StrEnum):

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tessera.dist.placement import RankMap
-from tessera.dist.topology import Topology
+from tessera.net.placement import RankMap
+from tessera.net.topology import Topology
 
 Items = list[tuple[np.ndarray, np.ndarray, float]]  # per step: src ranks, dst ranks, fraction
 

@@ -1,18 +1,18 @@
-"""Multi-chip modelling: topologies, rank placement, collective algorithms and their cost,
-and a torch.distributed wrapper that runs the same collectives for real.
+"""The hardware network: topologies, rank placement, collective algorithms and their cost.
 
-    >>> from tessera.dist import CollectiveModel
+    >>> from tessera.net import CollectiveModel
     >>> model = CollectiveModel.for_instance("trn1.32xlarge", ranks=32)
     >>> model.cost("all_reduce", "64MiB").algorithm  # the fastest applicable algorithm
 
 Layers: `topology` (chips and links from the hw presets), `placement` (rank -> instance,
 chip, core), `steps` and `schedule` (algorithms as steps of flows), `routing` and `engine`
 (link contention, latency split, time lines), `profiles`, `collectives` (public costing API,
-AUTO choice, caching), `comm` (real runs).
+AUTO choice, caching). Running the same collectives for real over torch.distributed is
+`tessera.parallel.comm`; this package never imports torch.
 """
 
-from tessera.dist.calibration import CollectiveCalibration, load_calibration
-from tessera.dist.collectives import (
+from tessera.net.calibration import CollectiveCalibration, load_calibration
+from tessera.net.collectives import (
     CONCRETE_ALGORITHMS,
     CollectiveCost,
     CollectiveModel,
@@ -21,17 +21,16 @@ from tessera.dist.collectives import (
     cost_collective,
     size_sweep,
 )
-from tessera.dist.errors import (
+from tessera.net.errors import (
     AlgorithmNotApplicableError,
     CalibrationError,
-    CommError,
-    DistError,
+    NetError,
     PlacementError,
     SizeError,
     TopologyError,
     UnknownCollectiveError,
 )
-from tessera.dist.ops import (
+from tessera.net.ops import (
     Algorithm,
     Collective,
     CollectiveOp,
@@ -39,9 +38,9 @@ from tessera.dist.ops import (
     parse_algorithm,
     parse_op,
 )
-from tessera.dist.placement import Placement, PlacementOrder, RankLocation, RankMap, place
-from tessera.dist.sizes import format_bytes, parse_bytes
-from tessera.dist.topology import (
+from tessera.net.placement import Placement, PlacementOrder, RankLocation, RankMap, place
+from tessera.net.sizes import format_bytes, parse_bytes
+from tessera.net.topology import (
     Link,
     LinkFamily,
     RuntimeFamily,
@@ -61,8 +60,7 @@ __all__ = [
     "CollectiveCost",
     "CollectiveModel",
     "CollectiveOp",
-    "CommError",
-    "DistError",
+    "NetError",
     "Link",
     "LinkFamily",
     "Placement",

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 import torch
 
-from tessera.dist import CollectiveModel, CollectiveOp, CommError
-from tessera.dist.comm import Communicator
+from tessera.net import CollectiveModel, CollectiveOp
+from tessera.parallel import CommError
+from tessera.parallel.comm import Communicator
 
 JOIN_TIMEOUT_S = 30.0
 

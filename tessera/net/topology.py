@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tessera import hw
-from tessera.dist.calibration import CollectiveCalibration, load_calibration
-from tessera.dist.errors import TopologyError
-from tessera.dist.graphs import LinkFamily, LocalGraph, RuntimeFamily, local_graph, ring_graph
+from tessera.net.calibration import CollectiveCalibration, load_calibration
+from tessera.net.errors import TopologyError
+from tessera.net.graphs import LinkFamily, LocalGraph, RuntimeFamily, local_graph, ring_graph
 
 
 @dataclass(frozen=True)

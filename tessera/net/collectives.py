@@ -1,6 +1,6 @@
 """Collective cost on a topology: one algorithm, or the fastest one (AUTO), for any group.
 
-    >>> from tessera.dist import CollectiveModel
+    >>> from tessera.net import CollectiveModel
     >>> model = CollectiveModel.for_instance("trn1.32xlarge", ranks=32)
     >>> cost = model.cost("all_reduce", "64MiB")
     >>> cost.algorithm, cost.time_s, cost.busbw_bytes_per_s, cost.busiest_link
@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tessera.dist.engine import profile, profile_many
-from tessera.dist.errors import AlgorithmNotApplicableError, PlacementError
-from tessera.dist.ops import Algorithm, CollectiveOp, bus_factor, parse_algorithm, parse_op
-from tessera.dist.placement import Placement, PlacementOrder, RankMap, place
-from tessera.dist.profiles import CostProfile
-from tessera.dist.schedule import GroupLayout, Step, build, message_floor
-from tessera.dist.sizes import parse_bytes
-from tessera.dist.topology import Link, Topology, from_instance
+from tessera.net.engine import profile, profile_many
+from tessera.net.errors import AlgorithmNotApplicableError, PlacementError
+from tessera.net.ops import Algorithm, CollectiveOp, bus_factor, parse_algorithm, parse_op
+from tessera.net.placement import Placement, PlacementOrder, RankMap, place
+from tessera.net.profiles import CostProfile
+from tessera.net.schedule import GroupLayout, Step, build, message_floor
+from tessera.net.sizes import parse_bytes
+from tessera.net.topology import Link, Topology, from_instance
 
 CONCRETE_ALGORITHMS: tuple[Algorithm, ...] = tuple(a for a in Algorithm
                                                    if a is not Algorithm.AUTO)

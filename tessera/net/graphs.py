@@ -15,8 +15,8 @@ from enum import StrEnum
 import numpy as np
 
 from tessera import hw
-from tessera.dist.calibration import CollectiveCalibration
-from tessera.dist.errors import TopologyError
+from tessera.net.calibration import CollectiveCalibration
+from tessera.net.errors import TopologyError
 
 
 class LinkFamily(StrEnum):
