@@ -1,7 +1,7 @@
 """Speed of the timing model (a benchmark, not a test).
 
 Prints:
-  (a) instructions scheduled per second by `sim.schedule` (lowering to arrays, allocation,
+  (a) instructions scheduled per second by `sim.schedule` (flattening to arrays, allocation,
       dependencies, costs, list scheduling and summary) on a pre-traced symbolic stream of
       the 4096x8192x8192 bf16 `matmul_tiled` (~100k instructions); target >= 100,000/s,
       with the time per stage;
@@ -21,7 +21,6 @@ from pathlib import Path
 from tessera import hw, nki, sim
 from tessera.nki import TensorSpec
 from tessera.nki.kernel_files import load_kernel_file
-from tessera.sim.plan import plan_stream
 
 ROOT = Path(__file__).resolve().parents[1]
 KERNEL_FILE = ROOT / "examples" / "kernels" / "matmul_tutorial.py"
@@ -53,26 +52,25 @@ def stage_times(scale: int) -> dict[str, float]:
     trace = nki.trace(kernel, symbolic=True, chip="trn1")(*_inputs(M // scale, K, N))
     chip = hw.load_chip("trn1")
     cal = sim.load_calibration(chip.core.name)
-    insts = trace.instructions
     gc.disable()  # as sim.schedule does
     try:
         t0 = time.perf_counter()
-        stream = sim.lower(insts, trace.tensors)
+        flat = sim.flatten(trace.instructions, trace.tensors)
         t1 = time.perf_counter()
-        allocation = sim.allocate_stream(stream, chip, cal.sbuf_alignment_bytes)
+        allocation = sim.allocate(flat, chip, cal.sbuf_alignment_bytes)
         t2 = time.perf_counter()
-        deps = sim.dependency_arrays(stream, allocation.reuse)
+        deps = sim.dependencies(flat, allocation.reuse)
         t3 = time.perf_counter()
-        plan = plan_stream(insts, chip, cal, stream)
+        facts = sim.instruction_facts(flat, chip, cal)
         t4 = time.perf_counter()
-        timeline = sim.schedule_plan(insts, plan, deps, chip, cal)
+        timeline = sim.build_timeline(facts, deps, chip, cal)
         t5 = time.perf_counter()
-        sim.summarise(trace, chip, timeline, allocation)
+        sim.summarise(timeline, allocation, chip)
         t6 = time.perf_counter()
     finally:
         gc.enable()
-    return {"lower": t1 - t0, "allocate": t2 - t1, "dependencies": t3 - t2, "plan": t4 - t3,
-            "schedule": t5 - t4, "summarise": t6 - t5}
+    return {"flatten": t1 - t0, "allocate": t2 - t1, "dependencies": t3 - t2,
+            "facts": t4 - t3, "timeline": t5 - t4, "summarise": t6 - t5}
 
 
 def profile_wall(scale: int) -> tuple[float, float, int]:

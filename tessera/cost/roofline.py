@@ -25,8 +25,8 @@ from tessera.cost.fidelity import Bound, CostError, CostEstimate, Fidelity
 from tessera.hw import FrozenMap, Precision
 from tessera.kernels.registry import KernelDef, Op
 from tessera.nki.dtypes import DType
-from tessera.sim.calib import calibration_for
 from tessera.sim.costs import precision_of
+from tessera.sim.timing_calibration import calibration_for
 
 # ops whose FLOPs are matmuls on the Tensor engine (their element-wise parts are a small
 # fraction and run concurrently on the other engines)

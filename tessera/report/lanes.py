@@ -65,21 +65,22 @@ def lanes(profile: Profile) -> tuple[Lane, ...]:
     engines = tl.dma_engines
     rows: dict[tuple[int, int, int], list[Piece]] = {}  # (core, group, slot) -> pieces
     sendrecv_slot = len(_ENGINE_RANK)
-    for pos, inst in enumerate(tl.stream):
-        start = tl.start_s[pos]
+    starts, ends, occupancy = tl.start_s.tolist(), tl.end_s.tolist(), tl.occupancy_s.tolist()
+    for pos, inst in enumerate(tl.stream.instructions):
+        start = starts[pos]
         if pos in plans:
             if inst.opcode is Opcode.SENDRECV:
                 key = (inst.core, 0, sendrecv_slot)
-                rows.setdefault(key, []).append(Piece(pos, start, tl.end_s[pos] - start))
+                rows.setdefault(key, []).append(Piece(pos, start, ends[pos] - start))
             else:
-                piece = Piece(pos, start, tl.end_s[pos] - start)
+                piece = Piece(pos, start, ends[pos] - start)
                 for e in engines[pos]:
                     rows.setdefault((inst.core, 1, e), []).append(piece)
             continue
         if inst.opcode is Opcode.CORE_BARRIER:
-            duration = tl.end_s[pos] - start  # holds its queue until both cores arrive
+            duration = ends[pos] - start  # holds its queue until both cores arrive
         else:
-            duration = tl.occupancy_s[pos]
+            duration = occupancy[pos]
         rows.setdefault((inst.core, 0, _ENGINE_RANK[inst.engine]), []).append(
             Piece(pos, start, duration))
     out = []
@@ -91,6 +92,6 @@ def lanes(profile: Profile) -> tuple[Lane, ...]:
         elif slot == sendrecv_slot:
             out.append(Lane(core, LaneKind.SENDRECV, "sendrecv", Resource.DMA, tuple(pieces)))
         else:
-            resource = Resource(tl.stream[pieces[0].position].engine.value)
+            resource = Resource(tl.stream.instructions[pieces[0].position].engine.value)
             out.append(Lane(core, LaneKind.ENGINE, resource.value, resource, tuple(pieces)))
     return tuple(out)

@@ -30,12 +30,12 @@ def _us(seconds: float) -> float:
 def _args(profile: Profile, pos: int, engine_lane: bool, critical: bool
           ) -> dict[str, object]:
     tl = profile.timeline
-    inst = tl.stream[pos]
+    inst = tl.stream.instructions[pos]
     loc = inst.location
     args: dict[str, object] = {"source": f"{loc.file}:{loc.line}", "function": loc.function,
                                "index": inst.index, "position": pos}
     if engine_lane:
-        args["end_with_latency_us"] = _us(tl.end_s[pos])
+        args["end_with_latency_us"] = _us(float(tl.end_s[pos]))
     else:
         plan = tl.dma_plans[pos]
         args["dma_engines"] = plan.engines
@@ -55,7 +55,7 @@ def chrome_trace(profile: Profile, *, kernel: str | None = None,
     scheduler used (so they follow hardware overrides).
     """
     tl = profile.timeline
-    stream, plans = tl.stream, tl.dma_plans
+    stream, plans = tl.stream.instructions, tl.dma_plans
     critical = frozenset(tl.critical_path)
     rows = lanes(profile)
     events: list[dict[str, object]] = []

@@ -5,15 +5,24 @@
     >>> p.total_s, p.bound, p.flops_utilisation
 
 `sim` reads the instruction stream that `tessera.nki` records and the hardware in
-`tessera.hw`; it never calls back into `nki` while scheduling. Model constants (formula
-coefficients, unpublished latencies, DMA overheads, HBM efficiency) live in
-`calibration/trn.yaml`, each with its source.
+`tessera.hw`; it never calls back into `nki` while scheduling. `schedule(trace)` runs the
+stages in order, each available on its own:
+
+    flat = sim.flatten(trace.instructions, trace.tensors)   # the stream as arrays, once
+    allocation = sim.allocate(flat, chip)                    # addresses and reuse edges
+    deps = sim.dependencies(flat, allocation.reuse)          # CSR of earlier positions
+    facts = sim.instruction_facts(flat, chip, calibration)   # costs, queues, ports
+    timeline = sim.build_timeline(facts, deps, chip, calibration)
+    profile = sim.summarise(timeline, allocation, chip)
+
+Model constants (formula coefficients, unpublished latencies, DMA overheads, HBM
+efficiency) live in `calibration/trn.yaml`, each with its source.
 """
 
-from tessera.sim.alloc import Allocation, Placement, Reuse, allocate, allocate_stream, liveness
-from tessera.sim.calib import CALIBRATION_FILE, Calibration, load_calibration
+from tessera.sim.allocation import Allocation, Placement, Reuse, allocate
+from tessera.sim.arrays import Dependencies, FactArrays, ReuseArrays, StreamArrays
 from tessera.sim.costs import engine_cost, engine_cycles, matmul_flops
-from tessera.sim.deps import dependencies, dependency_arrays
+from tessera.sim.dependencies import dependencies
 from tessera.sim.dma import DmaPlan, dma_plan
 from tessera.sim.errors import (
     CalibrationError,
@@ -23,7 +32,8 @@ from tessera.sim.errors import (
     ScheduleError,
     SimError,
 )
-from tessera.sim.lower import StreamArrays, lower
+from tessera.sim.facts import StreamFacts, instruction_facts
+from tessera.sim.flat import FlatStream, flatten
 from tessera.sim.profile import (
     CriticalPath,
     EngineUsage,
@@ -34,7 +44,13 @@ from tessera.sim.profile import (
     schedule,
     summarise,
 )
-from tessera.sim.timeline import ScheduledInstruction, Timeline, schedule_plan, schedule_stream
+from tessera.sim.timeline import ScheduledInstruction, Timeline, build_timeline
+from tessera.sim.timing_calibration import (
+    CALIBRATION_FILE,
+    Calibration,
+    calibration_for,
+    load_calibration,
+)
 from tessera.sim.warmup import warm_up
 
 __all__ = [
@@ -44,35 +60,38 @@ __all__ = [
     "CalibrationError",
     "CapacityError",
     "CriticalPath",
+    "Dependencies",
     "DmaPlan",
     "EngineUsage",
+    "FactArrays",
+    "FlatStream",
     "HotSpot",
     "Placement",
     "Profile",
     "PsumCapacityError",
     "Resource",
     "Reuse",
+    "ReuseArrays",
     "SbufCapacityError",
     "ScheduleError",
     "ScheduledInstruction",
     "SimError",
     "StreamArrays",
+    "StreamFacts",
     "Timeline",
     "allocate",
-    "allocate_stream",
+    "build_timeline",
+    "calibration_for",
     "dependencies",
-    "dependency_arrays",
     "dma_plan",
     "engine_cost",
     "engine_cycles",
-    "liveness",
+    "flatten",
+    "instruction_facts",
     "load_calibration",
-    "lower",
     "matmul_flops",
     "profile",
     "schedule",
-    "schedule_plan",
-    "schedule_stream",
     "summarise",
     "warm_up",
 ]

@@ -19,8 +19,8 @@ from collections.abc import Callable
 from tessera.hw import CoreSpec, EngineSpec, Precision
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import AccessPattern, Engine, Instruction, Opcode
-from tessera.sim.calib import Calibration
 from tessera.sim.errors import ScheduleError
+from tessera.sim.timing_calibration import Calibration
 
 PRECISION_OF_DTYPE = {
     "float32": Precision.FP32, "tfloat32": Precision.TF32, "bfloat16": Precision.BF16,

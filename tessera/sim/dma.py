@@ -31,8 +31,8 @@ from dataclasses import dataclass
 
 from tessera.hw import ChipSpec
 from tessera.nki.stream import AccessPattern, Instruction, Opcode
-from tessera.sim.calib import Calibration
 from tessera.sim.errors import ScheduleError
+from tessera.sim.timing_calibration import Calibration
 
 # DMAs run from in-order queues by direction, the way kernels put loads and stores on
 # separate queues: a store waiting for compute never blocks the next prefetch.

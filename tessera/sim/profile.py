@@ -25,13 +25,13 @@ from tessera import nki as _nki
 from tessera.hw import ChipSpec, Precision
 from tessera.nki.launch import TraceResult
 from tessera.nki.stream import Engine, Opcode, SourceLocation
-from tessera.sim.alloc import Allocation, allocate_stream
-from tessera.sim.calib import Calibration, calibration_for
+from tessera.sim.allocation import Allocation, allocate
 from tessera.sim.costs import matmul_flops, precision_of
-from tessera.sim.deps import dependency_arrays
-from tessera.sim.lower import lower
-from tessera.sim.plan import ENGINE_ORDER, plan_stream
-from tessera.sim.timeline import Timeline, schedule_plan
+from tessera.sim.dependencies import dependencies
+from tessera.sim.facts import ENGINE_ORDER, instruction_facts
+from tessera.sim.flat import flatten
+from tessera.sim.timeline import Timeline, build_timeline
+from tessera.sim.timing_calibration import Calibration, calibration_for
 
 _TOP = 10
 _CALIBRATION_PREFIX = "calibration."
@@ -150,14 +150,12 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
     cal = calibration or calibration_for(chip.core.name, chip.core.version)
     if cal_over:
         cal = cal.with_overrides(cal_over)
-    insts = trace.instructions
     with _no_gc():
-        stream = lower(insts, trace.tensors)
-        allocation = allocate_stream(stream, chip, cal.sbuf_alignment_bytes)
-        deps = dependency_arrays(stream, allocation.reuse)
-        timeline = schedule_plan(insts, plan_stream(insts, chip, cal, stream), deps,
-                                 chip, cal)
-        return summarise(trace, chip, timeline, allocation, overrides)
+        flat = flatten(trace.instructions, trace.tensors)  # the one lowering of the stream
+        allocation = allocate(flat, chip, cal.sbuf_alignment_bytes)
+        deps = dependencies(flat, allocation.reuse)
+        timeline = build_timeline(instruction_facts(flat, chip, cal), deps, chip, cal)
+        return summarise(timeline, allocation, chip, overrides)
 
 
 @contextlib.contextmanager
@@ -195,23 +193,22 @@ def _resource(engine: Engine) -> Resource:
     return Resource(engine.value)
 
 
-def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
-              allocation: Allocation, overrides: Mapping[str, object] | None = None
-              ) -> Profile:
+def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
+              overrides: Mapping[str, object] | None = None) -> Profile:
     """Turn a timeline into a `Profile` (rates, roofline point, bottleneck, hot spots).
 
     `chip` is the hardware the timeline was scheduled on (overrides applied); `overrides`
     are recorded on the profile as given.
     """
-    insts = trace.instructions
     total = timeline.total_s
-    sp = timeline.plan
-    cores = sp.stream.cores
-    per_shape = np.bincount(sp.shape, minlength=len(sp.first)).tolist()
+    facts = timeline.facts
+    flat = facts.flat
+    cores = flat.cores
+    per_shape = np.bincount(flat.arrays.shape, minlength=len(flat.shapes)).tolist()
     # matmuls repeat a few shapes: count them per shape, then price each shape once
     shapes: dict[tuple, list] = {}
     matmul = Opcode.NC_MATMUL
-    for inst, count in zip(sp.first, per_shape, strict=True):
+    for inst, count in zip(flat.shapes, per_shape, strict=True):
         if inst.opcode is matmul and count:
             key = (inst.partitions, inst.free_elements, inst.flags, inst.reads[-1].dtype)
             seen = shapes.get(key)
@@ -229,7 +226,7 @@ def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
     precision = max(by_precision, key=by_precision.__getitem__, default=Precision.BF16)
     peak_flops = chip.core.peak_flops(precision) * cores
     read = write = dmas = 0
-    for plan, count in zip(sp.dma_table, per_shape, strict=True):
+    for plan, count in zip(facts.dma_table, per_shape, strict=True):
         if plan is not None and count:
             read += plan.hbm_read_bytes * count
             write += plan.hbm_write_bytes * count
@@ -239,7 +236,7 @@ def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
     for (_, engine), b in timeline.busy_s.items():
         r = _resource(engine)
         busy[r] = busy.get(r, 0.0) + b
-    code_counts = np.bincount(sp.engine, minlength=len(ENGINE_ORDER)).tolist()
+    code_counts = np.bincount(facts.arrays.engine, minlength=len(ENGINE_ORDER)).tolist()
     usages = []
     for code, engine in enumerate(ENGINE_ORDER):
         if not code_counts[code]:
@@ -257,7 +254,7 @@ def summarise(trace: TraceResult, chip: ChipSpec, timeline: Timeline,
     bound = max(usages, key=lambda u: u.utilisation).resource if usages else Resource.TENSOR
     hbm_bytes = read + write
     return Profile(
-        chip=chip.name, cores=cores, instructions=len(insts), total_s=total,
+        chip=chip.name, cores=cores, instructions=flat.n, total_s=total,
         engines=tuple(usages), flops=flops, hbm_read_bytes=read, hbm_write_bytes=write,
         achieved_flops_per_s=flops / total if total else 0.0, peak_flops_per_s=peak_flops,
         flops_utilisation=flops / total / peak_flops if total else 0.0,
@@ -277,12 +274,15 @@ def _critical(timeline: Timeline) -> CriticalPath:
     seen: list[int] = []  # codes in order of first appearance (the ranking's tie order)
     waiting = 0.0
     previous_end = 0.0
-    start_s, end_s, codes = timeline.start_s, timeline.end_s, timeline.engine_codes
-    for pos in timeline.critical_path:
-        s, e = start_s[pos], end_s[pos]
+    path = list(timeline.critical_path)
+    start_s = timeline.start_s[path].tolist()
+    end_s = timeline.end_s[path].tolist()
+    codes = timeline.engine_codes[path].tolist()
+    for k in range(len(path)):
+        s, e = start_s[k], end_s[k]
         if s > previous_end:
             waiting += s - previous_end
-        code = codes[pos]
+        code = codes[k]
         if code not in seen:
             seen.append(code)
         span = e - (s if s > previous_end else previous_end)
@@ -299,29 +299,29 @@ def _critical(timeline: Timeline) -> CriticalPath:
 
 def _hot_spots(timeline: Timeline) -> tuple[HotSpot, ...]:
     """The kernel lines (per opcode and engine) with the most engine time, largest first."""
-    stream = timeline.stream
-    if not stream:
+    facts = timeline.facts
+    flat = facts.flat
+    if not flat.n:
         return ()
-    sp = timeline.plan
+    shape, engine = flat.arrays.shape, facts.arrays.engine
     # group by kernel line (its location record), opcode and engine; then merge keys that
     # only differ by the record
     kinds: dict[tuple[int, int], int] = {}
     kind_of_shape = np.array([kinds.setdefault((id(inst.opcode), code), len(kinds))
-                              for inst, code in zip(sp.first, sp.shape_engine.tolist(),
+                              for inst, code in zip(flat.shapes, facts.shape_engine.tolist(),
                                                     strict=True)], dtype=np.int64)
-    site = kind_of_shape[sp.shape] * len(sp.stream.locations) + sp.stream.location
+    site = kind_of_shape[shape] * len(flat.locations) + flat.arrays.location
     sites, first, group_of = np.unique(site, return_index=True, return_inverse=True)
-    busy = np.bincount(group_of, weights=np.asarray(timeline.occupancy_s),
-                       minlength=len(sites))
+    busy = np.bincount(group_of, weights=timeline.occupancy_s, minlength=len(sites))
     count = np.bincount(group_of, minlength=len(sites))
     groups: dict[tuple, list] = {}
     for g in np.argsort(first, kind="stable").tolist():
-        inst = stream[int(first[g])]
-        loc = inst.location
-        key = (id(inst.opcode), loc.file, loc.line, int(sp.engine[first[g]]))
+        pos = int(first[g])
+        opcode, loc = flat.opcode_at(pos), flat.location_at(pos)
+        key = (id(opcode), loc.file, loc.line, int(engine[pos]))
         entry = groups.get(key)
         if entry is None:
-            groups[key] = [loc, int(count[g]), float(busy[g]), inst.opcode]
+            groups[key] = [loc, int(count[g]), float(busy[g]), opcode]
         else:
             entry[1] += int(count[g])
             entry[2] += float(busy[g])

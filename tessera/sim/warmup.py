@@ -1,7 +1,7 @@
 """Compile the timing model's loops ahead of time (`tessera kernel warm-up`; `make` runs it).
 
 The allocator, dependency analysis and scheduler loops are compiled by numba on first use
-and cached on disk (`tessera.sim._jit`); the first compilation takes tens of seconds on a
+and cached on disk (`tessera.sim._loops`); the first compilation takes tens of seconds on a
 small machine. `warm_up` schedules a tiny built-in kernel so that this happens once, at
 install time, instead of inside a user's first profile.
 """
@@ -13,7 +13,6 @@ import time
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import nki
-from tessera.sim._jit import ENABLED
 from tessera.sim.profile import profile
 
 
@@ -36,6 +35,8 @@ def _warm_up_kernel(a, b):
 def warm_up() -> float:
     """Compile (or load from the on-disk cache) every compiled loop; returns the seconds
     it took. A no-op without numba."""
+    from tessera.sim._loops import ENABLED
+
     start = time.perf_counter()
     if ENABLED:
         spec = nki.TensorSpec((128, 128), "bfloat16")

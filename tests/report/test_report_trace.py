@@ -60,7 +60,7 @@ def _expected_events(p: sim.Profile) -> int:
     """One event per compute instruction and sendrecv, one per DMA engine a DMA used."""
     tl = p.timeline
     pieces = 0
-    for pos, inst in enumerate(tl.stream):
+    for pos, inst in enumerate(tl.stream.instructions):
         plan = tl.dma_plans.get(pos)
         pieces += plan.engines if plan and inst.opcode is not Opcode.SENDRECV else 1
     return pieces
@@ -84,7 +84,7 @@ def _check_trace(p: sim.Profile, trace: dict) -> list[dict]:
         assert track in named
         assert e["ts"] >= last_ts[track], f"timestamps go back on track {track}"
         last_ts[track] = e["ts"]
-        inst = p.timeline.stream[e["args"]["position"]]
+        inst = p.timeline.stream.instructions[e["args"]["position"]]
         assert e["name"] == inst.opcode.value
         assert e["args"]["source"].endswith(f":{inst.location.line}")
     end_us = max(e["ts"] + e["dur"] for e in slices)
@@ -131,7 +131,7 @@ def test_lanes_never_overlap_and_keep_engine_busy_time(name: str) -> None:
             assert b.start_s >= a.start_s + a.duration_s - 1e-15, (lane.label, a, b)
     for lane in rows:
         if lane.kind is LaneKind.ENGINE:
-            engine = p.timeline.stream[lane.pieces[0].position].engine
+            engine = p.timeline.stream.instructions[lane.pieces[0].position].engine
             assert lane.busy_s == pytest.approx(p.timeline.busy_s[(lane.core, engine)])
 
 

@@ -8,10 +8,13 @@ import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import hw, nki, sim
 from tessera.nki.buffers import Buffer
-from tessera.sim.alloc import allocate, liveness
 
 TRN1 = hw.load_chip("trn1")
 F32 = nl.float32
+
+
+def _allocate(trace, chip):
+    return sim.allocate(sim.flatten(trace.instructions, trace.tensors), chip)
 
 
 def _trace(kernel, *shapes, chip="trn1"):
@@ -33,13 +36,13 @@ def rotate_tiles(x, n=6):
 
 def test_liveness_is_first_to_last_access():
     tr = _trace(rotate_tiles, (128, 1024))
-    live = liveness(tr.instructions)
+    live = {p.name: [p.first, p.last] for p in _allocate(tr, TRN1).placements}
     assert [live[f"sb{i}"] for i in range(6)] == [[3 * i, 3 * i + 2] for i in range(6)]
 
 
 def test_short_lived_tiles_rotate_through_free_memory():
     tr = _trace(rotate_tiles, (128, 1024))  # 4 KiB per partition each
-    al = allocate(tr.instructions, tr.tensors, TRN1)
+    al = _allocate(tr, TRN1)
     starts = [p.start_bytes for p in al.placements]
     assert starts == [0, 4096, 8192, 12288, 16384, 20480]  # never-used space first
     assert al.reuses == ()
@@ -50,7 +53,7 @@ def test_short_lived_tiles_rotate_through_free_memory():
 def test_reuse_under_pressure_waits_for_the_previous_occupant():
     tr = _trace(rotate_tiles, (128, 1024))
     small = hw.with_overrides(TRN1, {"core.sbuf.bytes_per_partition": 3 * 4096})
-    al = allocate(tr.instructions, tr.tensors, small)
+    al = _allocate(tr, small)
     starts = [p.start_bytes for p in al.placements]
     assert starts == [0, 4096, 8192, 0, 4096, 8192]
     # tile 3 takes tile 0's bytes: all its accesses wait for tile 0's last access (the store)
@@ -71,7 +74,7 @@ def test_reuse_prefers_the_oldest_freed_space():
 
     tr = _trace(mixed, (1, 1))
     small = hw.with_overrides(TRN1, {"core.sbuf.bytes_per_partition": 12288})
-    al = allocate(tr.instructions, tr.tensors, small)
+    al = _allocate(tr, small)
     place = {p.name: p.start_bytes for p in al.placements}
     assert place == {"sb0": 0, "sb1": 8192, "sb2": 0}
     assert al.reuses[0].producers == (0,)  # a's memset, the oldest occupant
@@ -92,7 +95,7 @@ def test_psum_tiles_take_whole_banks():
         return x
 
     tr = _trace(banks, (1, 1))
-    al = allocate(tr.instructions, tr.tensors, TRN1)
+    al = _allocate(tr, TRN1)
     psum = {p.name: (p.start_bytes, p.size_bytes) for p in al.placements
             if p.buffer is Buffer.PSUM}
     assert psum == {"ps0": (0, 2048), "ps1": (2048, 4096), "ps2": (6144, 2048)}
@@ -111,7 +114,7 @@ def _two_big_tiles(x):
 def test_sbuf_capacity_error_lists_the_live_tensors():
     tr = _trace(nki.jit(_two_big_tiles), (128, 25600))
     with pytest.raises(sim.SbufCapacityError) as err:
-        allocate(tr.instructions, tr.tensors, TRN1)
+        _allocate(tr, TRN1)
     msg = str(err.value)
     assert "SBUF capacity exceeded" in msg and "sb1[128, 25600]" in msg
     assert "sb0[128, 25600] float32 102400 B/partition" in msg
@@ -140,4 +143,4 @@ def test_psum_capacity_error():
 
     tr = _trace(nine_banks, (1, 1))
     with pytest.raises(sim.PsumCapacityError, match=r"PSUM capacity exceeded.*ps8"):
-        allocate(tr.instructions, tr.tensors, TRN1)
+        _allocate(tr, TRN1)

@@ -3,10 +3,12 @@ boxes, and the array forms of dependencies and schedules."""
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
+import os
+import subprocess
+import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 import tessera.nki.isa as nisa
@@ -15,18 +17,10 @@ from tessera import hw, nki, sim
 from tessera.nki.buffers import Buffer
 from tessera.nki.kernel_files import load_kernel_file
 from tessera.nki.stream import Engine, Opcode, TensorInfo
-from tessera.sim import _jit
-from tessera.sim.calib import load_calibration
+from tessera.sim.timing_calibration import load_calibration
 
 TUTORIAL = Path(__file__).resolve().parents[2] / "examples" / "kernels" / "matmul_tutorial.py"
 F32 = nl.float32
-# (module, function) of every compiled loop the scheduler calls from Python
-LOOPS = (("tessera.sim.lower", "_boxes"), ("tessera.sim.arena", "liveness_of"),
-         ("tessera.sim.arena", "place"), ("tessera.sim.alloc", "liveness_of"),
-         ("tessera.sim.alloc", "place"), ("tessera.sim.deps", "_hazards"),
-         ("tessera.sim.timeline", "run"), ("tessera.sim.timeline", "_busy"))
-
-
 @nki.jit
 def swap_and_fence(x):
     """LNC=2: loads, a sendrecv between the cores, a barrier and a store per core."""
@@ -71,28 +65,34 @@ def _traces() -> list[tuple[object, object]]:
 def _outcome(trace, chip) -> tuple:
     p = sim.schedule(trace, chip)
     tl, al = p.timeline, p.allocation
-    return (tl.start_s, tl.end_s, tl.critical_path, tl.busy_s, tl.hbm_busy_s,
-            tl.dma_engines, al.placement_rows, al.reuse_rows, p.total_s, p.top_instructions)
+    return (tl.start_s.tolist(), tl.end_s.tolist(), tl.critical_path, tl.busy_s,
+            tl.hbm_busy_s, tl.dma_engines, al.placements, al.reuses, p.total_s,
+            p.top_instructions)
 
 
-@pytest.mark.skipif(not _jit.ENABLED, reason="numba is not in use: nothing to compare")
-def test_compiled_loops_give_the_results_of_their_python_originals(monkeypatch):
-    traces = _traces()
-    compiled = [_outcome(trace, chip) for trace, chip in traces]
-    assert len(compiled[2][7]) > 0  # the what-if chip really reuses addresses
-    for module, name in LOOPS:
-        mod = importlib.import_module(module)
-        monkeypatch.setattr(mod, name, getattr(mod, name).py_func)
-    python = [_outcome(trace, chip) for trace, chip in traces]
-    assert python == compiled
+def outcomes() -> str:
+    """repr of the outcome of every trace (run in this process's JIT mode)."""
+    return repr([_outcome(trace, chip) for trace, chip in _traces()])
+
+
+def test_compiled_loops_give_the_results_of_their_python_originals():
+    compiled = outcomes()
+    assert _outcome(*_traces()[2])[7]  # the what-if chip really reuses addresses
+    script = ("import runpy, sys; "
+              f"m = runpy.run_path({str(Path(__file__))!r}); sys.stdout.write(m['outcomes']())")
+    env = {**os.environ, "TESSERA_JIT": "0"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, timeout=300, cwd=Path(__file__).parent)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout == compiled
 
 
 @pytest.fixture
 def box(make_inst):
-    """The address box lower() gives one access pattern."""
+    """The address box flatten() gives one access pattern."""
     def of(ap, tensors=()):
-        stream = sim.lower([make_inst(Opcode.TENSOR_COPY, Engine.VECTOR, (ap,), ())], tensors)
-        return tuple(int(v) for v in stream.ap_box[0])
+        flat = sim.flatten([make_inst(Opcode.TENSOR_COPY, Engine.VECTOR, (ap,), ())], tensors)
+        return tuple(int(v) for v in flat.arrays.ap_box[0])
     return of
 
 
@@ -114,21 +114,39 @@ def test_boxes_of_hbm_views(box, make_hbm):
     assert box(make_hbm("g", 4, 16, row=32, offset=32)) == (0, 1, 128, 576)
 
 
-def test_dependencies_are_ascending_and_schedules_take_csr(make_inst, make_tile):
+def test_dependencies_are_ascending_csr_and_timelines_check_them(make_inst, make_tile):
     t, u = make_tile("t", 128, 512), make_tile("u", 128, 512)
     v = Engine.VECTOR
     stream = [make_inst(Opcode.MEMSET, v, (), (t,)), make_inst(Opcode.MEMSET, v, (), (u,)),
               make_inst(Opcode.TENSOR_TENSOR, v, (u, t), (t,), op="add")]
-    deps = sim.dependencies(stream)
-    assert deps == [(), (), (0, 1)]
+    flat = sim.flatten(stream)
+    deps = sim.dependencies(flat)
+    assert deps.lists() == [(), (), (0, 1)] and deps.of(2) == (0, 1)
+    assert deps.ptr.tolist() == [0, 0, 0, 2] and deps.index.tolist() == [0, 1]
+    again = sim.Dependencies.from_lists(deps.lists())
+    assert again.ptr.tolist() == deps.ptr.tolist()
+    assert again.index.tolist() == deps.index.tolist()
     chip, cal = hw.load_chip("trn1"), load_calibration("nc-v2")
-    ptr = np.array([0, 0, 0, 2], dtype=np.int64)
-    idx = np.array([0, 1], dtype=np.int64)
-    from_lists = sim.schedule_stream(stream, deps, chip, cal)
-    from_csr = sim.schedule_stream(stream, (ptr, idx), chip, cal)
-    assert from_csr.end_s == from_lists.end_s and from_csr.total_s > 0
+    facts = sim.instruction_facts(flat, chip, cal)
+    tl = sim.build_timeline(facts, deps, chip, cal)
+    assert tl.total_s > 0 and tl.start_s[2] >= tl.end_s[:2].min()
+    with pytest.raises(ValueError):
+        tl.start_s[0] = 1.0  # the timeline's arrays are read-only
+    short = sim.Dependencies.from_lists(deps.lists()[:2])
     with pytest.raises(sim.ScheduleError, match="2 dependency lists for 3 instructions"):
-        sim.schedule_stream(stream, deps[:2], chip, cal)
+        sim.build_timeline(facts, short, chip, cal)
+
+
+def test_loops_are_compiled_when_numba_is_on():
+    from tessera.sim import _loops
+
+    loops = (_loops.boxes.boxes, _loops.arena.liveness, _loops.arena.place,
+             _loops.hazards.hazards, _loops.event_loop.run, _loops.event_loop.busy_by_engine)
+    expected = (importlib.util.find_spec("numba") is not None
+                and os.environ.get("TESSERA_JIT", "1") != "0")
+    assert _loops.ENABLED is expected
+    for fn in loops:  # numba dispatchers keep the Python function as py_func
+        assert hasattr(fn, "py_func") is expected, fn
 
 
 def test_warm_up_compiles_and_reports_its_time():

@@ -10,9 +10,9 @@ import tessera.nki.language as nl
 from tessera import hw, nki, sim
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import Engine, Opcode
-from tessera.sim.calib import CALIBRATION_FILE, load_calibration
 from tessera.sim.costs import STREAM_RULES, engine_cost, engine_cycles
 from tessera.sim.errors import CalibrationError, ScheduleError
+from tessera.sim.timing_calibration import CALIBRATION_FILE, load_calibration
 
 V2 = hw.load_chip("trn1").core
 V3 = hw.load_chip("trn2").core

@@ -94,16 +94,16 @@ def reuse_halves(x):
 def test_a_reused_range_waits_only_for_the_same_addresses():
     trace = nki.trace(reuse_halves, symbolic=True)(nki.TensorSpec((128, 2048), F32))
     chip = hw.with_overrides(hw.load_chip("trn1"), {"core.sbuf.bytes_per_partition": 8192})
-    al = sim.allocate(trace.instructions, trace.tensors, chip)
+    flat = sim.flatten(trace.instructions, trace.tensors)
+    al = sim.allocate(flat, chip)
     (reuse,) = al.reuses
     assert reuse.tensor == "sb1" and reuse.producers == (3,)
     assert reuse.start_bytes == 0 and reuse.previous == (("sb0", 0, 0, 8192),)
-    deps = [set(d) for d in sim.dependencies(trace.instructions, al.reuses, trace.tensors)]
+    deps = [set(d) for d in sim.dependencies(flat, al.reuse).lists()]
     assert deps[4] == {0, 2}  # WAW with a's load and WAR with a's store of the same half
     assert deps[5] == {1, 3}
     # without the address information every access waits for a's last access
-    coarse = [sim.Reuse(*row[:6]) for row in al.reuse_rows]
-    deps = [set(d) for d in sim.dependencies(trace.instructions, coarse, trace.tensors)]
+    deps = [set(d) for d in sim.dependencies(flat, al.reuse.coarse()).lists()]
     assert deps[4] == {3} and deps[5] == {3}
 
 

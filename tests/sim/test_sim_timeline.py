@@ -9,9 +9,7 @@ import tessera.nki.language as nl
 from tessera import hw, nki, sim
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import Engine, Opcode, TensorInfo
-from tessera.sim.calib import load_calibration
-from tessera.sim.deps import dependencies
-from tessera.sim.timeline import schedule_stream
+from tessera.sim.timing_calibration import load_calibration
 
 SYNC = 89e-9  # calibrated cross-engine semaphore latency (trn.yaml)
 VEC_OCC = (512 + 60) / 1.12e9  # tensor_scalar, N=512 fp32, NC-v2 VectorE, + access overhead
@@ -186,7 +184,10 @@ def test_unmatched_barriers_are_an_error(make_inst, make_hbm):
               make_inst(Opcode.CORE_BARRIER, Engine.GPSIMD, (flag,), (flag,), core=1)]
     chip = hw.load_chip("trn2")
     with pytest.raises(sim.ScheduleError, match="core_barrier must be called the same"):
-        schedule_stream(stream, dependencies(stream), chip, load_calibration("nc-v3"))
+        flat = sim.flatten(stream)
+        cal = load_calibration("nc-v3")
+        sim.build_timeline(sim.instruction_facts(flat, chip, cal), sim.dependencies(flat),
+                           chip, cal)
 
 
 def test_hazards_follow_overlapping_ranges(make_inst, make_tile, make_hbm):
@@ -209,7 +210,7 @@ def test_hazards_follow_overlapping_ranges(make_inst, make_tile, make_hbm):
         make_inst(Opcode.DMA_COPY, Engine.DMA, (right,), (col1,), index=6),  # not on 5 (columns)
     ]
     h = TensorInfo("h", Buffer.HBM, (128, 1024), "float32", 4, 0, stream[0].location)
-    deps = [set(d) for d in dependencies(stream, tensors=[h])]
+    deps = [set(d) for d in sim.dependencies(sim.flatten(stream, [h])).lists()]
     # writers 0 and 1 stay on record beside 3 (it covers only part of them): redundant,
     # harmless edges; the column slices 5 and 6 of h do not conflict
     assert deps == [set(), set(), {0, 1}, {0, 1, 2}, {0, 1, 2}, {0, 1, 3}, {0, 1}]

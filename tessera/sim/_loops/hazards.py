@@ -1,35 +1,17 @@
-"""Dependencies between instructions: data hazards, allocator reuse and barrier fences.
-
-Two accesses to the same tensor conflict when their address boxes overlap and at least one
-writes (RAW, WAR, WAW); boxes come from `tessera.sim.lower` (on-chip: partitions x bytes
-within a partition; HBM: rows x bytes within a row). Each tensor keeps the boxes of its live
-writers and readers; a write that covers an older box drops it (anything that overlaps the
-old box also overlaps the new write, which already waits for the old access), so lists stay
-short. A tensor placed over reused memory starts with the boxes its previous occupants left
-on the shared bytes, as writers (WAR/WAW): its accesses wait only for the earlier accesses
-of the same addresses, as the hardware's semaphores do. HBM tensors are per core with
-LNC=2: cross-core order comes from the barrier fences.
-
-A `core_barrier` is a fence of its core: it waits for everything the core issued before it,
-and everything after waits for it (the pair of barriers is joined in the timeline).
-
-The walk (`_hazards`) runs compiled over arrays (see `tessera.sim._jit`).
-"""
+"""The dependency walk: data hazards, allocator reuse and barrier fences over the stream's
+address boxes (the rules are described in `tessera.sim.dependencies`)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 import numpy as np
 
-from tessera.nki.stream import Instruction, TensorInfo
-from tessera.sim._jit import append, jit, sort_range
-from tessera.sim.alloc import Reuse, ReuseArrays
-from tessera.sim.lower import StreamArrays, lower
+from tessera.sim._loops.grow import append, sort_range
+from tessera.sim._loops.njit import njit
+from tessera.sim.arrays import Dependencies
 
 
-@jit
-def _entry(pool, nxt, free, size, p0, p1, b0, b1, pos):  # pragma: no cover - compiled
+@njit
+def entry(pool, nxt, free, size, p0, p1, b0, b1, pos):  # pragma: no cover - compiled
     """A pool slot holding box (p0, p1, b0, b1) of access `pos`; grows the pool if full.
 
     Returns (slot, pool, nxt, free head, slots used)."""
@@ -54,11 +36,19 @@ def _entry(pool, nxt, free, size, p0, p1, b0, b1, pos):  # pragma: no cover - co
     return slot, pool, nxt, free, size
 
 
-@jit
-def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tensors, cores,
-             r_tensor, r_first, r_partitions, r_row_bytes, r_start, r_pp, r_prod, r_hp,
-             r_held_tensor, r_held_start, r_held_lo, r_held_hi):  # pragma: no cover
-    """Dependencies of every stream position as CSR (ptr, sorted positions)."""
+@njit
+def hazards(stream, reuse, tensors, cores):  # pragma: no cover - compiled
+    """Dependencies of every position of a `StreamArrays` whose tensors were placed with the
+    `ReuseArrays` `reuse`, as `Dependencies` (CSR, ascending). `tensors` bounds the tensor
+    ids, `cores` the core numbers."""
+    ap_ptr, ap_tensor, ap_write = stream.ap_ptr, stream.ap_tensor, stream.ap_write
+    ap_onchip, ap_box, core, barrier = stream.ap_onchip, stream.ap_box, stream.core, \
+        stream.barrier
+    r_tensor, r_first, r_partitions = reuse.tensor, reuse.first, reuse.partitions
+    r_row_bytes, r_start, r_pp, r_prod = reuse.row_bytes, reuse.start_bytes, \
+        reuse.producer_ptr, reuse.producers
+    r_hp, r_held_tensor, r_held_start = reuse.held_ptr, reuse.held_tensor, reuse.held_start
+    r_held_lo, r_held_hi = reuse.held_lo, reuse.held_hi
     n = core.shape[0]
     multi = cores > 1
     n_keys = tensors * (cores + 1) if multi else tensors
@@ -93,7 +83,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
             head_w[t] = -1
             head_r[t] = -1
             for k in range(r_pp[r], r_pp[r + 1]):
-                slot, pool, nxt, free, used = _entry(pool, nxt, free, used, zero,
+                slot, pool, nxt, free, used = entry(pool, nxt, free, used, zero,
                                                      r_partitions[r], zero, r_row_bytes[r],
                                                      r_prod[k])
                 nxt[slot] = head_w[t]
@@ -120,7 +110,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
                 old_start, lo, hi = r_held_start[h], r_held_lo[h], r_held_hi[h]
                 if not indexed[old]:  # never accessed as far as dependencies go
                     for k in range(r_pp[r], r_pp[r + 1]):
-                        slot, pool, nxt, free, used = _entry(
+                        slot, pool, nxt, free, used = entry(
                             pool, nxt, free, used, zero, r_partitions[r], lo - shift,
                             hi - shift, r_prod[k])
                         nxt[slot] = h_w
@@ -132,7 +122,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
                         a0 = pool[e, 2] + old_start
                         a1 = pool[e, 3] + old_start
                         if a0 < hi and lo < a1:
-                            slot, pool, nxt, free, used = _entry(
+                            slot, pool, nxt, free, used = entry(
                                 pool, nxt, free, used, pool[e, 0], pool[e, 1],
                                 max(a0, lo) - shift, min(a1, hi) - shift, pool[e, 4])
                             nxt[slot] = h_w
@@ -182,7 +172,7 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
                             continue
                     prev = e
                     e = following
-            slot, pool, nxt, free, used = _entry(pool, nxt, free, used, p0, p1, b0, b1, pos)
+            slot, pool, nxt, free, used = entry(pool, nxt, free, used, p0, p1, b0, b1, pos)
             if w:
                 nxt[slot] = head_w[key]
                 head_w[key] = slot
@@ -212,34 +202,4 @@ def _hazards(ap_ptr, ap_tensor, ap_write, ap_onchip, ap_box, core, barrier, tens
         sort_range(out, n_out, k)
         n_out = k
         out_ptr[pos + 1] = n_out
-    return out_ptr, out[:n_out]
-
-
-def dependency_arrays(sa: StreamArrays, reuse: ReuseArrays) -> tuple[np.ndarray, np.ndarray]:
-    """Dependencies of a lowered stream as CSR: position i waits for
-    `indices[ptr[i]:ptr[i + 1]]` (ascending, all earlier)."""
-    tensors = max(sa.tensors, int(reuse.tensor.max()) + 1 if len(reuse.tensor) else 0,
-                  int(reuse.held_tensor.max()) + 1 if len(reuse.held_tensor) else 0, 1)
-    cores = int(sa.core.max()) + 1 if sa.n else 1
-    return _hazards(sa.ap_ptr, sa.ap_tensor, sa.ap_write, sa.ap_onchip, sa.ap_box, sa.core,
-                    sa.barrier, tensors, cores, reuse.tensor, reuse.first, reuse.partitions,
-                    reuse.row_bytes, reuse.start_bytes, reuse.producer_ptr, reuse.producers,
-                    reuse.held_ptr, reuse.held_tensor, reuse.held_start, reuse.held_lo,
-                    reuse.held_hi)
-
-
-def dependencies(instructions: Sequence[Instruction], reuses: Sequence[Reuse] = (),
-                 tensors: Iterable[TensorInfo] = ()) -> list[tuple[int, ...]]:
-    """For every stream position, the positions it must wait for (all earlier, ascending).
-
-    A tensor placed over reused memory inherits, on the bytes it shares with each previous
-    occupant, that occupant's indexed accesses as writers, so each of its accesses waits for
-    the earlier accesses of the same addresses (until a write that covers them takes their
-    place). A `Reuse` without `previous` waits for all its producers on its whole extent.
-    """
-    sa = lower(instructions, tensors)
-    ids = {name: t for t, name in enumerate(sa.names)}
-    ptr, idx = dependency_arrays(sa, ReuseArrays.of(reuses, ids))
-    flat = idx.tolist()
-    bounds = ptr.tolist()
-    return [tuple(flat[bounds[i]:bounds[i + 1]]) for i in range(sa.n)]
+    return Dependencies(out_ptr, out[:n_out])

@@ -13,24 +13,22 @@ accesses wait for the previous occupants' accesses to the same bytes (a `Reuse` 
 held which bytes; `deps` resolves it per address, as the hardware's semaphores do): the
 reason SBUF pressure serialises a kernel, and only as far as the reused addresses go.
 
-The placement loop runs compiled over arrays (`tessera.sim.arena`).
+The placement loop runs compiled over arrays (`tessera.sim._loops.arena`).
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from tessera.hw import ChipSpec
 from tessera.nki.buffers import Buffer
-from tessera.nki.stream import Instruction, TensorInfo
-from tessera.sim.arena import events, liveness_of, place
+from tessera.sim.arrays import Arenas, Placed, ReuseArrays
 from tessera.sim.errors import CapacityError, PsumCapacityError, SbufCapacityError
-from tessera.sim.lower import StreamArrays, lower
+from tessera.sim.flat import FlatStream
 
 _LISTED = 5  # how many of the largest live tensors a capacity error names
 # free runs compared per allocation: enough to skip a recently freed run next to the cursor,
@@ -74,53 +72,6 @@ class Reuse:
 
 
 @dataclass(frozen=True)
-class ReuseArrays:
-    """Reuses as arrays (tensor ids of a `StreamArrays`), the form `deps` reads.
-
-    Reuse r's producers are `producers[producer_ptr[r]:producer_ptr[r + 1]]` and the ranges
-    it shares with previous occupants `held_*[held_ptr[r]:held_ptr[r + 1]]` (absolute
-    per-partition bytes; `held_start` is the occupant's own start byte). A reuse with no
-    held ranges waits for all producers on its whole extent.
-    """
-
-    tensor: np.ndarray
-    first: np.ndarray
-    partitions: np.ndarray
-    row_bytes: np.ndarray
-    start_bytes: np.ndarray
-    producer_ptr: np.ndarray
-    producers: np.ndarray
-    held_ptr: np.ndarray
-    held_tensor: np.ndarray
-    held_start: np.ndarray
-    held_lo: np.ndarray
-    held_hi: np.ndarray
-
-    @staticmethod
-    def of(reuses: Sequence[Reuse], ids: dict[str, int]) -> ReuseArrays:
-        """Arrays of `Reuse` records; names missing from `ids` are added to it."""
-        def tid(name: str) -> int:
-            return ids.setdefault(name, len(ids))
-
-        held = [h for r in reuses for h in r.previous]
-        return ReuseArrays(
-            _ints(tid(r.tensor) for r in reuses), _ints(r.first for r in reuses),
-            _ints(r.partitions for r in reuses), _ints(r.row_bytes for r in reuses),
-            _ints(r.start_bytes for r in reuses), _offsets(len(r.producers) for r in reuses),
-            _ints(p for r in reuses for p in r.producers),
-            _offsets(len(r.previous) for r in reuses), _ints(tid(h[0]) for h in held),
-            _ints(h[1] for h in held), _ints(h[2] for h in held), _ints(h[3] for h in held))
-
-
-def _ints(values: Iterable[int]) -> np.ndarray:
-    return np.fromiter(values, dtype=np.int64)
-
-
-def _offsets(lengths: Iterable[int]) -> np.ndarray:
-    return np.concatenate(([0], np.cumsum(_ints(lengths)))).astype(np.int64)
-
-
-@dataclass(frozen=True)
 class Allocation:
     """Placements of all on-chip tensors, the reuse edges they imply and the peaks."""
 
@@ -129,7 +80,7 @@ class Allocation:
     hbm_tensors: tuple[str, ...]  # address spaces that need no placement
     # tensors in birth order (ids of `stream`) with their placement, as arrays: streams
     # create a tile per load, so records are built only when asked for
-    stream: StreamArrays = field(repr=False, compare=False)
+    stream: FlatStream = field(repr=False, compare=False)
     born: np.ndarray = field(repr=False, compare=False)
     start_bytes: np.ndarray = field(repr=False, compare=False)  # per tensor id
     size_bytes: np.ndarray = field(repr=False, compare=False)
@@ -138,86 +89,63 @@ class Allocation:
     reuse: ReuseArrays = field(repr=False, compare=False)
 
     @functools.cached_property
-    def placement_rows(self) -> tuple[tuple, ...]:
-        """`Placement` fields per tensor, in birth order."""
+    def placements(self) -> tuple[Placement, ...]:
+        """Where and when each on-chip tensor lives, in birth order."""
         names, infos = self.stream.names, self.stream.infos
-        rows = []
+        out = []
         for t, s, z, f, la in zip(self.born.tolist(), self.start_bytes[self.born].tolist(),
                                   self.size_bytes[self.born].tolist(),
                                   self.first[self.born].tolist(),
                                   self.last[self.born].tolist(), strict=True):
             info = infos[names[t]]
-            rows.append((info.name, info.core, info.buffer, info.shape[0], s, z, f, la))
-        return tuple(rows)
+            out.append(Placement(info.name, info.core, info.buffer, info.shape[0], s, z, f, la))
+        return tuple(out)
 
     @functools.cached_property
-    def reuse_rows(self) -> tuple[tuple, ...]:
-        """`Reuse` fields per reuse, in order of the reusing tensors' births."""
+    def reuses(self) -> tuple[Reuse, ...]:
+        """The WAR/WAW edges the address reuse creates, in order of the reusing tensors'
+        births."""
         r, names, infos = self.reuse, self.stream.names, self.stream.infos
         pp, pr = r.producer_ptr.tolist(), r.producers.tolist()
         hp = r.held_ptr.tolist()
         held = list(zip([names[t] for t in r.held_tensor.tolist()], r.held_start.tolist(),
                         r.held_lo.tolist(), r.held_hi.tolist(), strict=True))
-        rows = []
+        out = []
         for k, (t, f, parts, row, start) in enumerate(zip(
                 r.tensor.tolist(), r.first.tolist(), r.partitions.tolist(),
                 r.row_bytes.tolist(), r.start_bytes.tolist(), strict=True)):
-            rows.append((names[t], infos[names[t]].core, f, tuple(pr[pp[k]:pp[k + 1]]), parts,
-                         row, start, tuple(held[hp[k]:hp[k + 1]])))
-        return tuple(rows)
-
-    @functools.cached_property
-    def placements(self) -> tuple[Placement, ...]:
-        """Where and when each on-chip tensor lives."""
-        return tuple(Placement(*row) for row in self.placement_rows)
-
-    @functools.cached_property
-    def reuses(self) -> tuple[Reuse, ...]:
-        """The WAR/WAW edges the address reuse creates."""
-        return tuple(Reuse(*row) for row in self.reuse_rows)
+            out.append(Reuse(names[t], infos[names[t]].core, f, tuple(pr[pp[k]:pp[k + 1]]),
+                             parts, row, start, tuple(held[hp[k]:hp[k + 1]])))
+        return tuple(out)
 
 
-def allocate(instructions: Sequence[Instruction], tensors: Iterable[TensorInfo],
-             chip: ChipSpec, sbuf_alignment_bytes: int = 64) -> Allocation:
-    """Place every on-chip tensor of the stream; raise a `CapacityError` when they don't fit.
+def allocate(flat: FlatStream, chip: ChipSpec, sbuf_alignment_bytes: int = 64) -> Allocation:
+    """Place every on-chip tensor of a lowered stream; raise a `CapacityError` when they
+    don't fit.
 
     Capacities come from `chip.core` (so `hw.with_overrides` what-ifs apply).
     """
-    return allocate_stream(lower(instructions, tensors), chip, sbuf_alignment_bytes)
+    from tessera.sim import _loops  # numba loads with the first stream that is scheduled
 
-
-def liveness(instructions: Sequence[Instruction]) -> dict[str, list[int]]:
-    """tensor -> [first, last] stream position of every on-chip tensor accessed.
-
-    On-chip tensor names are unique per launch (the LNC cores prefix theirs), so the name
-    alone is the key.
-    """
-    sa = lower(instructions)
-    first, last = liveness_of(sa.ap_ptr, sa.ap_tensor, sa.ap_onchip, sa.tensors)
-    return {sa.names[t]: [int(first[t]), int(last[t])] for t in np.flatnonzero(first >= 0)}
-
-
-def allocate_stream(sa: StreamArrays, chip: ChipSpec,
-                    sbuf_alignment_bytes: int = 64) -> Allocation:
-    """`allocate` on a lowered stream (`tessera.sim.lower`)."""
     core = chip.core
     bank_bytes = int(core.psum.bank_bytes_per_partition or core.psum.bytes_per_partition)
     n_banks = int(core.psum.banks or 1)
     sbuf_capacity = int(core.sbuf.bytes_per_partition)
-    first, last = liveness_of(sa.ap_ptr, sa.ap_tensor, sa.ap_onchip, sa.tensors)
+    first, last = _loops.arena.liveness(flat.arrays, flat.tensors)
     on_chip = np.flatnonzero(first >= 0)
-    arena_of = np.full(sa.tensors, -1, np.int64)
-    size = np.zeros(sa.tensors, np.int64)
-    row_of = np.zeros(sa.tensors, np.int64)
-    unit_of = np.ones(sa.tensors, np.int64)
-    parts_of = np.zeros(sa.tensors, np.int64)
+    tensors = flat.tensors
+    arena_of = np.full(tensors, -1, np.int64)
+    size = np.zeros(tensors, np.int64)
+    row_of = np.zeros(tensors, np.int64)
+    unit_of = np.ones(tensors, np.int64)
+    parts_of = np.zeros(tensors, np.int64)
     arenas: dict[tuple[int, bool], int] = {}
     capacity: list[int] = []
     align: list[int] = []
     kinds: dict[tuple, int] = {}
     # per kind: row bytes, size in arena units, arena, unit bytes, partitions
     table: list[tuple[int, int, int, int, int]] = []
-    names, infos = sa.names, sa.infos
+    names, infos = flat.names, flat.infos
     missing = []
     kind_of = []
     for t in on_chip.tolist():
@@ -254,35 +182,48 @@ def allocate_stream(sa: StreamArrays, chip: ChipSpec,
     cap = np.array(capacity, dtype=np.int64)
     counts = np.bincount(arena_of[on_chip], minlength=len(capacity))
     max_segments = np.minimum(counts + 1, -(-cap // np.array(align, dtype=np.int64)) + 1) + 1
-    (born, start_units, peak, r_tensor, r_pp, r_prod, r_hp, held_tensor, held_lo, held_hi,
-     failed, seg_start, seg_end, seg_owner) = place(
-        events(first, last, arena_of), arena_of, size, cap, max_segments.astype(np.int64),
-        _CANDIDATES)
+    placed = _loops.arena.place(
+        _lifetime_keys(first, last, arena_of),
+        Arenas(arena_of, size, cap, max_segments.astype(np.int64)), _CANDIDATES)
+    failed = int(placed.failed)
     if failed >= 0:
-        _raise_capacity(sa, int(failed), int(size[failed] * unit_of[failed]),
+        _raise_capacity(flat, failed, int(size[failed] * unit_of[failed]),
                         int(cap[arena_of[failed]] * unit_of[failed]), int(unit_of[failed]),
-                        seg_start, seg_end, seg_owner)
-    start_bytes = start_units * unit_of
+                        placed)
+    start_bytes = placed.start_units * unit_of
+    r_tensor, r_hp = placed.reuse_tensor, placed.held_ptr
     held_unit = unit_of[r_tensor].repeat(np.diff(r_hp))  # ranges are in the arena's units
     reuse = ReuseArrays(
         tensor=r_tensor, first=first[r_tensor], partitions=parts_of[r_tensor],
-        row_bytes=row_of[r_tensor], start_bytes=start_bytes[r_tensor], producer_ptr=r_pp,
-        producers=r_prod, held_ptr=r_hp, held_tensor=held_tensor,
-        held_start=start_bytes[held_tensor], held_lo=held_lo * held_unit,
-        held_hi=held_hi * held_unit)
+        row_bytes=row_of[r_tensor], start_bytes=start_bytes[r_tensor],
+        producer_ptr=placed.producer_ptr, producers=placed.producers, held_ptr=r_hp,
+        held_tensor=placed.held_tensor, held_start=start_bytes[placed.held_tensor],
+        held_lo=placed.held_lo * held_unit, held_hi=placed.held_hi * held_unit)
+    peak = placed.peak_units
     is_sbuf = [sb for (_, sb) in sorted(arenas, key=arenas.__getitem__)]
     peak_sbuf = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if sb), default=0)
     peak_psum = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if not sb), default=0)
-    hbm = tuple(sorted(t.name for t in sa.infos.values() if not t.buffer.on_chip))
-    return Allocation(peak_sbuf, peak_psum * bank_bytes, hbm, sa, born, start_bytes,
+    hbm = tuple(sorted(t.name for t in flat.infos.values() if not t.buffer.on_chip))
+    return Allocation(peak_sbuf, peak_psum * bank_bytes, hbm, flat, placed.born, start_bytes,
                       size * unit_of, first, last, reuse)
 
 
-def _raise_capacity(sa: StreamArrays, t: int, need: int, capacity: int, unit: int,
-                    seg_start: np.ndarray, seg_end: np.ndarray, seg_owner: np.ndarray) -> None:
-    info = sa.infos[sa.names[t]]
-    live = [((int(e) - int(s)) * unit, sa.infos[sa.names[o]])
-            for s, e, o in zip(seg_start, seg_end, seg_owner, strict=True) if o >= 0]
+def _lifetime_keys(first: np.ndarray, last: np.ndarray, arena_of: np.ndarray) -> np.ndarray:
+    """Births and deaths of the placed tensors as sorted keys (see `_loops.arena.place`)."""
+    placed = np.flatnonzero(arena_of >= 0)
+    n_t = len(first)
+    keys = np.concatenate(((first[placed] * 2) * n_t + placed,
+                           (last[placed] * 2 + 1) * n_t + placed))
+    keys.sort()
+    return keys
+
+
+def _raise_capacity(flat: FlatStream, t: int, need: int, capacity: int, unit: int,
+                    placed: Placed) -> None:
+    info = flat.infos[flat.names[t]]
+    live = [((int(e) - int(s)) * unit, flat.infos[flat.names[o]])
+            for s, e, o in zip(placed.segment_start, placed.segment_end,
+                               placed.segment_owner, strict=True) if o >= 0]
     live.sort(key=lambda item: -item[0])
     total = sum(size for size, _ in live)
     listing = "; ".join(f"{x.name}{list(x.shape)} {x.dtype} {size} B/partition at {x.location}"

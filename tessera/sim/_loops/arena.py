@@ -1,20 +1,18 @@
-"""The allocator's compiled loops: liveness and next-fit placement over arrays.
-
-`tessera.sim.alloc` prepares the arrays (tensor sizes in arena units, one arena per core and
-memory) and turns the results into `Allocation` records; the placement policy is described
-there. These functions run compiled (see `tessera.sim._jit`).
-"""
+"""The allocator's loops: liveness and next-fit placement (policy: `tessera.sim.allocation`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tessera.sim._jit import append, jit, sort_range
+from tessera.sim._loops.grow import append, sort_range
+from tessera.sim._loops.njit import njit
+from tessera.sim.arrays import Placed
 
 
-@jit
-def liveness_of(ap_ptr, ap_tensor, ap_onchip, tensors):  # pragma: no cover - compiled
+@njit
+def liveness(stream, tensors):  # pragma: no cover - compiled
     """First and last stream position of each tensor's on-chip accesses (-1: none)."""
+    ap_ptr, ap_tensor, ap_onchip = stream.ap_ptr, stream.ap_tensor, stream.ap_onchip
     first = np.full(tensors, -1, np.int64)
     last = np.full(tensors, -1, np.int64)
     for pos in range(ap_ptr.shape[0] - 1):
@@ -27,8 +25,8 @@ def liveness_of(ap_ptr, ap_tensor, ap_onchip, tensors):  # pragma: no cover - co
     return first, last
 
 
-@jit
-def _segment_at(starts, n, x):  # pragma: no cover - compiled
+@njit
+def segment_at(starts, n, x):  # pragma: no cover - compiled
     """Index of the segment (of the first `n`, sorted by start) that contains unit `x`."""
     lo, hi = 0, n
     while lo < hi:
@@ -40,17 +38,19 @@ def _segment_at(starts, n, x):  # pragma: no cover - compiled
     return lo - 1
 
 
-@jit
-def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: no cover - compiled
-    """Next-fit placement of every tensor with an arena, in birth order.
+@njit
+def place(keys, arenas, candidates):  # pragma: no cover - compiled
+    """Next-fit placement of every tensor with an arena (`Arenas`), in birth order.
 
     `keys` are the births and deaths in order: (position * 2 + death) * tensors + tensor
     (births sort before deaths at the same position). Each arena (a core's SBUF bytes or
     PSUM banks) is a list of segments tiling [0, capacity): live (owner >= 0) or free with
     its previous occupant and that occupant's last access (-1: never used). Free segments
-    are not merged, so every reuse edge survives. Returns the placements, the reuse records
-    and, if a tensor does not fit, its id with the arena's segments at that moment.
+    are not merged, so every reuse edge survives. Returns a `Placed`: the placements, the
+    reuse records and, if a tensor does not fit, its id with the arena's segments then.
     """
+    arena_of, size, capacity = arenas.arena_of, arenas.size_units, arenas.capacity_units
+    max_segments = arenas.max_segments
     n_t = arena_of.shape[0]
     n_a = capacity.shape[0]
     k = keys.shape[0]
@@ -86,7 +86,7 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
         owners, lasts, prevs = s_owner[a], s_last[a], s_prev[a]
         n = n_seg[a]
         if (key // n_t) % 2 == 1:  # death: free the tensor's segment, keep who held it
-            j = _segment_at(starts, n, start_of[i])
+            j = segment_at(starts, n, start_of[i])
             live[a] -= ends[j] - start_of[i]
             prevs[j] = i
             owners[j] = -1
@@ -97,7 +97,7 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
         best_stop = -1
         best_score = 0
         if need_units <= capacity[a]:
-            j = _segment_at(starts, n, cursor[a])
+            j = segment_at(starts, n, cursor[a])
             seen = 0
             for _ in range(n):
                 if owners[j] < 0:  # extend a free run from segment j until it holds size
@@ -120,10 +120,11 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
                 if j == n:
                     j = 0
         if best_i < 0:
-            return (born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
-                    r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1],
-                    held_t[:r_held_ptr[n_r]], held_lo[:r_held_ptr[n_r]],
-                    held_hi[:r_held_ptr[n_r]], i, starts[:n], ends[:n], owners[:n])
+            return Placed(born[:n_born], start_of, peak, r_tensor[:n_r],
+                          r_prod_ptr[:n_r + 1], r_prod[:r_prod_ptr[n_r]],
+                          r_held_ptr[:n_r + 1], held_t[:r_held_ptr[n_r]],
+                          held_lo[:r_held_ptr[n_r]], held_hi[:r_held_ptr[n_r]], i,
+                          starts[:n].copy(), ends[:n].copy(), owners[:n].copy())
         j, stop = best_i, best_stop
         start = starts[j]
         end = start + need_units
@@ -188,17 +189,7 @@ def place(keys, arena_of, size, capacity, max_segments, candidates):  # pragma: 
         start_of[i] = start
         born[n_born] = i
         n_born += 1
-    return (born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
-            r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1], held_t[:r_held_ptr[n_r]],
-            held_lo[:r_held_ptr[n_r]], held_hi[:r_held_ptr[n_r]], -1,
-            s_start[0, :0], s_end[0, :0], s_owner[0, :0])
-
-
-def events(first: np.ndarray, last: np.ndarray, arena_of: np.ndarray) -> np.ndarray:
-    """Births and deaths of the placed tensors as sorted keys (see `place`)."""
-    placed = np.flatnonzero(arena_of >= 0)
-    n_t = len(first)
-    keys = np.concatenate(((first[placed] * 2) * n_t + placed,
-                           (last[placed] * 2 + 1) * n_t + placed))
-    keys.sort()
-    return keys
+    return Placed(born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
+                  r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1], held_t[:r_held_ptr[n_r]],
+                  held_lo[:r_held_ptr[n_r]], held_hi[:r_held_ptr[n_r]], np.int64(-1),
+                  np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))

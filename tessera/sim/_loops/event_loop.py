@@ -1,16 +1,13 @@
-"""The scheduler's compiled event loop (see `tessera.sim.timeline` for the model).
-
-`run` takes the per-position arrays of a `StreamPlan` and the dependencies as CSR and
-returns start and end times, the binding predecessor of each instruction and the DMA
-engines each transfer used. It runs compiled (see `tessera.sim._jit`).
-"""
+"""The scheduler's event loop (the model is described in `tessera.sim.timeline`)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from tessera.sim._jit import append, jit
-from tessera.sim.plan import (
+from tessera.sim._loops.grow import append
+from tessera.sim._loops.njit import njit
+from tessera.sim.arrays import Schedule
+from tessera.sim.facts import (
     BARRIER,
     COMPUTE,
     PSUM_PORT,
@@ -21,14 +18,14 @@ from tessera.sim.plan import (
 )
 
 
-@jit
-def _before(t1, p1, t2, p2):  # pragma: no cover - compiled
+@njit
+def before(t1, p1, t2, p2):  # pragma: no cover - compiled
     """Heap order: (t1, p1) comes before (t2, p2) (earlier time, then lower position)."""
     return t1 < t2 or (t1 == t2 and p1 < p2)
 
 
-@jit
-def _push(heap_t, heap_p, size, t, p):  # pragma: no cover - compiled
+@njit
+def push(heap_t, heap_p, size, t, p):  # pragma: no cover - compiled
     """Push (t, p) on a binary min-heap ordered by (t, p); returns the (grown) arrays."""
     if size == heap_t.shape[0]:
         grown_t = np.empty(2 * size + 16, np.float64)
@@ -39,7 +36,7 @@ def _push(heap_t, heap_p, size, t, p):  # pragma: no cover - compiled
     i = size
     while i > 0:
         parent = (i - 1) // 2
-        if _before(heap_t[parent], heap_p[parent], t, p):
+        if before(heap_t[parent], heap_p[parent], t, p):
             break
         heap_t[i] = heap_t[parent]
         heap_p[i] = heap_p[parent]
@@ -49,8 +46,8 @@ def _push(heap_t, heap_p, size, t, p):  # pragma: no cover - compiled
     return heap_t, heap_p
 
 
-@jit
-def _pop(heap_t, heap_p, size):  # pragma: no cover - compiled
+@njit
+def pop(heap_t, heap_p, size):  # pragma: no cover - compiled
     """Remove and return the smallest (t, p) of a heap of `size` entries."""
     t, p = heap_t[0], heap_p[0]
     size -= 1
@@ -61,10 +58,10 @@ def _pop(heap_t, heap_p, size):  # pragma: no cover - compiled
         if child >= size:
             break
         right = child + 1
-        if right < size and _before(heap_t[right], heap_p[right], heap_t[child],
+        if right < size and before(heap_t[right], heap_p[right], heap_t[child],
                                     heap_p[child]):
             child = right
-        if _before(last_t, last_p, heap_t[child], heap_p[child]):
+        if before(last_t, last_p, heap_t[child], heap_p[child]):
             break
         heap_t[i] = heap_t[child]
         heap_p[i] = heap_p[child]
@@ -74,8 +71,8 @@ def _pop(heap_t, heap_p, size):  # pragma: no cover - compiled
     return t, p
 
 
-@jit
-def _earliest(s, kind, lat, queue, ready, qfree, qlast, why):  # pragma: no cover - compiled
+@njit
+def earliest(s, kind, lat, queue, ready, qfree, qlast, why):  # pragma: no cover - compiled
     """When `s`, whose predecessors are all done, can start: its ready time, plus the fixed
     issue latency for a DMA, or when its compute queue frees (then the queue's last
     instruction is what it waited for)."""
@@ -89,11 +86,18 @@ def _earliest(s, kind, lat, queue, ready, qfree, qlast, why):  # pragma: no cove
     return key
 
 
-@jit
-def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, dep_idx,
-         partner, sync, n_dma, cores, tensor_code):  # pragma: no cover - compiled
-    """The event loop. Returns start, end, why (the binding predecessor), DMA engine bits,
-    HBM busy time per core, instructions finished, and npred / arrived for diagnostics."""
+@njit
+def run(facts, deps, machine):  # pragma: no cover - compiled
+    """The event loop over `FactArrays` with `Dependencies` on a `Machine`; returns a
+    `Schedule` (start, end, the binding predecessor, DMA engine bits, HBM busy time per
+    core, instructions finished, and what still waits, for diagnostics)."""
+    kind, eng, queue, occ, lat = facts.kind, facts.engine, facts.queue, facts.occupancy_s, \
+        facts.latency_s
+    ports, core, dma_k, hbm_s, dma_q = facts.ports, facts.core, facts.dma_engines, \
+        facts.hbm_s, facts.dma_queue
+    partner, dep_ptr, dep_idx = facts.partner, deps.ptr, deps.index
+    sync, n_dma, cores, tensor_code = machine.sync_s, machine.dma_engines, machine.cores, \
+        machine.tensor_code
     n = kind.shape[0]
     n_queues = cores * QUEUES_PER_CORE
     # successors as CSR, ascending; each position also waits for its queue predecessor
@@ -168,11 +172,11 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
     scratch_e = np.empty(n_dma, np.int64)
     for s in range(n):
         if npred[s] == 0:
-            key = _earliest(s, kind, lat, queue, ready, qfree, qlast, why)
-            heap_t, heap_p = _push(heap_t, heap_p, size, key, s)
+            key = earliest(s, kind, lat, queue, ready, qfree, qlast, why)
+            heap_t, heap_p = push(heap_t, heap_p, size, key, s)
             size += 1
     while size:
-        t, pos = _pop(heap_t, heap_p, size)
+        t, pos = pop(heap_t, heap_p, size)
         size -= 1
         n_rel = np.int64(0)
         c = 0
@@ -198,7 +202,7 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
                         if bits & SBUF_PORT and port_free[c, SBUF_PORT] >= limit:
                             port = SBUF_PORT
                         why[pos] = port_last[c, port]
-                        heap_t, heap_p = _push(heap_t, heap_p, size, limit, pos)
+                        heap_t, heap_p = push(heap_t, heap_p, size, limit, pos)
                         size += 1
                         continue
                 busy_end = t + occ[pos]
@@ -278,7 +282,7 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
                 if avail > now:
                     if not (now < dma_wake[c] <= avail):
                         dma_wake[c] = avail
-                        heap_t, heap_p = _push(heap_t, heap_p, size, avail, -c - 1)
+                        heap_t, heap_p = push(heap_t, heap_p, size, avail, -c - 1)
                         size += 1
                     break
                 head[chosen] += 1
@@ -374,7 +378,21 @@ def run(kind, eng, queue, occ, lat, ports, core, dma_k, hbm_s, dma_q, dep_ptr, d
                         continue
                 npred[s] -= 1
                 if npred[s] == 0:
-                    key = _earliest(s, kind, lat, queue, ready, qfree, qlast, why)
-                    heap_t, heap_p = _push(heap_t, heap_p, size, key, s)
+                    key = earliest(s, kind, lat, queue, ready, qfree, qlast, why)
+                    heap_t, heap_p = push(heap_t, heap_p, size, key, s)
                     size += 1
-    return start, end, why, masks, hbm_busy, done, npred, arrived
+    return Schedule(start, end, why, masks, hbm_busy, done, npred, arrived)
+
+
+@njit
+def busy_by_engine(core, engine, busy_of, cores, codes):  # pragma: no cover - compiled
+    """Busy time per (core, engine code), summed in stream order, and the order in which
+    each pair first appears."""
+    total = np.zeros((cores, codes), np.float64)
+    seen = np.full((cores, codes), -1, np.int64)
+    for pos in range(core.shape[0]):
+        c, e = core[pos], engine[pos]
+        if seen[c, e] < 0:
+            seen[c, e] = pos
+        total[c, e] += busy_of[pos]
+    return total, seen
