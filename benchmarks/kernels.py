@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tessera import cost, hw
-from tessera.cost import Bound, CostEstimate, Fidelity
+from tessera.cost import CostEstimate, Fidelity
+from tessera.hw import Engine
 from tessera.kernels import KernelDef, Op, get
 from tessera.kernels.tune import TuneStep
 
@@ -131,7 +132,7 @@ class Row:
         assert s is not None and r is not None and s.simulated is not None
         pct, goal, roof = self.pct(s), 100 * self.target.goal, self.pct(r)
         core = hw.load_chip(self.chip).core
-        lanes = core.dma.engines_per_core if s.bound is Bound.DMA else 1
+        lanes = core.dma.engines_per_core if s.bound is Engine.DMA else 1
         busy = s.simulated.busy_s.get(s.bound)
         occupancy = f" ({100 * busy / (lanes * s.time_s):.0f}% busy)" if busy else ""
         text = (f"bound by {s.bound.value}{occupancy}: {pct:.1f}% vs {goal:.0f}% "
@@ -139,7 +140,7 @@ class Row:
         moved = s.simulated.hbm_read_bytes + s.simulated.hbm_write_bytes
         if self.target.metric is Metric.HBM and moved > 1.05 * s.hbm_bytes:
             text += f"; moves {moved / s.hbm_bytes:.2f}x the compulsory HBM bytes"
-        if s.bound is Bound.DMA:
+        if s.bound is Engine.DMA:
             dma = core.dma
             text += (f"; {dma.engines_per_core} DMA engines at the guide's effective "
                      f"{dma.engine_effective_bytes_per_s / 1e9:.1f} GB/s = "

@@ -48,7 +48,7 @@ def _fail(message: str) -> typer.Exit:
 
 
 def _counts_table(run: ExampleRun) -> Table:
-    table = Table(title=f"{run.kernel} on {run.trace.chip}")
+    table = Table(title=f"{run.kernel} on {run.trace.chip.name}")
     table.add_column("engine")
     table.add_column("opcode")
     table.add_column("count", justify="right")

@@ -11,7 +11,15 @@ and on disk. See docs/cost.md.
 """
 
 from tessera.cost.estimate import estimate
-from tessera.cost.fidelity import Bound, CostError, CostEstimate, Fidelity, SimSummary
+from tessera.cost.fidelity import (
+    Bound,
+    CostError,
+    CostEstimate,
+    Fidelity,
+    Latency,
+    SimSummary,
+    as_bound,
+)
 from tessera.cost.roofline import (
     TENSOR_OPS,
     fixed_overhead_s,
@@ -25,6 +33,8 @@ __all__ = [
     "COST_FILE",
     "TENSOR_OPS",
     "Bound",
+    "Latency",
+    "as_bound",
     "CostError",
     "CostEstimate",
     "Fidelity",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import Enum
+from enum import Enum, StrEnum
 
-from tessera.hw import FrozenMap
+from tessera.hw import Engine, FrozenMap, MemoryKind
 from tessera.kernels.registry import Op
+from tessera.sim.profile import as_resource
 
 
 class CostError(Exception):
@@ -24,22 +25,26 @@ class Fidelity(Enum):
     SIMULATED = "simulated"
 
 
-class Bound(Enum):
-    """What limits an op: an engine, the DMA engines, the core's HBM share, or latency.
+class Latency(StrEnum):
+    """Fixed latencies (DMA issue, semaphores, pipeline fill) bound the op, not any resource's
+    rate."""
 
-    ROOFLINE answers TENSOR, VECTOR (the Vector/Scalar/GpSimd engines together), HBM, DMA or
-    LATENCY; SIMULATED answers the profile's busiest resource (`sim.Resource`).
-    """
+    FIXED = "latency"
 
-    TENSOR = "tensor"
-    VECTOR = "vector"
-    SCALAR = "scalar"
-    GPSIMD = "gpsimd"
-    SYNC = "sync"
-    DMA = "dma"
-    HBM = "hbm"
-    LATENCY = "latency"
-    UNKNOWN = "unknown"
+
+# What limits an op. ROOFLINE answers Engine.TENSOR, Engine.VECTOR (the Vector, Scalar and
+# GpSimd engines together), MemoryKind.HBM, Engine.DMA or Latency.FIXED; SIMULATED answers
+# the busiest resource of the profile (`sim.Resource`) or Latency.FIXED.
+Bound = Engine | MemoryKind | Latency
+
+
+def as_bound(value: Bound | str) -> Bound:
+    """A `Bound` from itself or its name ("tensor", "hbm", "latency", ...)."""
+    if isinstance(value, Engine | MemoryKind | Latency):
+        return value
+    if value == Latency.FIXED.value:
+        return Latency.FIXED
+    return as_resource(value)
 
 
 @dataclass(frozen=True)

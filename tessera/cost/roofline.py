@@ -21,8 +21,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tessera import hw
-from tessera.cost.fidelity import Bound, CostError, CostEstimate, Fidelity
-from tessera.hw import FrozenMap, Precision
+from tessera.cost.fidelity import CostError, CostEstimate, Fidelity, Latency
+from tessera.hw import Engine, FrozenMap, MemoryKind, Precision
 from tessera.kernels.registry import KernelDef, Op
 from tessera.nki.dtypes import DType
 from tessera.sim.costs import precision_of
@@ -87,11 +87,11 @@ def roofline(defn: KernelDef, shapes: Mapping[str, int], dtype: DType,
     memory_s = hbm_bytes / min(hbm_share, dma_rate)
     overhead_s = fixed_overhead_s(chip)
     if overhead_s > max(compute_s, memory_s):
-        bound = Bound.LATENCY
+        bound = Latency.FIXED
     elif compute_s >= memory_s:
-        bound = Bound.TENSOR if on_tensor else Bound.VECTOR
+        bound = Engine.TENSOR if on_tensor else Engine.VECTOR
     else:
-        bound = Bound.HBM if hbm_share <= dma_rate else Bound.DMA
+        bound = MemoryKind.HBM if hbm_share <= dma_rate else Engine.DMA
     return CostEstimate(
         op=defn.op, kernel=defn.name, shapes=FrozenMap(shapes), dtype=dtype.name,
         chip=chip.name, fidelity=Fidelity.ROOFLINE,

@@ -16,9 +16,10 @@ import threading
 from collections.abc import Callable, Mapping
 
 from tessera import hw
-from tessera.cost.fidelity import Bound, CostEstimate, Fidelity, SimSummary
+from tessera.cost.fidelity import CostEstimate, Fidelity, Latency, SimSummary, as_bound
 from tessera.cost.roofline import roofline
-from tessera.hw import FrozenMap
+from tessera.hw import FrozenMap, MemoryKind
+from tessera.hw.enums import COMPUTE_ENGINES, Engine
 from tessera.kernels.registry import KernelDef, Op
 from tessera.kernels.tune import (
     JsonCache,
@@ -30,10 +31,9 @@ from tessera.kernels.tune import (
     tune,
 )
 from tessera.nki.dtypes import DType
-from tessera.sim import Profile, Resource
+from tessera.sim import Profile
 
 COST_FILE = "cost.json"
-_COMPUTE = (Resource.TENSOR, Resource.VECTOR, Resource.SCALAR, Resource.GPSIMD)
 _MEMO: dict[tuple[str, str], CostEstimate] = {}
 _LOCK = threading.Lock()
 
@@ -83,19 +83,15 @@ def simulated(defn: KernelDef, shapes: FrozenMap[str, int], dtype: DType, chip: 
     return est
 
 
-def _bound(resource: Resource) -> Bound:
-    return Bound(resource.value)
-
-
 def _summary(prof: Profile, params: Mapping[str, int | None], default_time_s: float | None,
              configurations: int, chip: hw.ChipSpec) -> SimSummary:
-    busy = {_bound(u.resource): u.busy_s for u in prof.engines}
+    busy = {u.resource: u.busy_s for u in prof.engines}
     return SimSummary(
         params=FrozenMap(params), default_time_s=default_time_s,
         configurations=configurations, instructions=prof.instructions, flops=prof.flops,
         hbm_read_bytes=prof.hbm_read_bytes, hbm_write_bytes=prof.hbm_write_bytes,
         flops_utilisation=prof.flops_utilisation, hbm_utilisation=prof.hbm_utilisation,
-        critical=_bound(prof.critical_path.dominant), busy_s=FrozenMap(busy),
+        critical=prof.critical_path.dominant, busy_s=FrozenMap(busy),
         peak_sbuf_bytes=prof.peak_sbuf_bytes, peak_psum_bytes=prof.peak_psum_bytes)
 
 
@@ -103,15 +99,15 @@ def _estimate(defn: KernelDef, shapes: FrozenMap[str, int], dtype: DType, chip: 
               total_s: float, summary: SimSummary) -> CostEstimate:
     cores = 1  # library kernels are profiled on one core
     busy = summary.busy_s
-    compute_s = max((busy.get(_bound(r), 0.0) for r in _COMPUTE), default=0.0) / cores
-    dma_s = busy.get(Bound.DMA, 0.0) / chip.core.dma.engines_per_core
-    memory_s = max(busy.get(Bound.HBM, 0.0), dma_s) / cores
+    compute_s = max((busy.get(r, 0.0) for r in COMPUTE_ENGINES), default=0.0) / cores
+    dma_s = busy.get(Engine.DMA, 0.0) / chip.core.dma.engines_per_core
+    memory_s = max(busy.get(MemoryKind.HBM, 0.0), dma_s) / cores
     overhead_s = max(0.0, total_s - max(compute_s, memory_s))
-    ranked = {b: s for b, s in busy.items() if b is not Bound.DMA}
-    ranked[Bound.DMA] = dma_s
-    bound = max(ranked, key=ranked.__getitem__) if ranked else Bound.UNKNOWN
+    ranked = {b: s for b, s in busy.items() if b is not Engine.DMA}
+    ranked[Engine.DMA] = dma_s
+    bound = max(ranked, key=ranked.__getitem__) if ranked else Engine.UNKNOWN
     if overhead_s > max(compute_s, memory_s):
-        bound = Bound.LATENCY
+        bound = Latency.FIXED
     # the compulsory work and the peaks are the roofline's, so utilisations compare
     roof = roofline(defn, shapes, dtype, chip)
     return CostEstimate(
@@ -150,7 +146,7 @@ def _from_payload(payload: dict, defn: KernelDef, shapes: FrozenMap[str, int], d
         flops=float(s["flops"]), hbm_read_bytes=int(s["hbm_read_bytes"]),
         hbm_write_bytes=int(s["hbm_write_bytes"]),
         flops_utilisation=float(s["flops_utilisation"]),
-        hbm_utilisation=float(s["hbm_utilisation"]), critical=Bound(s["critical"]),
-        busy_s=FrozenMap({Bound(k): float(v) for k, v in s["busy_s"].items()}),
+        hbm_utilisation=float(s["hbm_utilisation"]), critical=as_bound(s["critical"]),
+        busy_s=FrozenMap({as_bound(k): float(v) for k, v in s["busy_s"].items()}),
         peak_sbuf_bytes=int(s["peak_sbuf_bytes"]), peak_psum_bytes=int(s["peak_psum_bytes"]))
     return _estimate(defn, shapes, dtype, chip, float(payload["time_s"]), summary)

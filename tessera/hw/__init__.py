@@ -37,7 +37,7 @@ from tessera.hw.core_specs import (
     TileSpec,
 )
 from tessera.hw.enums import (
-    EngineKind,
+    Engine,
     LinkKind,
     LinkScope,
     MemoryKind,
@@ -76,7 +76,7 @@ __all__ = [
     "CoreSpec",
     "CostSpec",
     "DmaSpec",
-    "EngineKind",
+    "Engine",
     "EngineSpec",
     "FrozenMap",
     "GpuSpec",

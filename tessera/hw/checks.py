@@ -26,7 +26,7 @@ from tessera.hw.core_specs import (
     MemorySpec,
     TensorEngineSpec,
 )
-from tessera.hw.enums import EngineKind, MemoryKind, Precision, TopologyKind
+from tessera.hw.enums import Engine, MemoryKind, Precision, TopologyKind
 from tessera.hw.errors import PresetError
 from tessera.hw.sourced import Status
 from tessera.hw.spec_base import Spec
@@ -89,7 +89,7 @@ def _walk_numbers(spec: Spec, path: str, chk: _Checker) -> None:
 
 
 def _tensor(t: TensorEngineSpec, path: str, chk: _Checker) -> None:
-    chk.require(t.kind is EngineKind.TENSOR, f"{path}.kind", "must be 'tensor'")
+    chk.require(t.kind is Engine.TENSOR, f"{path}.kind", "must be 'tensor'")
     chk.require(t.clock_hz > 0 and t.rows > 0 and t.cols > 0, path, "clock and array must be > 0")
     chk.require(Precision.BF16 in t.rate_by_precision, f"{path}.rate_by_precision",
                 "needs a bf16 entry (the reference rate)")
@@ -148,7 +148,7 @@ def _dma(d: DmaSpec, path: str, chk: _Checker) -> None:
 
 def _core(c: CoreSpec, path: str, chk: _Checker) -> None:
     p = f"{path}." if path else ""
-    for kind in (EngineKind.VECTOR, EngineKind.SCALAR, EngineKind.GPSIMD):
+    for kind in (Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD):
         chk.require(c.engine(kind).kind is kind, f"{p}{kind.value}.kind", f"must be {kind.value!r}")
     chk.require(c.sbuf.kind is MemoryKind.SBUF, f"{p}sbuf.kind", "must be 'sbuf'")
     chk.require(c.psum.kind is MemoryKind.PSUM, f"{p}psum.kind", "must be 'psum'")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
-from tessera.hw.enums import EngineKind, MemoryKind, Precision
+from tessera.hw.enums import Engine, MemoryKind, Precision
 from tessera.hw.errors import UnsupportedPrecisionError
 from tessera.hw.sourced import FrozenMap
 from tessera.hw.spec_base import Preset, Spec
@@ -15,7 +15,7 @@ from tessera.hw.spec_base import Preset, Spec
 class TensorEngineSpec(Spec):
     """The systolic-array matmul engine (TensorE)."""
 
-    kind: EngineKind
+    kind: Engine
     clock_hz: float
     rows: int  # PE rows = contraction (partition) dimension
     cols: int  # PE columns = stationary free dimension
@@ -43,7 +43,7 @@ class TensorEngineSpec(Spec):
 class EngineSpec(Spec):
     """A 128-lane streaming engine (Vector, Scalar or GpSimd)."""
 
-    kind: EngineKind
+    kind: Engine
     clock_hz: float
     lanes: int
     elements_per_cycle: int  # for precisions not listed below
@@ -176,9 +176,9 @@ class CoreSpec(Preset):
     dma: DmaSpec
     costs: CostSpec
 
-    def engine(self, kind: EngineKind | str) -> TensorEngineSpec | EngineSpec:
+    def engine(self, kind: Engine | str) -> TensorEngineSpec | EngineSpec:
         """The spec of engine `kind`."""
-        return getattr(self, EngineKind(kind).value)
+        return getattr(self, Engine(kind).value)
 
     def peak_flops(self, precision: Precision | str = Precision.BF16) -> float:
         """Dense TensorE peak of this core in FLOP/s."""

@@ -5,13 +5,31 @@ from __future__ import annotations
 from enum import StrEnum
 
 
-class EngineKind(StrEnum):
-    """The four compute engines of a NeuronCore."""
+class Engine(StrEnum):
+    """The engines of a NeuronCore: the four compute engines, the sync engine, the DMA
+    engines (as one kind) and UNKNOWN (let the compiler pick). The one engine enum of
+    Tessera: presets, the instruction stream, profiles and cost estimates all use it.
+
+    Lower-case aliases keep the NKI spelling (`nisa.engine.vector`).
+    """
 
     TENSOR = "tensor"
     VECTOR = "vector"
     SCALAR = "scalar"
     GPSIMD = "gpsimd"
+    SYNC = "sync"
+    DMA = "dma"
+    UNKNOWN = "unknown"
+    tensor = "tensor"
+    vector = "vector"
+    scalar = "scalar"
+    gpsimd = "gpsimd"
+    sync = "sync"
+    dma = "dma"
+    unknown = "unknown"
+
+
+COMPUTE_ENGINES = (Engine.TENSOR, Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD)
 
 
 class MemoryKind(StrEnum):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tessera.hw import ChipSpec
 from tessera.nki import dtypes as dt
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import DTypeError, KernelUsageError
@@ -23,6 +24,7 @@ from tessera.nki.runtime import (
     CoreContext,
     ExecMode,
     KernelRun,
+    chip_spec,
     core_limits,
     default_chip,
     set_current,
@@ -45,12 +47,14 @@ class TensorSpec:
 
 @dataclass(frozen=True)
 class TraceResult:
-    """What a traced launch produced: outputs, the instruction stream and the tensors."""
+    """What a traced launch produced: outputs, the instruction stream and the tensors, with
+    the hardware it was traced for (what-if overrides included), which `sim.schedule` uses
+    unless told otherwise."""
 
     outputs: object
     instructions: tuple[Instruction, ...]
     tensors: tuple[TensorInfo, ...]
-    chip: str
+    chip: ChipSpec
     lnc: int
     symbolic: bool
 
@@ -209,7 +213,8 @@ def _to_host(value: object, as_torch: bool, symbolic: bool) -> object:
 # --------------------------------------------------------------------- the launch
 def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: object
             ) -> TraceResult:
-    limits = core_limits(chip)
+    spec = chip_spec(chip)
+    limits = core_limits(chip if isinstance(chip, str) else spec)
     run = KernelRun(mode, limits, kernel.lnc)
     symbolic = mode is ExecMode.SYMBOLIC
     try:
@@ -277,4 +282,4 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
         raise (real or errors)[0]
     stream = tuple(inst for core in per_core for inst in core)
     outputs = _to_host(results[0], as_torch, symbolic)
-    return TraceResult(outputs, stream, tuple(run.tensors), limits.chip, kernel.lnc, symbolic)
+    return TraceResult(outputs, stream, tuple(run.tensors), spec, kernel.lnc, symbolic)

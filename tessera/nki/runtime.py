@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
+from tessera.hw import ChipSpec, load_chip
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, NkiError
 from tessera.nki.stream import (
@@ -61,21 +62,26 @@ def default_chip() -> str:
     return _CHIP_BY_TARGET.get(target, target)
 
 
+def chip_spec(chip: object) -> ChipSpec:
+    """The `ChipSpec` of `chip`: a preset name, or a spec itself (e.g. a what-if from
+    `tessera.hw.with_overrides`, kept with its overrides)."""
+    if isinstance(chip, str):
+        return load_chip(chip)
+    if isinstance(chip, ChipSpec):
+        return chip
+    raise KernelUsageError(f"chip must be a preset name or a ChipSpec, got {chip!r}")
+
+
 def core_limits(chip: object) -> CoreLimits:
-    """Limits of one NeuronCore of `chip`: a preset name, or a `tessera.hw.ChipSpec` (e.g. a
-    what-if spec from `tessera.hw.with_overrides`)."""
+    """Limits of one NeuronCore of `chip`: a preset name, or a `tessera.hw.ChipSpec`."""
     if isinstance(chip, str):
         return _limits_by_name(chip)
-    core = getattr(chip, "core", None)
-    if core is None:
-        raise KernelUsageError(f"chip must be a preset name or a ChipSpec, got {chip!r}")
-    return _limits_of(str(getattr(chip, "name", "custom")), core)
+    spec = chip_spec(chip)
+    return _limits_of(spec.name, spec.core)
 
 
 @functools.cache
 def _limits_by_name(chip: str) -> CoreLimits:
-    from tessera.hw import load_chip  # hw is the layer below nki
-
     return _limits_of(chip, load_chip(chip).core)
 
 

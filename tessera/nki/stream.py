@@ -10,29 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
+from tessera.hw.enums import Engine
 from tessera.nki.buffers import Buffer
 
-
-class Engine(Enum):
-    """NeuronCore engines (and the DMA queues) an instruction can run on.
-
-    Lower-case aliases keep the NKI spelling (`nisa.engine.vector`).
-    """
-
-    TENSOR = "tensor"
-    VECTOR = "vector"
-    SCALAR = "scalar"
-    GPSIMD = "gpsimd"
-    SYNC = "sync"
-    DMA = "dma"
-    UNKNOWN = "unknown"
-    tensor = "tensor"
-    vector = "vector"
-    scalar = "scalar"
-    gpsimd = "gpsimd"
-    sync = "sync"
-    dma = "dma"
-    unknown = "unknown"
+__all__ = ["AccessPattern", "Engine", "Instruction", "Opcode", "SourceLocation", "TensorInfo"]
 
 
 class Opcode(Enum):

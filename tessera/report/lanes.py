@@ -87,11 +87,11 @@ def lanes(profile: Profile) -> tuple[Lane, ...]:
     for (core, group, slot), pieces in sorted(rows.items()):
         pieces.sort(key=lambda p: (p.start_s, p.position))
         if group == 1:
-            out.append(Lane(core, LaneKind.DMA_ENGINE, f"dma {slot}", Resource.DMA,
+            out.append(Lane(core, LaneKind.DMA_ENGINE, f"dma {slot}", Engine.DMA,
                             tuple(pieces)))
         elif slot == sendrecv_slot:
-            out.append(Lane(core, LaneKind.SENDRECV, "sendrecv", Resource.DMA, tuple(pieces)))
+            out.append(Lane(core, LaneKind.SENDRECV, "sendrecv", Engine.DMA, tuple(pieces)))
         else:
-            resource = Resource(tl.stream.instructions[pieces[0].position].engine.value)
+            resource = tl.stream.instructions[pieces[0].position].engine
             out.append(Lane(core, LaneKind.ENGINE, resource.value, resource, tuple(pieces)))
     return tuple(out)

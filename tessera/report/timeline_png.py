@@ -18,17 +18,18 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import tessera  # noqa: E402
+from tessera.hw import Engine, MemoryKind  # noqa: E402
 from tessera.report.lanes import Lane, lanes  # noqa: E402
-from tessera.sim import Profile, Resource  # noqa: E402
+from tessera.sim import Profile  # noqa: E402
 
 MAX_BARS = 20_000
 # A gap narrower than 1/8000 of the run is below one pixel of the ~1500-pixel-wide axis.
 _MERGE_RESOLUTION = 8000
 _COARSEN = 4
 _COLOURS = {
-    Resource.TENSOR: "#d62728", Resource.VECTOR: "#1f77b4", Resource.SCALAR: "#2ca02c",
-    Resource.GPSIMD: "#9467bd", Resource.SYNC: "#7f7f7f", Resource.UNKNOWN: "#bcbd22",
-    Resource.DMA: "#ff7f0e", Resource.HBM: "#8c564b",
+    Engine.TENSOR: "#d62728", Engine.VECTOR: "#1f77b4", Engine.SCALAR: "#2ca02c",
+    Engine.GPSIMD: "#9467bd", Engine.SYNC: "#7f7f7f", Engine.UNKNOWN: "#bcbd22",
+    Engine.DMA: "#ff7f0e", MemoryKind.HBM: "#8c564b",
 }
 _TIME_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "us"), (1e-9, "ns"))
 

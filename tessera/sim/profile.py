@@ -16,13 +16,12 @@ import contextlib
 import gc
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 
 import numpy as np
 
 from tessera import hw
 from tessera import nki as _nki
-from tessera.hw import ChipSpec, Precision
+from tessera.hw import ChipSpec, MemoryKind, Precision
 from tessera.nki.launch import TraceResult
 from tessera.nki.stream import Engine, Opcode, SourceLocation
 from tessera.sim.allocation import Allocation, allocate
@@ -37,17 +36,23 @@ _TOP = 10
 _CALIBRATION_PREFIX = "calibration."
 
 
-class Resource(Enum):
-    """What can bound a kernel: an engine, the DMA engines, or the core's HBM share."""
+# What can bound a kernel: one of the core's engines (the DMA engines as one), or the core's
+# share of HBM bandwidth (`MemoryKind.HBM`).
+Resource = Engine | MemoryKind
 
-    TENSOR = "tensor"
-    VECTOR = "vector"
-    SCALAR = "scalar"
-    GPSIMD = "gpsimd"
-    SYNC = "sync"
-    UNKNOWN = "unknown"
-    DMA = "dma"
-    HBM = "hbm"
+
+def as_resource(value: Resource | str) -> Resource:
+    """A `Resource` from itself or its name ("tensor", "dma", "hbm", ...)."""
+    if isinstance(value, Engine | MemoryKind):
+        return value
+    if value == MemoryKind.HBM.value:
+        return MemoryKind.HBM
+    try:
+        return Engine(value)
+    except ValueError:
+        names = [e.value for e in Engine] + [MemoryKind.HBM.value]
+        raise ValueError(f"{value!r} is not a resource; resources: {', '.join(names)}"
+                         ) from None
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,7 @@ class Profile:
 
     def usage(self, resource: Resource | str) -> EngineUsage:
         """The usage entry of one resource."""
-        r = Resource(resource)
+        r = as_resource(resource)
         for u in self.engines:
             if u.resource is r:
                 return u
@@ -140,10 +145,12 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
              calibration: Calibration | None = None) -> Profile:
     """Allocate, schedule and summarise a traced stream (`nki.trace(...)(...)`).
 
-    `chip_spec` defaults to the chip the trace was made for.
+    `chip_spec` defaults to the hardware the trace was made for (`TraceResult.chip`, with
+    any what-if overrides it was traced with); a name loads that preset.
     """
-    chip = hw.load_chip(chip_spec or trace.chip) if not isinstance(chip_spec, ChipSpec) \
-        else chip_spec
+    chip = chip_spec if chip_spec is not None else trace.chip
+    if isinstance(chip, str):
+        chip = hw.load_chip(chip)
     hw_over, cal_over = _split_overrides(overrides)
     if hw_over:
         chip = hw.with_overrides(chip, hw_over)
@@ -184,13 +191,6 @@ def profile(kernel: object, *inputs: object, chip: str = "trn1", symbolic: bool 
         k = k[lnc]  # type: ignore[index]
     trace = _nki.trace(k, symbolic=symbolic, chip=chip)(*inputs, **dict(kernel_kwargs or {}))
     return schedule(trace, chip, overrides)
-
-
-_RESOURCE_OF_CODE = tuple(Resource(e.value) for e in ENGINE_ORDER)
-
-
-def _resource(engine: Engine) -> Resource:
-    return Resource(engine.value)
 
 
 def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
@@ -234,14 +234,13 @@ def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
     peak_hbm = chip.hbm_bytes_per_s_per_core * cores
     busy: dict[Resource, float] = {}
     for (_, engine), b in timeline.busy_s.items():
-        r = _resource(engine)
-        busy[r] = busy.get(r, 0.0) + b
+        busy[engine] = busy.get(engine, 0.0) + b
     code_counts = np.bincount(facts.arrays.engine, minlength=len(ENGINE_ORDER)).tolist()
     usages = []
     for code, engine in enumerate(ENGINE_ORDER):
         if not code_counts[code]:
             continue
-        r = _RESOURCE_OF_CODE[code]
+        r = engine
         lanes = chip.core.dma.engines_per_core if engine is Engine.DMA else 1
         capacity = total * cores * lanes
         used = busy.get(r, 0.0)
@@ -249,9 +248,9 @@ def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
                                   code_counts[code]))
     hbm_busy = sum(timeline.hbm_busy_s.values())
     if read or write:
-        usages.append(EngineUsage(Resource.HBM, hbm_busy, hbm_busy / (total * cores)
+        usages.append(EngineUsage(MemoryKind.HBM, hbm_busy, hbm_busy / (total * cores)
                                   if total else 0.0, dmas))
-    bound = max(usages, key=lambda u: u.utilisation).resource if usages else Resource.TENSOR
+    bound = max(usages, key=lambda u: u.utilisation).resource if usages else Engine.TENSOR
     hbm_bytes = read + write
     return Profile(
         chip=chip.name, cores=cores, instructions=flat.n, total_s=total,
@@ -290,9 +289,9 @@ def _critical(timeline: Timeline) -> CriticalPath:
             per_code[code] += span
         if e > previous_end:
             previous_end = e
-    per = {_RESOURCE_OF_CODE[c]: per_code[c] for c in seen}
+    per = {ENGINE_ORDER[c]: per_code[c] for c in seen}
     ranked = tuple(sorted(per.items(), key=lambda kv: -kv[1]))
-    dominant = ranked[0][0] if ranked else Resource.TENSOR
+    dominant = ranked[0][0] if ranked else Engine.TENSOR
     return CriticalPath(timeline.total_s, len(timeline.critical_path), ranked, waiting,
                         dominant)
 

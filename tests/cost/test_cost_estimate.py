@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from tessera import cost, hw, nki
-from tessera.cost import Bound, CostError, Fidelity
+from tessera.cost import CostError, Fidelity, Latency
+from tessera.hw import Engine, MemoryKind
 from tessera.kernels import KernelDef, Op
 from tessera.nki import isa as nisa
 from tessera.nki import language as nl
@@ -114,18 +115,18 @@ def test_roofline_formulas_come_from_hw(chip: str) -> None:
     pool = sum(getattr(core, n).elements_per_cycle_for("bf16") * getattr(core, n).clock_hz
                for n in ("vector", "scalar", "gpsimd"))
     assert e.compute_s == pytest.approx(elements / (2 * pool))  # N/2 fastest rule
-    assert e.bound is Bound.HBM and e.fidelity is Fidelity.ROOFLINE
+    assert e.bound is MemoryKind.HBM and e.fidelity is Fidelity.ROOFLINE
     assert e.time_s == pytest.approx(e.memory_s + e.overhead_s)
     assert e.hbm_utilisation == pytest.approx(e.memory_s / e.time_s)
 
     mm = {"M": 4096, "K": 4096, "N": 4096}
     bf16 = cost.estimate(MATMUL, mm, "bfloat16", chip)
     assert bf16.compute_s == pytest.approx(2 * 4096**3 / core.tensor.peak_flops("bf16"))
-    assert bf16.bound is Bound.TENSOR
+    assert bf16.bound is Engine.TENSOR
     fp32 = cost.estimate(MATMUL, mm, "float32", chip)
     assert fp32.compute_s == pytest.approx(4 * bf16.compute_s)  # TensorE fp32 is 4x slower
     tiny = cost.estimate(MATMUL, {"M": 1, "K": 1, "N": 1}, "bfloat16", chip)
-    assert tiny.bound is Bound.LATENCY
+    assert tiny.bound is Latency.FIXED
 
 
 @pytest.mark.parametrize("chip", ["trn1", "trn2"])
@@ -154,7 +155,7 @@ def test_simulated_memo_and_disk_cache(tmp_path, monkeypatch) -> None:
     first = cost.estimate(MATMUL, shapes, "bfloat16", "trn2", "simulated")
     assert first.simulated.params["tile_n"] in (128, 256, 512)
     assert first.simulated.configurations == 3
-    assert first.bound in (Bound.TENSOR, Bound.DMA, Bound.HBM, Bound.VECTOR, Bound.LATENCY)
+    assert first.bound in (Engine.TENSOR, Engine.DMA, MemoryKind.HBM, Engine.VECTOR, Latency.FIXED)
     data = json.loads((tmp_path / "cache" / "cost.json").read_text())
     key = "cost_test_matmul|K=256,M=256,N=1024|bfloat16|trn2"
     assert data["entries"][key]["value"]["time_s"] == first.time_s

@@ -9,7 +9,7 @@ import torch
 
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
-from tessera import nki
+from tessera import hw, nki
 from tessera.nki.errors import DTypeError, KernelUsageError
 from tessera.nki.stream import Engine, Opcode
 
@@ -199,8 +199,8 @@ def test_trace_records_instructions_with_kernel_locations() -> None:
 
 def test_trace_chip_selection() -> None:
     a = rand((4, 4))
-    assert nki.trace(add_kernel, chip="trn1")(a, a).chip == "trn1"
-    assert nki.trace(add_kernel, chip="trn2")(a, a).chip == "trn2"
+    assert nki.trace(add_kernel, chip="trn1")(a, a).chip is hw.load_chip("trn1")
+    assert nki.trace(add_kernel, chip="trn2")(a, a).chip.name == "trn2"
 
 
 def test_symbolic_stream_equals_functional_stream() -> None:

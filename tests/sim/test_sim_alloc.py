@@ -144,3 +144,14 @@ def test_psum_capacity_error():
     tr = _trace(nine_banks, (1, 1))
     with pytest.raises(sim.PsumCapacityError, match=r"PSUM capacity exceeded.*ps8"):
         _allocate(tr, TRN1)
+
+
+def test_a_trace_on_a_what_if_chip_is_scheduled_on_that_chip():
+    small = hw.with_overrides(TRN1, {"core.sbuf.bytes_per_partition": 8192})
+    trace = _trace(rotate_tiles, (128, 512), chip=small)  # 2 KiB tiles, 4 fit in 8 KiB
+    assert trace.chip is small
+    p = sim.schedule(trace)  # no chip given: the one the trace was made for
+    assert p.chip_spec.core.sbuf.bytes_per_partition == 8192
+    assert len(p.allocation.reuses) == 2  # tiles 4 and 5 reuse the first two tiles' bytes
+    stock = sim.schedule(trace, "trn1")  # naming a preset still overrides the trace's chip
+    assert stock.allocation.reuses == ()

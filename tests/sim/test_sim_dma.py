@@ -14,6 +14,7 @@ import pytest
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import nki, sim
+from tessera.hw import MemoryKind
 from tessera.nki.stream import Opcode
 
 ENGINE_BPS = 17e9
@@ -115,7 +116,7 @@ def test_the_hbm_share_caps_fast_engines():
     hbm_s = TOTAL_BYTES / HBM_SHARE  # 820 GB/s shared by the 2 cores of a Trn1
     assert fast.total_s == pytest.approx(2 * (LATENCY + hbm_s), rel=1e-9)
     assert fast.usage("hbm").busy_s == pytest.approx(2 * hbm_s)
-    assert fast.bound is sim.Resource.HBM
+    assert fast.bound is MemoryKind.HBM
 
 
 def test_row_gathers_stream_at_the_strided_hbm_efficiency():
@@ -131,7 +132,7 @@ def test_row_gathers_stream_at_the_strided_hbm_efficiency():
     hbm_s = moved / (STRIDED * HBM_SHARE)  # 9.47 us at 110.7 GB/s
     assert _piece_s(COLS) < hbm_s  # the engines alone would take 4.07 us
     assert s.end_s - s.start_s == pytest.approx(hbm_s, rel=1e-9)
-    assert p.bound is sim.Resource.HBM
+    assert p.bound is MemoryKind.HBM
     assert p.usage("hbm").busy_s == pytest.approx(hbm_s)
 
 

@@ -10,6 +10,7 @@ import pytest
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import hw, nki, sim
+from tessera.hw import Engine, MemoryKind
 from tessera.nki.kernel_files import load_kernel_file
 from tessera.nki.stream import Opcode
 
@@ -52,8 +53,8 @@ def test_profile_summarises_flops_bytes_and_the_roofline():
     tensor = p.usage("tensor")
     assert tensor.instructions == 4 and tensor.busy_s == pytest.approx(4 * 512 / 2.8e9)
     assert tensor.utilisation == pytest.approx(tensor.busy_s / p.total_s)
-    assert p.bound is sim.Resource.DMA  # three DMAs dwarf 0.7 us of matmul
-    assert p.critical_path.dominant is sim.Resource.DMA
+    assert p.bound is Engine.DMA  # three DMAs dwarf 0.7 us of matmul
+    assert p.critical_path.dominant is Engine.DMA
     assert p.critical_path.length_s == p.total_s
     # ta + tb die at the last matmul, before res is born: the peak is res alone
     assert p.peak_sbuf_bytes == max(128 * 2 + 512 * 2, 512 * 4)
@@ -127,7 +128,7 @@ def test_matmul_tutorial_versions_get_faster():
     t = [times[name].total_s for name in mt.KERNELS]
     assert t[0] > t[1] > t[2] > t[3]
     # row-gather loads (128 rows of 256 B / 1 KiB) stream at the strided HBM efficiency
-    assert times["matmul_tiled"].bound is sim.Resource.HBM
+    assert times["matmul_tiled"].bound is MemoryKind.HBM
     util = [times[name].flops_utilisation for name in mt.KERNELS]
     assert util[3] > 2.5 * util[0]  # both HBM-bound at this small size
 

@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import hw, nki, sim
+from tessera.hw import Engine
 
 KINDS = ("load", "store", "vec", "act", "gp", "mm", "evac")
 COMPUTE = KINDS[2:]
@@ -103,4 +104,4 @@ def test_compute_bound_matmul_time_scales_with_flops(count, n, chip):
     # the extra matmuls stream at the TensorE peak: N cycles for 2*128*128*N FLOPs
     peak = hw.load_chip(chip).core.peak_flops("bf16")
     assert (two.total_s - one.total_s) * peak == pytest.approx(two.flops - one.flops, rel=1e-9)
-    assert two.bound is sim.Resource.TENSOR
+    assert two.bound is Engine.TENSOR

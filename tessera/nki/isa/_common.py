@@ -23,7 +23,9 @@ from tessera.nki.runtime import CoreContext
 from tessera.nki.stream import Engine, Instruction, Opcode
 from tessera.nki.tensor import NkiTensor
 
-COMPUTE_ENGINES = (Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD)
+# the streaming engines (one element per lane per cycle); their accesses start at legal
+# partitions only
+STREAM_ENGINES = (Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD)
 
 
 def tensor_arg(value: object, what: str, op: str) -> NkiTensor:
@@ -50,7 +52,7 @@ def check_partitions(ctx: CoreContext, t: NkiTensor, what: str, op: str,
     if t.buffer.on_chip and t.partitions > limits.pmax:
         raise PartitionError(f"{op}: {what} {t.name}{list(t.shape)} spans {t.partitions} "
                              f"partitions; the limit is pmax={limits.pmax}")
-    if engine in COMPUTE_ENGINES and t.buffer.on_chip:
+    if engine in STREAM_ENGINES and t.buffer.on_chip:
         start = t.offset // t.storage.partition_elems if t.storage.partition_elems else 0
         n = t.partitions
         legal = (0,) if n > 64 else (0, 64) if n > 32 else (0, 32, 64, 96)
