@@ -108,3 +108,29 @@ def test_settings_do_not_hide_build_named_folders(tmp_path: Path) -> None:
                                 capture_output=True, text=True, timeout=TIMEOUT_S).stdout
         for name in ("dist", "build", "venv"):
             assert f"test_{name}.py" in listed, listed
+
+
+def test_one_name_per_thing() -> None:
+    # two classes of one name in different packages (two CapacityErrors, two Engine enums)
+    # make callers convert between them or catch the wrong one
+    seen: dict[str, list[str]] = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        for node in tree.body:
+            if isinstance(node, ast.ClassDef):
+                seen.setdefault(node.name, []).append(str(path.relative_to(ROOT)))
+    twice = {name: files for name, files in seen.items() if len(files) > 1}
+    assert not twice, f"classes defined more than once: {twice}"
+
+
+def test_shared_errors_are_one_class() -> None:
+    from tessera import hw, nki, sim
+
+    assert sim.CapacityError is nki.CapacityError
+    assert issubclass(sim.SbufCapacityError, nki.CapacityError)
+    assert issubclass(sim.PsumCapacityError, sim.SimError)
+    from tessera.net import collective_calibration
+    from tessera.sim import timing_calibration
+
+    assert collective_calibration.CalibrationError is hw.CalibrationError
+    assert timing_calibration.CalibrationError is hw.CalibrationError

@@ -7,9 +7,11 @@
 
 ROOFLINE is a formula over `tessera.hw` (`roofline.py`); SIMULATED tunes the library
 kernel and profiles it symbolically with `tessera.sim` (`simulated.py`), memoised in memory
-and on disk. See docs/cost.md.
+and on disk. `cost.tune` is the library's block-size search with the disk cache
+(`cache.py`: `cache_dir()`, JSON files keyed by fingerprints). See docs/cost.md.
 """
 
+from tessera.cost.cache import cache_dir
 from tessera.cost.estimate import estimate
 from tessera.cost.fidelity import (
     Bound,
@@ -28,17 +30,20 @@ from tessera.cost.roofline import (
     tensor_peak_flops,
 )
 from tessera.cost.simulated import COST_FILE, clear_memory_cache, simulated
+from tessera.cost.tuned import TUNE_FILE, tune
 
 __all__ = [
     "COST_FILE",
     "TENSOR_OPS",
+    "TUNE_FILE",
     "Bound",
-    "Latency",
-    "as_bound",
     "CostError",
     "CostEstimate",
     "Fidelity",
+    "Latency",
     "SimSummary",
+    "as_bound",
+    "cache_dir",
     "clear_memory_cache",
     "estimate",
     "fixed_overhead_s",
@@ -46,4 +51,5 @@ __all__ = [
     "simulated",
     "streaming_peak_per_s",
     "tensor_peak_flops",
+    "tune",
 ]

@@ -1,9 +1,9 @@
 """SIMULATED: the tuned library kernel, traced symbolically and scheduled by `tessera.sim`.
 
-The kernel's block sizes come from `tessera.kernels.tune` (itself cached on disk); the
-resulting estimate is memoised in memory for the process and on disk in `cost.json` under
-`tessera.kernels.tune.cache_dir()`, keyed like the tuning cache and ignored when the
-kernel source or the timing model changes (`kernel_fingerprint`).
+The kernel's block sizes come from `tessera.cost.tune` (the library's search, cached on
+disk); the resulting estimate is memoised in memory for the process and on disk in
+`cost.json` under `tessera.cost.cache.cache_dir()`, keyed like the tuning cache and ignored
+when the kernel source or the timing model changes (`kernel_fingerprint`).
 
 Breakdown: compute_s is the busy time of the busiest compute engine, memory_s the larger
 of the HBM share's busy time and the DMA engines' busy time per engine, and overhead_s
@@ -16,20 +16,14 @@ import threading
 from collections.abc import Callable, Mapping
 
 from tessera import hw
+from tessera.cost.cache import JsonCache, cache_key, kernel_fingerprint
 from tessera.cost.fidelity import CostEstimate, Fidelity, Latency, SimSummary, as_bound
 from tessera.cost.roofline import roofline
+from tessera.cost.tuned import tune
 from tessera.hw import FrozenMap, MemoryKind
 from tessera.hw.enums import COMPUTE_ENGINES, Engine
 from tessera.kernels.registry import KernelDef, Op
-from tessera.kernels.tune import (
-    JsonCache,
-    TuneStep,
-    cache_key,
-    input_specs,
-    kernel_fingerprint,
-    profile_config,
-    tune,
-)
+from tessera.kernels.tune import TuneStep, input_specs, profile_config
 from tessera.nki.dtypes import DType
 from tessera.sim import Profile
 

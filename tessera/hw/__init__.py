@@ -46,6 +46,7 @@ from tessera.hw.enums import (
     TopologyKind,
 )
 from tessera.hw.errors import (
+    CalibrationError,
     HwError,
     LncError,
     OverrideError,
@@ -81,6 +82,7 @@ __all__ = [
     "FrozenMap",
     "GpuSpec",
     "HbmSpec",
+    "CalibrationError",
     "HwError",
     "InstanceSpec",
     "LinkKind",

@@ -56,3 +56,9 @@ class UnsupportedPrecisionError(HwError, LookupError):
 
 class LncError(HwError, ValueError):
     """A logical-NeuronCore size that the chip does not allow."""
+
+
+class CalibrationError(HwError, ValueError):
+    """A model-calibration file (the timing model's or the collective model's) is malformed,
+    lacks a constant, or an override names a constant that does not exist."""
+

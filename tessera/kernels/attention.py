@@ -48,7 +48,7 @@ LOOKAHEAD = 8  # items generated (and their loads issued) ahead of their first s
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _AttentionPlan:
     """The static shape of one launch, normalised once, and its constant tensors."""
 
     heads: int
@@ -97,7 +97,7 @@ class _Item:
 
 
 def _plan(q: object, k: object, v: object, causal: bool, scale: float | None, block_k: int,
-          kv_chunk: int, scalar_eighths: int | None) -> _Plan:
+          kv_chunk: int, scalar_eighths: int | None) -> _AttentionPlan:
     if len(q.shape) != 3 or len(k.shape) != 3 or tuple(k.shape) != tuple(v.shape):
         raise ValueError(f"flash_attention: expected q[Hq, S, D], k and v [Hkv, Sk, D]; got "
                          f"q{list(q.shape)} k{list(k.shape)} v{list(v.shape)}")
@@ -116,8 +116,8 @@ def _plan(q: object, k: object, v: object, causal: bool, scale: float | None, bl
     if scalar_eighths is None:
         scalar_eighths = _SCALAR_EIGHTHS.get(getattr(nisa.get_nc_version(), "value", 0), 1)
     s = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    return _Plan(heads, kv_heads, heads // kv_heads, seq, seq_k, d, s, bool(causal), block_k, chunk,
-                 min(8, max(0, int(scalar_eighths))), q.dtype)
+    return _AttentionPlan(heads, kv_heads, heads // kv_heads, seq, seq_k, d, s, bool(causal),
+                          block_k, chunk, min(8, max(0, int(scalar_eighths))), q.dtype)
 
 
 def _causal_constants(dtype: object) -> tuple[object, object]:
@@ -134,7 +134,7 @@ def _causal_constants(dtype: object) -> tuple[object, object]:
     return ident, mask
 
 
-def _load_chunk(p: _Plan, k: object, v: object, hk: int, c0: int, c1: int
+def _load_chunk(p: _AttentionPlan, k: object, v: object, hk: int, c0: int, c1: int
                 ) -> dict[int, tuple[object, object]]:
     """Per block of the chunk (by first key): K^T [D, keys] by DMA transpose and V as
     128-key tiles [128, tiles, D]. Tiles per block, not per chunk, so the allocator never
@@ -155,13 +155,13 @@ def _load_chunk(p: _Plan, k: object, v: object, hk: int, c0: int, c1: int
     return out
 
 
-def _blocks(p: _Plan, t: _Tile, c0: int, c1: int) -> list[tuple[int, int]]:
+def _blocks(p: _AttentionPlan, t: _Tile, c0: int, c1: int) -> list[tuple[int, int]]:
     """(first key, width) of the blocks of chunk [c0, c1) that tile `t` attends to."""
     end = min(c1, t.q0 + t.rows) if p.causal else c1  # causal: nothing past the diagonal
     return [(b, min(p.block_k, end - b)) for b in range(c0, end, p.block_k)]
 
 
-def _visits(p: _Plan) -> list[tuple[int, list[_Tile], int, int]]:
+def _visits(p: _AttentionPlan) -> list[tuple[int, list[_Tile], int, int]]:
     """(kv head, query tiles, chunk start, end) in order: one chunk serves all tiles of the
     kv head; with several, groups of tiles walk them all, their statistics kept in SBUF."""
     n_tiles = math.ceil(p.seq / _TILE)
@@ -179,7 +179,7 @@ def _visits(p: _Plan) -> list[tuple[int, list[_Tile], int, int]]:
     return out
 
 
-def _items(p: _Plan, q: object, k: object, v: object) -> Iterator[_Item]:
+def _items(p: _AttentionPlan, q: object, k: object, v: object) -> Iterator[_Item]:
     """Every (query tile, key block) in order, issuing loads on the way: Q^T with a tile's
     first item, the next chunk's K/V `_PREFETCH_ITEMS` before this one's end."""
     visits = _visits(p)
@@ -209,7 +209,7 @@ def _items(p: _Plan, q: object, k: object, v: object) -> Iterator[_Item]:
                     ensure(vi + 1)
 
 
-def _scores(p: _Plan, it: _Item) -> None:
+def _scores(p: _AttentionPlan, it: _Item) -> None:
     """TensorE: S[rows, width] = Q K^T into PSUM (+ the causal mask on the diagonal)."""
     t, r = it.tile, it.tile.rows
     s_psum = nl.ndarray((_TILE, p.block_k), dtype=nl.float32, buffer=nl.psum)
@@ -224,7 +224,7 @@ def _scores(p: _Plan, it: _Item) -> None:
     it.tensors["s"] = s_psum
 
 
-def _stats(p: _Plan, it: _Item) -> None:
+def _stats(p: _AttentionPlan, it: _Item) -> None:
     """VectorE: -scale * S into SBUF with its row min in one pass, then the running
     -scale * max = min(old, block)."""
     t, r, w = it.tile, it.tile.rows, it.width
@@ -243,7 +243,7 @@ def _stats(p: _Plan, it: _Item) -> None:
     it.tensors["neg_s"], it.tensors["neg_max"] = neg_s, neg_max
 
 
-def _exp(p: _Plan, it: _Item) -> None:
+def _exp(p: _AttentionPlan, it: _Item) -> None:
     """ScalarE: P = exp(scale * S - scale * max) with row sums, alpha = exp(scale * (old
     max - new max)); GpSimd: l = l * alpha + row sum."""
     t, r, w = it.tile, it.tile.rows, it.width
@@ -268,7 +268,7 @@ def _exp(p: _Plan, it: _Item) -> None:
     t.denom = denom
 
 
-def _transpose(p: _Plan, it: _Item) -> None:
+def _transpose(p: _AttentionPlan, it: _Item) -> None:
     """TensorE: P^T in 128-key pieces, all into one PSUM tile."""
     r = it.tile.rows
     probs = it.tensors.pop("p")
@@ -279,7 +279,7 @@ def _transpose(p: _Plan, it: _Item) -> None:
     it.tensors["pt_psum"] = pt_psum
 
 
-def _copy_pt(p: _Plan, it: _Item) -> None:
+def _copy_pt(p: _AttentionPlan, it: _Item) -> None:
     """P^T to SBUF: VectorE copies most pieces in one instruction, ScalarE its share."""
     r = it.tile.rows
     pt_psum = it.tensors.pop("pt_psum")
@@ -295,7 +295,7 @@ def _copy_pt(p: _Plan, it: _Item) -> None:
     it.tensors["pt"] = pt
 
 
-def _pv(p: _Plan, it: _Item) -> None:
+def _pv(p: _AttentionPlan, it: _Item) -> None:
     """TensorE: P V for the block, its 128-key pieces accumulating in PSUM."""
     r, pt = it.tile.rows, it.tensors.pop("pt")
     pv = nl.ndarray((_TILE, p.head_dim), dtype=nl.float32, buffer=nl.psum)
@@ -305,7 +305,7 @@ def _pv(p: _Plan, it: _Item) -> None:
     it.tensors["pv"] = pv
 
 
-def _update(p: _Plan, it: _Item) -> None:
+def _update(p: _AttentionPlan, it: _Item) -> None:
     """ScalarE copies P V out of PSUM; GpSimd: O = O * alpha + P V (VectorE is busiest)."""
     t, r = it.tile, it.tile.rows
     pv = it.tensors.pop("pv")
@@ -321,7 +321,7 @@ def _update(p: _Plan, it: _Item) -> None:
                        engine=nisa.gpsimd_engine)
 
 
-def _finish(p: _Plan, it: _Item) -> None:
+def _finish(p: _AttentionPlan, it: _Item) -> None:
     """GpSimd, a step after a tile's last update: o = O / l, stored to HBM."""
     if not it.last:
         return

@@ -52,7 +52,7 @@ LOOKAHEAD = 1  # chunks generated (loads issued) before their first stage; DMA i
 
 
 @dataclass(frozen=True)
-class _Plan:
+class _DecodePlan:
     """The static shape of one launch, normalised once."""
 
     heads: int
@@ -91,7 +91,7 @@ class _Chunk:
 
 
 def _plan(q: object, k: object, v: object, length: int | None, scale: float | None,
-          kv_chunk: int) -> _Plan:
+          kv_chunk: int) -> _DecodePlan:
     if len(q.shape) != 2 or len(k.shape) != 3 or tuple(k.shape) != tuple(v.shape):
         raise ValueError(f"decode_attention: expected q[Hq, D] and k, v [Hkv, T, D]; got "
                          f"q{list(q.shape)} k{list(k.shape)} v{list(v.shape)}")
@@ -113,10 +113,10 @@ def _plan(q: object, k: object, v: object, length: int | None, scale: float | No
     cols = max(1, min(kv_chunk // _P, 512 // g - 1,
                       int(_KV_BYTES_PER_PARTITION / per_token) // _P))
     s = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    return _Plan(heads, kv_heads, n, d, s, cols * _P, q.dtype)
+    return _DecodePlan(heads, kv_heads, n, d, s, cols * _P, q.dtype)
 
 
-def _chunks(p: _Plan, q: object, k: object, v: object) -> Iterator[_Chunk]:
+def _chunks(p: _DecodePlan, q: object, k: object, v: object) -> Iterator[_Chunk]:
     """Every (kv head, chunk) in order, issuing its K and V loads as it is generated (the
     driver does that LOOKAHEAD steps before the chunk's first stage)."""
     g, d = p.group, p.head_dim
@@ -145,7 +145,7 @@ def _chunks(p: _Plan, q: object, k: object, v: object) -> Iterator[_Chunk]:
 class _Launch:
     """What every stage needs: the plan, the output and the constant tiles."""
 
-    plan: _Plan
+    plan: _DecodePlan
     out: object
     neg_scale_row: object  # [1, 128] fp32, all -scale: broadcasts -scale * max to 128 rows
     ones_col: object  # [128, 1] fp32: sums the row sums over partitions

@@ -66,7 +66,7 @@ class MatmulPlan:
 
 
 @dataclass(frozen=True)
-class Step:
+class ContractionStep:
     """One matmul's slice of a panel: chunk j (and j+1 when paired), `rows` partitions."""
 
     j: int
@@ -74,11 +74,13 @@ class Step:
     paired: bool
 
 
-def steps(kn: int, double_row: bool) -> tuple[Step, ...]:
+def steps(kn: int, double_row: bool) -> tuple[ContractionStep, ...]:
     """The contraction steps over a panel of kn rows."""
     if double_row:
-        return tuple(Step(2 * u, PMAX, True) for u in range(math.ceil(kn / (2 * PMAX))))
-    return tuple(Step(j, min(PMAX, kn - j * PMAX), False) for j in range(math.ceil(kn / PMAX)))
+        return tuple(ContractionStep(2 * u, PMAX, True)
+                     for u in range(math.ceil(kn / (2 * PMAX))))
+    return tuple(ContractionStep(j, min(PMAX, kn - j * PMAX), False)
+                 for j in range(math.ceil(kn / PMAX)))
 
 
 def chunks(kn: int, double_row: bool) -> int:
@@ -91,7 +93,7 @@ def spans(total: int, size: int) -> tuple[tuple[int, int], ...]:
     return tuple((s, min(size, total - s)) for s in range(0, total, size))
 
 
-def matmul_step(dst, stat, mov, step: Step, scols: slice, mcols: slice,
+def matmul_step(dst, stat, mov, step: ContractionStep, scols: slice, mcols: slice,
                 sj: int | None = None, mj: int | None = None) -> None:
     """dst += stat[step]^T @ mov[step]: chunk `sj` of the stationary panel against chunk
     `mj` of the moving one (both default to step.j), two chunks when the step is paired."""

@@ -26,8 +26,8 @@ from tessera.kernels.matmul_parts import (
     MOVING_FMAX,
     PMAX,
     STATIONARY_FMAX,
+    ContractionStep,
     MatmulPlan,
-    Step,
     chunks,
     evacuate,
     load_bias,
@@ -177,18 +177,18 @@ def _b_piece(b, plan: MatmulPlan, spec, n0: int, nw: int):
     if spec is None:
         stat = nl.ndarray((PMAX, 1, nw), b.dtype, buffer=nl.sbuf)
         nisa.dma_copy(stat[:rest, 0, :], b[full * PMAX:plan.k, n0:n0 + nw])
-        return stat, ((Step(0, rest, False), 0, full),)
+        return stat, ((ContractionStep(0, rest, False), 0, full),)
     t0, tn = spec
     stat = nl.ndarray((PMAX, tn, nw), b.dtype, buffer=nl.sbuf)
     rows = b[t0 * PMAX:(t0 + tn) * PMAX, n0:n0 + nw]
     nisa.dma_copy(stat, rows.reshape((PMAX, tn, nw)))
     pairs = tn // 2 if plan.double_row else 0
-    work = [(Step(2 * u, PMAX, True), 2 * u, t0 + 2 * u) for u in range(pairs)]
-    work += [(Step(j, PMAX, False), j, t0 + j) for j in range(2 * pairs, tn)]
+    work = [(ContractionStep(2 * u, PMAX, True), 2 * u, t0 + 2 * u) for u in range(pairs)]
+    work += [(ContractionStep(j, PMAX, False), j, t0 + j) for j in range(2 * pairs, tn)]
     return stat, tuple(work)
 
 
-def _mm(banks, per_bank: int, m: int, q: int, cw: int, stat, at, step: Step,
+def _mm(banks, per_bank: int, m: int, q: int, cw: int, stat, at, step: ContractionStep,
         cols: slice, sj: int, mj: int) -> None:
     s = q % per_bank
     matmul_step(banks[q // per_bank][:cw, s * m:(s + 1) * m], stat, at, step, cols,

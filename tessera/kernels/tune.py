@@ -1,4 +1,4 @@
-"""Block-size search for library kernels by symbolic profiling, cached on disk.
+"""Block-size search for library kernels by symbolic profiling.
 
     >>> from tessera.kernels import tune
     >>> r = tune("matmul", {"M": 4096, "K": 4096, "N": 4096}, "bfloat16", "trn1")
@@ -11,24 +11,16 @@ spaces (at most `EXHAUSTIVE_LIMIT` configurations) are searched exhaustively; la
 coordinate descent from the defaults. The default configuration is always evaluated and is
 kept unless another one is strictly faster, so the result is never slower than the default.
 
-The best configuration per (kernel, shapes, dtype, chip) is stored in `tune.json` under
-`cache_dir()`, together with a fingerprint of the kernel's source and of the model that
-timed it (nki, sim, calibration and hardware presets): an entry whose fingerprint differs is
-ignored and replaced.
+The search itself keeps nothing: `tessera.cost.tune` is the same search with its results
+cached on disk (the cost layer owns the cache).
 """
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import inspect
 import itertools
-import json
-import os
-import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -38,11 +30,8 @@ from tessera.kernels.registry import KernelDef, Op, get
 from tessera.nki.dtypes import DType, to_dtype
 from tessera.nki.errors import NkiError
 
-ENV_CACHE_DIR = "TESSERA_CACHE_DIR"
 EXHAUSTIVE_LIMIT = 32  # configurations; above this, coordinate descent
 MAX_DESCENT_PASSES = 3
-TUNE_FILE = "tune.json"
-CACHE_SCHEMA = 1
 _MAX_REASONS = 3
 # what a configuration may legitimately raise: a hardware rule (tile too big, PSUM bank
 # overflow), the allocator running out of SBUF/PSUM, or the kernel's own shape checks
@@ -86,99 +75,6 @@ class TuneResult:
     def speedup(self) -> float:
         """Default time / tuned time (1.0 when the default could not run)."""
         return self.default_time_s / self.time_s if self.default_time_s else 1.0
-
-
-# --------------------------------------------------------------------- the disk cache
-def cache_dir() -> Path:
-    """Tessera's cache folder: $TESSERA_CACHE_DIR, else $XDG_CACHE_HOME/tessera, else
-    ~/.cache/tessera (created on first write)."""
-    explicit = os.environ.get(ENV_CACHE_DIR)
-    if explicit:
-        return Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg) if xdg else Path.home() / ".cache") / "tessera"
-
-
-class JsonCache:
-    """A JSON file of entries keyed by text, each tagged with the fingerprint it is valid for.
-
-    Writes re-read the file and replace it atomically, so concurrent writers lose at most
-    each other's newest entries, never the file. An unreadable file counts as empty.
-    """
-
-    def __init__(self, name: str) -> None:
-        self.path = cache_dir() / name
-
-    def _load(self) -> dict[str, dict]:
-        try:
-            data = json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-        if not isinstance(data, dict) or data.get("schema") != CACHE_SCHEMA:
-            return {}
-        entries = data.get("entries")
-        return entries if isinstance(entries, dict) else {}
-
-    def get(self, key: str, fingerprint: str) -> dict | None:
-        """The payload stored under `key`, if it was stored for this `fingerprint`."""
-        entry = self._load().get(key)
-        if not isinstance(entry, dict) or entry.get("fingerprint") != fingerprint:
-            return None
-        payload = entry.get("value")
-        return payload if isinstance(payload, dict) else None
-
-    def put(self, key: str, fingerprint: str, payload: dict) -> None:
-        """Store `payload` under `key` (replacing any entry, stale or not)."""
-        entries = self._load()
-        entries[key] = {"fingerprint": fingerprint, "value": payload}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=self.path.name, suffix=".tmp", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump({"schema": CACHE_SCHEMA, "entries": entries}, f, indent=1,
-                          sort_keys=True)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-
-
-def cache_key(name: str, shapes: Mapping[str, int], dtype: str, chip: str) -> str:
-    """`name|K=..,M=..|dtype|chip`, with the shapes sorted by name."""
-    return "|".join([name, ",".join(f"{k}={shapes[k]}" for k in sorted(shapes)), dtype, chip])
-
-
-# --------------------------------------------------------------------- fingerprints
-_PACKAGE = Path(__file__).resolve().parents[1]
-_MODEL_PARTS = (("nki", "*.py"), ("sim", "*.py"), ("sim/calibration", "*.yaml"),
-                ("hw", "*.py"), ("hw/presets", "*.yaml"))
-
-
-@functools.cache
-def model_fingerprint() -> str:
-    """Hash of everything that turns a kernel into a time: the kernel language (what it
-    records), the timing model and its calibration, and the hardware presets."""
-    digest = hashlib.sha256()
-    for folder, pattern in _MODEL_PARTS:
-        for path in sorted((_PACKAGE / folder).rglob(pattern)):
-            digest.update(str(path.relative_to(_PACKAGE)).encode())
-            digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
-
-
-def kernel_fingerprint(defn: KernelDef) -> str:
-    """Hash of the kernel's module source, its tunables/defaults and `model_fingerprint()`."""
-    fn = getattr(defn.kernel, "fn", defn.kernel)
-    digest = hashlib.sha256(model_fingerprint().encode())
-    digest.update(f"{defn.name}|{getattr(fn, '__qualname__', '')}".encode())
-    digest.update(repr(sorted((k, tuple(v)) for k, v in defn.tunables.items())).encode())
-    digest.update(repr(sorted(defn.defaults.items())).encode())
-    try:
-        source = inspect.getsourcefile(fn)
-        digest.update(Path(source).read_bytes() if source else b"")
-    except (TypeError, OSError):
-        digest.update(b"<no source>")
-    return digest.hexdigest()[:16]
 
 
 # --------------------------------------------------------------------- profiling
@@ -250,34 +146,20 @@ def _product(axes: Mapping[str, tuple[int | None, ...]], start: Mapping[str, int
 
 
 def tune(kernel_or_op: KernelDef | Op | str, shapes: Mapping[str, int],
-         dtype: object = "bfloat16", chip: str = "trn1", *, cache: bool = True,
+         dtype: object = "bfloat16", chip: str = "trn1", *,
          progress: Callable[[TuneStep], None] | None = None) -> TuneResult:
     """Search the kernel's tunable block sizes for `shapes`/`dtype` on `chip`.
 
     Returns the fastest configuration (never slower than the defaults); configurations
-    that raise a hardware-rule, capacity or shape error are skipped and counted. With
-    `cache`, a previous result for the same kernel source, model, shapes, dtype and chip is
-    returned without profiling, and a new result is stored. `progress` is called after
-    each evaluated configuration. Raises `TuneError` when no configuration runs."""
+    that raise a hardware-rule, capacity or shape error are skipped and counted. `progress`
+    is called after each evaluated configuration. Raises `TuneError` when no configuration
+    runs. `tessera.cost.tune` caches the result on disk."""
     defn = resolve(kernel_or_op)
     frozen_shapes = check_shapes(defn, shapes)
     dt = to_dtype(dtype)
     chip_name = hw.load_chip(chip).name
-    key = cache_key(defn.name, frozen_shapes, dt.name, chip_name)
-    fingerprint = kernel_fingerprint(defn)
-    store = JsonCache(TUNE_FILE) if cache else None
-    if store is not None:
-        hit = store.get(key, fingerprint)
-        if hit is not None:
-            try:
-                return _from_payload(hit, defn.name, frozen_shapes, dt.name, chip_name)
-            except (KeyError, TypeError, ValueError, AttributeError):
-                pass  # a malformed entry is a miss; the search below replaces it
     specs = input_specs(defn, frozen_shapes, dt)
-    result = _search(defn, specs, chip_name, frozen_shapes, dt.name, progress)
-    if store is not None:
-        store.put(key, fingerprint, _to_payload(result))
-    return result
+    return _search(defn, specs, chip_name, frozen_shapes, dt.name, progress)
 
 
 def _search(defn: KernelDef, specs: tuple[object, ...], chip: str,
@@ -345,20 +227,3 @@ def _search(defn: KernelDef, specs: tuple[object, ...], chip: str,
 
 def _describe(params: Mapping[str, int | None]) -> str:
     return ", ".join(f"{k}={v}" for k, v in sorted(params.items())) or "(no parameters)"
-
-
-def _to_payload(result: TuneResult) -> dict:
-    return {"params": dict(result.params), "time_s": result.time_s,
-            "default_time_s": result.default_time_s, "evaluated": result.evaluated,
-            "skipped": result.skipped, "skip_reasons": list(result.skip_reasons)}
-
-
-def _from_payload(payload: dict, name: str, shapes: FrozenMap[str, int], dtype: str,
-                  chip: str) -> TuneResult:
-    default = payload.get("default_time_s")
-    return TuneResult(name, shapes, dtype, chip,
-                      FrozenMap({k: None if v is None else int(v)
-                                 for k, v in payload["params"].items()}),
-                      float(payload["time_s"]), None if default is None else float(default),
-                      int(payload.get("evaluated", 0)), int(payload.get("skipped", 0)),
-                      tuple(payload.get("skip_reasons", ())), True, None)

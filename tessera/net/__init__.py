@@ -11,7 +11,7 @@ AUTO choice, caching). Running the same collectives for real over torch.distribu
 `tessera.parallel.comm`; this package never imports torch.
 """
 
-from tessera.net.calibration import CollectiveCalibration, load_calibration
+from tessera.net.collective_calibration import CollectiveCalibration, load_calibration
 from tessera.net.collectives import (
     CONCRETE_ALGORITHMS,
     CollectiveCost,
@@ -23,7 +23,6 @@ from tessera.net.collectives import (
 )
 from tessera.net.errors import (
     AlgorithmNotApplicableError,
-    CalibrationError,
     NetError,
     PlacementError,
     SizeError,
@@ -54,7 +53,6 @@ __all__ = [
     "CONCRETE_ALGORITHMS",
     "Algorithm",
     "AlgorithmNotApplicableError",
-    "CalibrationError",
     "Collective",
     "CollectiveCalibration",
     "CollectiveCost",

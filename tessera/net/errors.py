@@ -29,7 +29,3 @@ class UnknownCollectiveError(NetError, ValueError):
 class AlgorithmNotApplicableError(NetError, ValueError):
     """The algorithm exists but cannot run this operation on this group (e.g. RHD on 6 ranks)."""
 
-
-class CalibrationError(NetError, ValueError):
-    """The collectives calibration file is malformed or lacks a constant."""
-

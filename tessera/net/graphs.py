@@ -15,7 +15,7 @@ from enum import StrEnum
 import numpy as np
 
 from tessera import hw
-from tessera.net.calibration import CollectiveCalibration
+from tessera.net.collective_calibration import CollectiveCalibration
 from tessera.net.errors import TopologyError
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tessera import hw
-from tessera.net.calibration import CollectiveCalibration, load_calibration
+from tessera.net.collective_calibration import CollectiveCalibration, load_calibration
 from tessera.net.errors import TopologyError
 from tessera.net.graphs import LinkFamily, LocalGraph, RuntimeFamily, local_graph, ring_graph
 

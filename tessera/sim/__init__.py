@@ -19,13 +19,12 @@ Model constants (formula coefficients, unpublished latencies, DMA overheads, HBM
 efficiency) live in `calibration/trn.yaml`, each with its source.
 """
 
-from tessera.sim.allocation import Allocation, Placement, Reuse, allocate
+from tessera.sim.allocation import Allocation, Reuse, TensorPlacement, allocate
 from tessera.sim.arrays import Dependencies, FactArrays, ReuseArrays, StreamArrays
 from tessera.sim.costs import engine_cost, engine_cycles, matmul_flops
 from tessera.sim.dependencies import dependencies
 from tessera.sim.dma import DmaPlan, dma_plan
 from tessera.sim.errors import (
-    CalibrationError,
     CapacityError,
     PsumCapacityError,
     SbufCapacityError,
@@ -57,7 +56,6 @@ __all__ = [
     "CALIBRATION_FILE",
     "Allocation",
     "Calibration",
-    "CalibrationError",
     "CapacityError",
     "CriticalPath",
     "Dependencies",
@@ -66,7 +64,7 @@ __all__ = [
     "FactArrays",
     "FlatStream",
     "HotSpot",
-    "Placement",
+    "TensorPlacement",
     "Profile",
     "PsumCapacityError",
     "Resource",

@@ -37,7 +37,7 @@ _CANDIDATES = 4
 
 
 @dataclass(frozen=True)
-class Placement:
+class TensorPlacement:
     """Where one on-chip tensor lives and when (stream positions, inclusive)."""
 
     name: str
@@ -89,7 +89,7 @@ class Allocation:
     reuse: ReuseArrays = field(repr=False, compare=False)
 
     @functools.cached_property
-    def placements(self) -> tuple[Placement, ...]:
+    def placements(self) -> tuple[TensorPlacement, ...]:
         """Where and when each on-chip tensor lives, in birth order."""
         names, infos = self.stream.names, self.stream.infos
         out = []
@@ -98,7 +98,8 @@ class Allocation:
                                   self.first[self.born].tolist(),
                                   self.last[self.born].tolist(), strict=True):
             info = infos[names[t]]
-            out.append(Placement(info.name, info.core, info.buffer, info.shape[0], s, z, f, la))
+            out.append(TensorPlacement(info.name, info.core, info.buffer, info.shape[0], s, z,
+                                       f, la))
         return tuple(out)
 
     @functools.cached_property

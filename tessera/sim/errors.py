@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
+# one CapacityError for the whole house: the kernel language raises it for a tensor larger
+# than its buffer, the allocator (these subclasses) for live tensors that do not fit together
+from tessera.nki.errors import CapacityError
+
 
 class SimError(Exception):
     """Base class of every `tessera.sim` error."""
-
-
-class CalibrationError(SimError):
-    """The calibration file is malformed, or an override names an unknown constant."""
 
 
 class ScheduleError(SimError):
     """The instruction stream cannot be scheduled (unknown opcode, unmatched barrier, ...)."""
 
 
-class CapacityError(SimError):
-    """Simultaneously live on-chip tensors do not fit in a memory."""
-
-
-class SbufCapacityError(CapacityError):
+class SbufCapacityError(CapacityError, SimError):
     """Live SBUF tensors exceed the bytes per partition of the state buffer."""
 
 
-class PsumCapacityError(CapacityError):
+class PsumCapacityError(CapacityError, SimError):
     """Live PSUM tensors need more accumulation banks than the core has."""

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tessera.hw.calibration import calibration_entry, read_calibration_file
-from tessera.sim.errors import CalibrationError
+from tessera.hw.calibration_file import calibration_entry, read_calibration_file
+from tessera.hw.errors import CalibrationError
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration") / "trn.yaml"
 
@@ -72,11 +72,11 @@ class Calibration:
 
 
 def _entry(name: str, raw: object, where: str) -> tuple[object, str]:
-    return calibration_entry(name, raw, where, CalibrationError, status_required=False)
+    return calibration_entry(name, raw, where, status_required=False)
 
 
 def _read(path: Path) -> dict:
-    return read_calibration_file(path, CalibrationError)
+    return read_calibration_file(path)
 
 
 @functools.cache

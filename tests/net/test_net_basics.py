@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from tessera.hw import CalibrationError
 from tessera.net import (
     Algorithm,
-    CalibrationError,
     CollectiveOp,
     SizeError,
     UnknownCollectiveError,

@@ -8,10 +8,11 @@ import yaml
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import hw, nki, sim
+from tessera.hw import CalibrationError
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import Engine, Opcode
 from tessera.sim.costs import STREAM_RULES, engine_cost, engine_cycles
-from tessera.sim.errors import CalibrationError, ScheduleError
+from tessera.sim.errors import ScheduleError
 from tessera.sim.timing_calibration import CALIBRATION_FILE, load_calibration
 
 V2 = hw.load_chip("trn1").core

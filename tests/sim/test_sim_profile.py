@@ -96,7 +96,7 @@ def test_overrides_reach_hardware_and_calibration():
     with pytest.raises(hw.OverrideError):
         sim.profile(scaled_matmul, *SPECS, chip="trn1", symbolic=True,
                     overrides={"core.tensor.warp_drive": 1})
-    with pytest.raises(sim.CalibrationError):
+    with pytest.raises(hw.CalibrationError):
         sim.profile(scaled_matmul, *SPECS, chip="trn1", symbolic=True,
                     overrides={"calibration.warp_drive": 1})
 

@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from tessera.hw.calibration import calibration_entry, read_calibration_file
-from tessera.net.errors import CalibrationError
+from tessera.hw.calibration_file import calibration_entry, read_calibration_file
+from tessera.hw.errors import CalibrationError
 
 CALIBRATION_FILE = Path(__file__).with_name("calibration") / "collectives.yaml"
 
@@ -64,7 +64,7 @@ class CollectiveCalibration:
 
 
 def _entry(name: str, raw: object, path: Path) -> tuple[float, str]:
-    value, source = calibration_entry(name, raw, str(path), CalibrationError)
+    value, source = calibration_entry(name, raw, str(path))
     if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
         raise CalibrationError(f"{path}: {name}: value must be a non-negative number")
     return float(value), source
@@ -74,7 +74,7 @@ def _entry(name: str, raw: object, path: Path) -> tuple[float, str]:
 def load_calibration(path: Path | None = None) -> CollectiveCalibration:
     """The collective-model constants from `path` (default: the packaged collectives.yaml)."""
     path = path or CALIBRATION_FILE
-    data = read_calibration_file(path, CalibrationError)
+    data = read_calibration_file(path)
     entries = data.get("constants")
     if not isinstance(entries, dict):
         raise CalibrationError(f"{path}: expected a 'constants' mapping")
