@@ -14,16 +14,18 @@ from tessera.kernels.registry import KernelDef, Op
 from tessera.kernels.tune import TuneStep, check_shapes, resolve
 from tessera.nki.dtypes import DType, to_dtype
 from tessera.nki.errors import DTypeError
+from tessera.nki.runtime import default_chip
 
 
 def estimate(op: Op | str | KernelDef, shapes: Mapping[str, int], dtype: object = "bfloat16",
-             chip: str = "trn1", fidelity: Fidelity | str = Fidelity.ROOFLINE, *,
+             chip: str | None = None, fidelity: Fidelity | str = Fidelity.ROOFLINE, *,
              cache: bool = True, progress: Callable[[TuneStep], None] | None = None
              ) -> CostEstimate:
     """Time and breakdown (compute, memory, fixed overheads) of one library op on one core.
 
     `op` is an `Op`, its name (`"matmul"`), or a `KernelDef`; `shapes` names exactly the
-    kernel's `shape_keys`; `dtype` is a dtype name or `DType`; `chip` a chip preset.
+    kernel's `shape_keys`; `dtype` is a dtype name or `DType`; `chip` a chip preset
+    (default `nki.default_chip()`).
     ROOFLINE is a formula over `tessera.hw`; SIMULATED tunes and profiles the library kernel
     (minutes for large shapes the first time; memoised in memory and on disk unless
     `cache=False`; `progress` receives the tuner's steps). Raises `CostError` for an op,
@@ -39,7 +41,7 @@ def estimate(op: Op | str | KernelDef, shapes: Mapping[str, int], dtype: object 
         raise CostError(str(err.args[0]) if err.args else str(err)) from None
     dt = _dtype(defn, dtype)
     try:
-        spec = hw.load_chip(chip)
+        spec = hw.load_chip(chip or default_chip())
     except HwError as err:
         raise CostError(f"chip {chip!r}: {err}") from None
     if fid is Fidelity.ROOFLINE:

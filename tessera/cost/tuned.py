@@ -20,12 +20,13 @@ from tessera.kernels.registry import KernelDef, Op
 from tessera.kernels.tune import TuneResult, TuneStep, check_shapes, resolve
 from tessera.kernels.tune import tune as search
 from tessera.nki.dtypes import to_dtype
+from tessera.nki.runtime import default_chip
 
 TUNE_FILE = "tune.json"
 
 
 def tune(kernel_or_op: KernelDef | Op | str, shapes: Mapping[str, int],
-         dtype: object = "bfloat16", chip: str = "trn1", *, cache: bool = True,
+         dtype: object = "bfloat16", chip: str | None = None, *, cache: bool = True,
          progress: Callable[[TuneStep], None] | None = None) -> TuneResult:
     """`tessera.kernels.tune`, answered from the disk cache when the same kernel source,
     model, shapes, dtype and chip were tuned before (`from_cache` is then True); a new
@@ -33,7 +34,7 @@ def tune(kernel_or_op: KernelDef | Op | str, shapes: Mapping[str, int],
     defn = resolve(kernel_or_op)
     frozen_shapes = check_shapes(defn, shapes)
     dt = to_dtype(dtype)
-    chip_name = hw.load_chip(chip).name
+    chip_name = hw.load_chip(chip or default_chip()).name
     key = cache_key(defn.name, frozen_shapes, dt.name, chip_name)
     fingerprint = kernel_fingerprint(defn)
     store = JsonCache(TUNE_FILE) if cache else None

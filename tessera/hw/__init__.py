@@ -11,6 +11,7 @@ plausibility at load. This layer imports nothing else from tessera.
 """
 
 from tessera.hw.catalogue import (
+    DEFAULT_CHIP,
     PRESET_DIR,
     PresetInfo,
     find,
@@ -69,6 +70,7 @@ from tessera.hw.system_specs import (
 )
 
 __all__ = [
+    "DEFAULT_CHIP",
     "PRESET_DIR",
     "TOLERANCE",
     "UNCERTAIN_TOLERANCE",

@@ -18,6 +18,11 @@ from tessera.hw.parse import SCHEMA_VERSION, Context, SourceRef, parse_spec
 from tessera.hw.spec_base import Preset
 from tessera.hw.system_specs import ChipSpec, GpuSpec, InstanceSpec
 
+# The chip every layer uses when none is named (kernels, profiles, cost estimates, tuning):
+# the current Trainium generation, which the NKI 0.3+ language targets. The kernel language
+# also honours the vendor's NEURON_PLATFORM_TARGET_OVERRIDE (`tessera.nki.default_chip`).
+DEFAULT_CHIP = "trn2"
+
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 SOURCES_FILE = PRESET_DIR / "_sources.yaml"
 KINDS: dict[str, type[Preset]] = {

@@ -32,12 +32,11 @@ import numpy as np
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import nki
+from tessera.kernels.hardware import moving_fmax, pmax
 from tessera.kernels.lagged import run_lagged
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki.dtypes import to_dtype
 
-_TILE = 128  # query rows per tile (partitions) and keys per P^T piece
-_MOVING = 512  # keys per Q K^T matmul (one PSUM bank of fp32)
 _MASKED = -1.0e30  # added to masked scores: their exp is exactly 0
 _KV_BYTES_PER_PARTITION, _Q_GROUP_TILES = 32 * 1024, 32  # a K^T + V chunk; tiles per walk
 _PREFETCH_ITEMS = 32  # the next chunk loads while this many items of the current remain
@@ -103,14 +102,14 @@ def _plan(q: object, k: object, v: object, causal: bool, scale: float | None, bl
                          f"q{list(q.shape)} k{list(k.shape)} v{list(v.shape)}")
     heads, seq, d = q.shape
     kv_heads, seq_k, dk = k.shape
-    if dk != d or d > _TILE or heads % kv_heads:
-        raise ValueError(f"flash_attention: head dims must match and be <= {_TILE}, and kv "
+    if dk != d or d > pmax() or heads % kv_heads:
+        raise ValueError(f"flash_attention: head dims must match and be <= {pmax()}, and kv "
                          f"heads ({kv_heads}) must divide query heads ({heads})")
-    bad_block = block_k < _TILE or block_k % _TILE
+    bad_block = block_k < pmax() or block_k % pmax()
     if not q.dtype == k.dtype == v.dtype or (causal and seq_k != seq) or bad_block:
         raise ValueError(f"flash_attention: q, k, v must share a dtype, causal needs Sk == S "
-                         f"({seq_k} vs {seq}), block_k ({block_k}) must be a multiple of 128")
-    per_key = q.dtype.itemsize * (1 + d / _TILE)  # bytes per partition: K^T 1, V D / 128
+                         f"({seq_k} vs {seq}), block_k ({block_k}) must be a multiple of {pmax()}")
+    per_key = q.dtype.itemsize * (1 + d / pmax())  # bytes per partition: K^T 1, V D / 128
     fit = int(_KV_BYTES_PER_PARTITION / per_key) // block_k * block_k
     chunk = max(block_k, min(kv_chunk // block_k * block_k, fit))
     if scalar_eighths is None:
@@ -123,13 +122,13 @@ def _plan(q: object, k: object, v: object, causal: bool, scale: float | None, bl
 def _causal_constants(dtype: object) -> tuple[object, object]:
     """Identity and mask [128, 128] (0 where key j <= query i of the diagonal square, else
     -1e30). I^T @ mask adds it in PSUM, before the max (affine_select's GpSimd has no PSUM)."""
-    ones = nl.ones((_TILE, _TILE), dtype=dtype, buffer=nl.sbuf)
-    zeros = nl.zeros((_TILE, _TILE), dtype=dtype, buffer=nl.sbuf)
-    ident = nl.ndarray((_TILE, _TILE), dtype=dtype, buffer=nl.sbuf)
-    nisa.affine_select(dst=ident, pattern=[[-1, _TILE]], channel_multiplier=1,
+    ones = nl.ones((pmax(), pmax()), dtype=dtype, buffer=nl.sbuf)
+    zeros = nl.zeros((pmax(), pmax()), dtype=dtype, buffer=nl.sbuf)
+    ident = nl.ndarray((pmax(), pmax()), dtype=dtype, buffer=nl.sbuf)
+    nisa.affine_select(dst=ident, pattern=[[-1, pmax()]], channel_multiplier=1,
                        on_true_tile=ones, on_false_value=0.0, cmp_op=nl.equal)
-    mask = nl.ndarray((_TILE, _TILE), dtype=dtype, buffer=nl.sbuf)
-    nisa.affine_select(dst=mask, pattern=[[-1, _TILE]], channel_multiplier=1,
+    mask = nl.ndarray((pmax(), pmax()), dtype=dtype, buffer=nl.sbuf)
+    nisa.affine_select(dst=mask, pattern=[[-1, pmax()]], channel_multiplier=1,
                        on_true_tile=zeros, on_false_value=_MASKED, cmp_op=nl.greater_equal)
     return ident, mask
 
@@ -142,12 +141,12 @@ def _load_chunk(p: _AttentionPlan, k: object, v: object, hk: int, c0: int, c1: i
     d, out = p.head_dim, {}
     for b0 in range(c0, c1, p.block_k):
         b1 = min(c1, b0 + p.block_k)
-        full, tail = divmod(b1 - b0, _TILE)
+        full, tail = divmod(b1 - b0, pmax())
         k_t = nl.ndarray((d, b1 - b0), dtype=p.dtype, buffer=nl.sbuf)
-        v_sb = nl.ndarray((_TILE, full + (tail > 0), d), dtype=p.dtype, buffer=nl.sbuf)
+        v_sb = nl.ndarray((pmax(), full + (tail > 0), d), dtype=p.dtype, buffer=nl.sbuf)
         nisa.dma_transpose(dst=k_t, src=k[hk, b0:b1, :])
         if full:  # key b0 + j * 128 + p lands on partition p of V tile j
-            rows = v[hk, b0:b0 + full * _TILE, :].reshape((full, _TILE, d)).permute((1, 0, 2))
+            rows = v[hk, b0:b0 + full * pmax(), :].reshape((full, pmax(), d)).permute((1, 0, 2))
             nisa.dma_copy(dst=v_sb[:, 0:full, :], src=rows)
         if tail:
             nisa.dma_copy(dst=v_sb[0:tail, full, :], src=v[hk, b1 - tail:b1, :])
@@ -164,12 +163,12 @@ def _blocks(p: _AttentionPlan, t: _Tile, c0: int, c1: int) -> list[tuple[int, in
 def _visits(p: _AttentionPlan) -> list[tuple[int, list[_Tile], int, int]]:
     """(kv head, query tiles, chunk start, end) in order: one chunk serves all tiles of the
     kv head; with several, groups of tiles walk them all, their statistics kept in SBUF."""
-    n_tiles = math.ceil(p.seq / _TILE)
+    n_tiles = math.ceil(p.seq / pmax())
     chunks = [(c0, min(p.seq_k, c0 + p.chunk)) for c0 in range(0, p.seq_k, p.chunk)]
     per_group = _Q_GROUP_TILES if len(chunks) > 1 else p.group * n_tiles
     out = []
     for hk in range(p.kv_heads):
-        tiles = [_Tile(h, i * _TILE, min(_TILE, p.seq - i * _TILE))
+        tiles = [_Tile(h, i * pmax(), min(pmax(), p.seq - i * pmax()))
                  for h in range(hk * p.group, (hk + 1) * p.group) for i in range(n_tiles)]
         for g0 in range(0, len(tiles), per_group):
             group = tiles[g0:g0 + per_group]
@@ -197,7 +196,7 @@ def _items(p: _AttentionPlan, q: object, k: object, v: object) -> Iterator[_Item
         for t in group:
             for b0, width in _blocks(p, t, c0, c1):
                 if not t.started:
-                    t.q_t = nl.ndarray((p.head_dim, _TILE), dtype=p.dtype, buffer=nl.sbuf)
+                    t.q_t = nl.ndarray((p.head_dim, pmax()), dtype=p.dtype, buffer=nl.sbuf)
                     nisa.dma_transpose(dst=t.q_t[:, 0:t.rows],
                                        src=q[t.head, t.q0:t.q0 + t.rows, :])
                 diag = t.q0 - b0 if p.causal and b0 + width == t.q0 + t.rows else None
@@ -212,9 +211,9 @@ def _items(p: _AttentionPlan, q: object, k: object, v: object) -> Iterator[_Item
 def _scores(p: _AttentionPlan, it: _Item) -> None:
     """TensorE: S[rows, width] = Q K^T into PSUM (+ the causal mask on the diagonal)."""
     t, r = it.tile, it.tile.rows
-    s_psum = nl.ndarray((_TILE, p.block_k), dtype=nl.float32, buffer=nl.psum)
-    for c in range(0, it.width, _MOVING):
-        w = min(_MOVING, it.width - c)
+    s_psum = nl.ndarray((pmax(), p.block_k), dtype=nl.float32, buffer=nl.psum)
+    for c in range(0, it.width, moving_fmax()):
+        w = min(moving_fmax(), it.width - c)
         nisa.nc_matmul(dst=s_psum[0:r, c:c + w], stationary=t.q_t[:, 0:r],
                        moving=it.k_t[:, c:c + w])
     if it.diag is not None:
@@ -228,14 +227,14 @@ def _stats(p: _AttentionPlan, it: _Item) -> None:
     """VectorE: -scale * S into SBUF with its row min in one pass, then the running
     -scale * max = min(old, block)."""
     t, r, w = it.tile, it.tile.rows, it.width
-    neg_s = nl.ndarray((_TILE, p.block_k), dtype=nl.float32, buffer=nl.sbuf)
-    blk = nl.ndarray((_TILE, 1), dtype=nl.float32, buffer=nl.sbuf)
+    neg_s = nl.ndarray((pmax(), p.block_k), dtype=nl.float32, buffer=nl.sbuf)
+    blk = nl.ndarray((pmax(), 1), dtype=nl.float32, buffer=nl.sbuf)
     nisa.tensor_scalar_reduce(dst=neg_s[0:r, 0:w], data=it.tensors.pop("s")[0:r, 0:w],
                               op0=nl.multiply, operand0=-p.scale, reduce_op=nl.minimum,
                               reduce_res=blk[0:r])
     neg_max = blk
     if not it.first:
-        neg_max = nl.ndarray((_TILE, 1), dtype=nl.float32, buffer=nl.sbuf)
+        neg_max = nl.ndarray((pmax(), 1), dtype=nl.float32, buffer=nl.sbuf)
         nisa.tensor_tensor(dst=neg_max[0:r], data1=blk[0:r], data2=t.neg_max[0:r],
                            op=nl.minimum)
         it.tensors["prev"] = t.neg_max
@@ -248,8 +247,8 @@ def _exp(p: _AttentionPlan, it: _Item) -> None:
     max - new max)); GpSimd: l = l * alpha + row sum."""
     t, r, w = it.tile, it.tile.rows, it.width
     neg_max = it.tensors.pop("neg_max")
-    probs = nl.ndarray((_TILE, p.block_k), dtype=p.dtype, buffer=nl.sbuf)
-    row_sum = nl.ndarray((_TILE, 1), dtype=nl.float32, buffer=nl.sbuf)
+    probs = nl.ndarray((pmax(), p.block_k), dtype=p.dtype, buffer=nl.sbuf)
+    row_sum = nl.ndarray((pmax(), 1), dtype=nl.float32, buffer=nl.sbuf)
     nisa.activation(dst=probs[0:r, 0:w], op=nl.exp, data=it.tensors.pop("neg_s")[0:r, 0:w],
                     bias=neg_max[0:r], scale=-1.0, reduce_op=nl.add,
                     reduce_res=row_sum[0:r], reduce_cmd=nisa.reduce_cmd.reset_reduce)
@@ -257,11 +256,11 @@ def _exp(p: _AttentionPlan, it: _Item) -> None:
     if it.first:
         t.denom = row_sum
         return
-    alpha = nl.ndarray((_TILE, 1), dtype=nl.float32, buffer=nl.sbuf)
+    alpha = nl.ndarray((pmax(), 1), dtype=nl.float32, buffer=nl.sbuf)
     nisa.activation(dst=alpha[0:r], op=nl.exp, data=it.tensors.pop("prev")[0:r],
                     bias=neg_max[0:r], scale=-1.0)
     it.tensors["alpha"] = alpha
-    denom = nl.ndarray((_TILE, 1), dtype=nl.float32, buffer=nl.sbuf)
+    denom = nl.ndarray((pmax(), 1), dtype=nl.float32, buffer=nl.sbuf)
     nisa.tensor_scalar(dst=denom[0:r], data=t.denom[0:r], op0=nl.multiply,
                        operand0=alpha[0:r], op1=nl.add, operand1=row_sum[0:r],
                        engine=nisa.gpsimd_engine)
@@ -272,10 +271,10 @@ def _transpose(p: _AttentionPlan, it: _Item) -> None:
     """TensorE: P^T in 128-key pieces, all into one PSUM tile."""
     r = it.tile.rows
     probs = it.tensors.pop("p")
-    pt_psum = nl.ndarray((_TILE, p.block_k // _TILE, _TILE), dtype=p.dtype, buffer=nl.psum)
-    for j in range(math.ceil(it.width / _TILE)):
-        w = min(_TILE, it.width - j * _TILE)
-        nisa.nc_transpose(dst=pt_psum[0:w, j, 0:r], data=probs[0:r, j * _TILE:j * _TILE + w])
+    pt_psum = nl.ndarray((pmax(), p.block_k // pmax(), pmax()), dtype=p.dtype, buffer=nl.psum)
+    for j in range(math.ceil(it.width / pmax())):
+        w = min(pmax(), it.width - j * pmax())
+        nisa.nc_transpose(dst=pt_psum[0:w, j, 0:r], data=probs[0:r, j * pmax():j * pmax() + w])
     it.tensors["pt_psum"] = pt_psum
 
 
@@ -283,8 +282,8 @@ def _copy_pt(p: _AttentionPlan, it: _Item) -> None:
     """P^T to SBUF: VectorE copies most pieces in one instruction, ScalarE its share."""
     r = it.tile.rows
     pt_psum = it.tensors.pop("pt_psum")
-    full, tail = divmod(it.width, _TILE)
-    pt = nl.ndarray((_TILE, p.block_k // _TILE, _TILE), dtype=p.dtype, buffer=nl.sbuf)
+    full, tail = divmod(it.width, pmax())
+    pt = nl.ndarray((pmax(), p.block_k // pmax(), pmax()), dtype=p.dtype, buffer=nl.sbuf)
     n_vec = full - min(full, round(full * p.scalar_eighths / 8))
     if n_vec:
         nisa.tensor_copy(dst=pt[:, 0:n_vec, 0:r], src=pt_psum[:, 0:n_vec, 0:r])
@@ -298,9 +297,9 @@ def _copy_pt(p: _AttentionPlan, it: _Item) -> None:
 def _pv(p: _AttentionPlan, it: _Item) -> None:
     """TensorE: P V for the block, its 128-key pieces accumulating in PSUM."""
     r, pt = it.tile.rows, it.tensors.pop("pt")
-    pv = nl.ndarray((_TILE, p.head_dim), dtype=nl.float32, buffer=nl.psum)
-    for j in range(math.ceil(it.width / _TILE)):
-        w = min(_TILE, it.width - j * _TILE)
+    pv = nl.ndarray((pmax(), p.head_dim), dtype=nl.float32, buffer=nl.psum)
+    for j in range(math.ceil(it.width / pmax())):
+        w = min(pmax(), it.width - j * pmax())
         nisa.nc_matmul(dst=pv[0:r, :], stationary=pt[0:w, j, 0:r], moving=it.v[0:w, j, :])
     it.tensors["pv"] = pv
 
@@ -310,10 +309,10 @@ def _update(p: _AttentionPlan, it: _Item) -> None:
     t, r = it.tile, it.tile.rows
     pv = it.tensors.pop("pv")
     if it.first:
-        t.acc = nl.ndarray((_TILE, p.head_dim), dtype=nl.float32, buffer=nl.sbuf)
+        t.acc = nl.ndarray((pmax(), p.head_dim), dtype=nl.float32, buffer=nl.sbuf)
         nisa.activation(dst=t.acc[0:r], op=nl.copy, data=pv[0:r])
         return
-    pv_sb = nl.ndarray((_TILE, p.head_dim), dtype=nl.float32, buffer=nl.sbuf)
+    pv_sb = nl.ndarray((pmax(), p.head_dim), dtype=nl.float32, buffer=nl.sbuf)
     nisa.activation(dst=pv_sb[0:r], op=nl.copy, data=pv[0:r])
     nisa.tensor_scalar(dst=t.acc[0:r], data=t.acc[0:r], op0=nl.multiply,
                        operand0=it.tensors.pop("alpha")[0:r], engine=nisa.gpsimd_engine)
@@ -326,7 +325,7 @@ def _finish(p: _AttentionPlan, it: _Item) -> None:
     if not it.last:
         return
     t, r = it.tile, it.tile.rows
-    o_sb = nl.ndarray((_TILE, p.head_dim), dtype=p.dtype, buffer=nl.sbuf)
+    o_sb = nl.ndarray((pmax(), p.head_dim), dtype=p.dtype, buffer=nl.sbuf)
     nisa.tensor_scalar(dst=o_sb[0:r], data=t.acc[0:r], op0=nl.divide, operand0=t.denom[0:r],
                        engine=nisa.gpsimd_engine)
     nisa.dma_copy(dst=p.out[t.head, t.q0:t.q0 + r, :], src=o_sb[0:r])

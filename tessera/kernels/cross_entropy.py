@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tessera.kernels.elementwise import PMAX, f64, pipeline, row_blocks, storage_of
+from tessera.kernels.elementwise import f64, pipeline, row_blocks, storage_of
+from tessera.kernels.hardware import pmax
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki import isa as nisa
 from tessera.nki import jit
@@ -37,7 +38,7 @@ def cross_entropy(logits, targets, chunk: int = DEFAULT_CHUNK):
     width = min(chunk, vocab)
     chunks = [(c0, min(width, vocab - c0)) for c0 in range(0, vocab, width)]
     out = nl.ndarray((n,), nl.float32, buffer=nl.shared_hbm)
-    iota = nl.ndarray((PMAX, width), nl.float32, buffer=nl.sbuf)
+    iota = nl.ndarray((pmax(), width), nl.float32, buffer=nl.sbuf)
     nisa.iota(dst=iota, pattern=[[1, width]], offset=0)
     acc = {}  # block start -> per-block tiles
 

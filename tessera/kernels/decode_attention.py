@@ -40,11 +40,11 @@ import tessera.nki.isa as nisa
 import tessera.nki.language as nl
 from tessera import nki
 from tessera.kernels.attention import reference_attention
+from tessera.kernels.hardware import pmax
 from tessera.kernels.lagged import run_lagged
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki.dtypes import to_dtype
 
-_P = 128
 _MASKED = -1.0e30  # scores of the padding rows of a ragged tail column
 _KV_BYTES_PER_PARTITION = 40 * 1024  # SBUF for one chunk of K, V and K^T
 _SMALL_O, _SMALL_L, _SMALL_NM, _SMALL_BIAS = 0, 256, 320, 384  # columns of the small PSUM tile
@@ -97,8 +97,8 @@ def _plan(q: object, k: object, v: object, length: int | None, scale: float | No
                          f"q{list(q.shape)} k{list(k.shape)} v{list(v.shape)}")
     heads, d = q.shape
     kv_heads, t, dk = k.shape
-    if dk != d or d > _P or heads % kv_heads:
-        raise ValueError(f"decode_attention: head dims must match and be <= {_P}, and kv "
+    if dk != d or d > pmax() or heads % kv_heads:
+        raise ValueError(f"decode_attention: head dims must match and be <= {pmax()}, and kv "
                          f"heads ({kv_heads}) must divide query heads ({heads})")
     if not q.dtype == k.dtype == v.dtype:
         raise ValueError("decode_attention: q, k and v must share a dtype")
@@ -106,14 +106,14 @@ def _plan(q: object, k: object, v: object, length: int | None, scale: float | No
     if not 1 <= n <= t:
         raise ValueError(f"decode_attention: length={length} must be in 1..{t}")
     g = heads // kv_heads
-    if g > _P:
-        raise ValueError(f"decode_attention: at most {_P} query heads per kv head, got {g}")
+    if g > pmax():
+        raise ValueError(f"decode_attention: at most {pmax()} query heads per kv head, got {g}")
     # S^T [128, columns, G] fp32 must fit one PSUM bank, K, V and K^T the SBUF budget
-    per_token = q.dtype.itemsize * (2 * d / _P + 1)
-    cols = max(1, min(kv_chunk // _P, 512 // g - 1,
-                      int(_KV_BYTES_PER_PARTITION / per_token) // _P))
+    per_token = q.dtype.itemsize * (2 * d / pmax() + 1)
+    cols = max(1, min(kv_chunk // pmax(), 512 // g - 1,
+                      int(_KV_BYTES_PER_PARTITION / per_token) // pmax()))
     s = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    return _DecodePlan(heads, kv_heads, n, d, s, cols * _P, q.dtype)
+    return _DecodePlan(heads, kv_heads, n, d, s, cols * pmax(), q.dtype)
 
 
 def _chunks(p: _DecodePlan, q: object, k: object, v: object) -> Iterator[_Chunk]:
@@ -128,10 +128,10 @@ def _chunks(p: _DecodePlan, q: object, k: object, v: object) -> Iterator[_Chunk]
         starts = list(range(0, p.tokens, p.chunk))
         for i, t0 in enumerate(starts):
             n = min(p.chunk, p.tokens - t0)
-            c = _Chunk(hk, t0, n // _P, n % _P, i == 0, i == len(starts) - 1, q_t)
-            c.k = nl.ndarray((_P, c.width, d), dtype=p.dtype, buffer=nl.sbuf)
-            c.v = nl.ndarray((_P, c.width, d), dtype=p.dtype, buffer=nl.sbuf)
-            main = c.cols * _P
+            c = _Chunk(hk, t0, n // pmax(), n % pmax(), i == 0, i == len(starts) - 1, q_t)
+            c.k = nl.ndarray((pmax(), c.width, d), dtype=p.dtype, buffer=nl.sbuf)
+            c.v = nl.ndarray((pmax(), c.width, d), dtype=p.dtype, buffer=nl.sbuf)
+            main = c.cols * pmax()
             for src, dst in ((k, c.k), (v, c.v)):
                 if c.cols:
                     # token t0 + p * cols + j -> partition p, column j
@@ -167,13 +167,13 @@ def _transpose_k(run: _Launch, c: _Chunk) -> None:
     p = run.plan
     d = p.head_dim
     k = c.k
-    c.k_t = nl.ndarray((d, c.width, _P), dtype=p.dtype, buffer=nl.sbuf)
-    per_bank = max(1, 2048 // (_P * p.dtype.itemsize))
+    c.k_t = nl.ndarray((d, c.width, pmax()), dtype=p.dtype, buffer=nl.sbuf)
+    per_bank = max(1, 2048 // (pmax() * p.dtype.itemsize))
     for n, j0 in enumerate(range(0, c.width, per_bank)):
         j1 = min(c.width, j0 + per_bank)
-        t_psum = nl.ndarray((d, per_bank, _P), dtype=p.dtype, buffer=nl.psum)
+        t_psum = nl.ndarray((d, per_bank, pmax()), dtype=p.dtype, buffer=nl.psum)
         for j in range(j0, j1):
-            rows = c.tail if j == c.cols else _P
+            rows = c.tail if j == c.cols else pmax()
             nisa.nc_transpose(dst=t_psum[:, j - j0, 0:rows], data=k[0:rows, j, :])
         full = min(j1, c.cols) - j0  # the ragged column is copied on its own
         if full > 0 and n % 2:
@@ -189,7 +189,7 @@ def _transpose_k(run: _Launch, c: _Chunk) -> None:
 def _scores(run: _Launch, c: _Chunk) -> None:
     """Stage 1 (TensorE): S^T[128, columns, G], one matmul per 128-token column."""
     g = run.plan.group
-    s = nl.ndarray((_P, c.width, g), dtype=nl.float32, buffer=nl.psum)
+    s = nl.ndarray((pmax(), c.width, g), dtype=nl.float32, buffer=nl.psum)
     if c.tail:
         # padding rows of the ragged column must not win the max nor add to the sum
         nisa.memset(dst=s[:, c.cols, :], value=_MASKED)
@@ -206,11 +206,11 @@ def _max(run: _Launch, c: _Chunk) -> None:
     broadcast back to every partition by a K=1 matmul (TensorE)."""
     g = run.plan.group
     s = c.tensors["s"]
-    row_max = nl.ndarray((_P, g), dtype=nl.float32, buffer=nl.sbuf)
+    row_max = nl.ndarray((pmax(), g), dtype=nl.float32, buffer=nl.sbuf)
     nisa.tensor_reduce(dst=row_max, op=nl.maximum, data=s.permute((0, 2, 1)), axis=(2,))
     col_max = nl.ndarray((1, g), dtype=nl.float32, buffer=nl.sbuf)
     nisa.tensor_partition_reduce(dst=col_max, op=nl.maximum, data=row_max)
-    small = nl.ndarray((_P, 512), dtype=nl.float32, buffer=nl.psum)
+    small = nl.ndarray((pmax(), 512), dtype=nl.float32, buffer=nl.psum)
     nisa.nc_matmul(dst=small[:, _SMALL_BIAS:_SMALL_BIAS + g], stationary=run.neg_scale_row,
                    moving=col_max)
     if not (c.first and c.last):
@@ -226,8 +226,8 @@ def _exp(run: _Launch, c: _Chunk) -> None:
     g = p.group
     s = c.tensors.pop("s")
     small = c.tensors["small"]
-    probs = nl.ndarray((_P, c.width, g), dtype=p.dtype, buffer=nl.sbuf)
-    row_sum = nl.ndarray((_P, g), dtype=nl.float32, buffer=nl.sbuf)
+    probs = nl.ndarray((pmax(), c.width, g), dtype=p.dtype, buffer=nl.sbuf)
+    row_sum = nl.ndarray((pmax(), g), dtype=nl.float32, buffer=nl.sbuf)
     for h in range(g):
         nisa.activation(dst=probs[:, :, h], op=nl.exp, data=s[:, :, h],
                         bias=small[:, _SMALL_BIAS + h:_SMALL_BIAS + h + 1], scale=p.scale,
@@ -316,7 +316,7 @@ def decode_attention(q, k_cache, v_cache, length=None, scale=None, kv_chunk=4096
     """
     p = _plan(q, k_cache, v_cache, length, scale, kv_chunk)
     out = nl.ndarray(q.shape, dtype=q.dtype, buffer=nl.shared_hbm)
-    run = _Launch(p, out, _constant((1, _P), -p.scale), _constant((_P, 1), 1.0),
+    run = _Launch(p, out, _constant((1, pmax()), -p.scale), _constant((pmax(), 1), 1.0),
                   _constant((1, 1), -p.scale))
     states: dict[int, _Running] = {}
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from tessera.kernels.hardware import pmax
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki import isa as nisa
 from tessera.nki import jit
@@ -28,7 +29,6 @@ from tessera.nki import language as nl
 from tessera.nki.dtypes import to_dtype
 from tessera.nki.tensor import NkiTensor
 
-PMAX = 128
 DEFAULT_CHUNK = 8192  # elements per partition per tile: 16 KiB of bf16, 32 KiB of fp32
 CHUNKS = (2048, 4096, 8192, 16384)
 
@@ -64,10 +64,11 @@ def row_blocks(rows: int, rows_per_partition: int = 1) -> tuple[RowBlock, ...]:
         raise ValueError(f"rows_per_partition must be >= 1, got {rows_per_partition}")
     blocks = []
     start = 0
+    partitions = pmax()
     while start < rows:
         left = rows - start
-        k = max(1, min(rows_per_partition, left // PMAX))
-        p = min(PMAX, left // k)
+        k = max(1, min(rows_per_partition, left // partitions))
+        p = min(partitions, left // k)
         blocks.append(RowBlock(start, p, k))
         start += p * k
     return tuple(blocks)
@@ -97,10 +98,11 @@ def flat_tiles(size: int, chunk: int) -> tuple[FlatTile, ...]:
         raise ValueError(f"chunk must be >= 1, got {chunk}")
     tiles = []
     start = 0
-    while size - start >= PMAX:
-        free = min(chunk, (size - start) // PMAX)
-        tiles.append(FlatTile(start, PMAX, free))
-        start += PMAX * free
+    p = pmax()
+    while size - start >= p:
+        free = min(chunk, (size - start) // p)
+        tiles.append(FlatTile(start, p, free))
+        start += p * free
     if start < size:
         tiles.append(FlatTile(start, 1, size - start))
     return tuple(tiles)

@@ -10,18 +10,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from tessera.kernels.hardware import pmax
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki import isa as nisa
 from tessera.nki import jit
 from tessera.nki import language as nl
 from tessera.nki.dtypes import to_dtype
 
-PMAX = 128
-
 
 @jit
-def embedding(ids, table, rows_per_tile: int = PMAX):
-    """ids [N, 1] int32 (HBM), table [V, D] -> out [N, D] in table's dtype."""
+def embedding(ids, table, rows_per_tile: int | None = None):
+    """ids [N, 1] int32 (HBM), table [V, D] -> out [N, D] in table's dtype; tiles of
+    `rows_per_tile` tokens (default: one per partition of the core)."""
+    rows_per_tile = rows_per_tile or pmax()
     n = ids.shape[0]
     d = table.shape[1]
     out = nl.ndarray((n, d), table.dtype, buffer=nl.shared_hbm)
@@ -56,5 +57,5 @@ EMBEDDING = register(KernelDef(
     flops=lambda s: 0.0,
     hbm_bytes=lambda s, itemsize: s["tokens"] * 4 + 2 * s["tokens"] * s["dim"] * itemsize,
     tunables={"rows_per_tile": (32, 64, 128)},
-    defaults={"rows_per_tile": PMAX},
+    defaults={"rows_per_tile": None},  # the kernel's own choice: one token per partition
 ))

@@ -31,8 +31,8 @@ import math
 
 import numpy as np
 
+from tessera.kernels.hardware import pmax, stationary_fmax
 from tessera.kernels.matmul_parts import (
-    PMAX,
     MatmulPlan,
     blocked_body,
     chunks,
@@ -49,7 +49,6 @@ from tessera.nki.runtime import current
 
 _WIDE = (dt.float32, dt.tfloat32)
 _SBUF_SHARE = 0.9  # of SBUF per partition the plan may fill (the rest: allocator slack)
-_SKINNY_M = 128  # M up to one stationary tile: weight-stationary body
 # block_n / block_m candidates of the blocked body, in order of preference
 _BLOCK_N_CHOICES = (1024, 512)
 _BLOCK_M_CHOICES = (256, 128)
@@ -122,19 +121,19 @@ def make_plan(a, b, bias, activation, transpose_a: bool, transpose_b: bool, out_
         raise ShapeMismatchError(f"matmul: bias{list(bias.shape)} must be [{n}] (one value "
                                  "per output column)")
     out = dt.to_dtype(out_dtype) if out_dtype is not None else _default_out_dtype(a, b)
-    skinny = m <= _SKINNY_M
+    skinny = m <= stationary_fmax()
     if skinny:
         per_bank = max(1, 512 // m)
-        bn = _round_to(block_n, PMAX) if block_n else min(n, 4 * per_bank * PMAX)
+        bn = _round_to(block_n, pmax()) if block_n else min(n, 4 * per_bank * pmax())
         nw = min(bn, n)
-        bk = block_k or PMAX * max(1, _SKINNY_DMA_BYTES // (nw * b.dtype.itemsize))
-        bk = _round_to(bk, PMAX)
+        bk = block_k or pmax() * max(1, _SKINNY_DMA_BYTES // (nw * b.dtype.itemsize))
+        bk = _round_to(bk, pmax())
     else:
         bm, bn, bk = _fit_blocks(m, k, n, block_m, block_n, block_k, a.dtype.itemsize,
                                  b.dtype.itemsize, out.itemsize, double_row)
     return MatmulPlan(m=m, k=k, n=n, a_k_major=bool(transpose_a),
                       b_k_major=not transpose_b, in_dtype=a.dtype, out_dtype=out,
-                      activation=_activation(activation), block_m=PMAX if skinny else bm,
+                      activation=_activation(activation), block_m=pmax() if skinny else bm,
                       block_n=bn, block_k=bk, double_row=bool(double_row), skinny=skinny)
 
 
@@ -148,17 +147,17 @@ def _fit_blocks(m: int, k: int, n: int, block_m, block_n, block_k, isz_a: int, i
     (512, 128) whose two B panels and two A panels fit in 90% of SBUF. Otherwise K is cut
     into the largest fitting multiple of 512 rows.
     """
-    step = 2 * PMAX if double_row else PMAX
+    step = 2 * pmax() if double_row else pmax()
     budget = _SBUF_SHARE * nl.tile_size.sbuf_fmax_bytes
 
     def need(bm: int, bn: int, bk: int) -> float:
         j, bn = chunks(bk, double_row), min(bn, n)
         total = 2 * j * bn * isz_b + 2 * j * bm * isz_a + 2 * bn * osz + 4 * bn
         if bk < k:  # K blocks add up in an fp32 accumulator of all M rows
-            total += math.ceil(m / PMAX) * bn * 4
+            total += math.ceil(m / pmax()) * bn * 4
         return total
 
-    bms = [_round_to(block_m, PMAX)] if block_m else list(_BLOCK_M_CHOICES)
+    bms = [_round_to(block_m, pmax())] if block_m else list(_BLOCK_M_CHOICES)
     bns = [block_n] if block_n else list(_BLOCK_N_CHOICES)
     options = [(bn, bm) for bn in bns for bm in bms]
     if block_k:

@@ -22,15 +22,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from tessera.kernels.hardware import moving_fmax, pmax, psum_bank_bytes, stationary_fmax
 from tessera.nki import isa as nisa
 from tessera.nki import language as nl
 from tessera.nki.dtypes import DType
 from tessera.nki.ops import AluOp
 
-PMAX = 128  # partitions; also the K rows of one contraction chunk
-STATIONARY_FMAX = 128  # stationary free size (M columns of one matmul)
-MOVING_FMAX = 512  # moving free size (N columns of one matmul) = one PSUM bank of fp32
-BANK_BYTES = 2048  # PSUM bank, bytes per partition
 _DMA_TRANSPOSE_ITEMSIZES = (2, 4)
 
 
@@ -62,7 +59,7 @@ class MatmulPlan:
     @property
     def step_rows(self) -> int:
         """K rows contracted per matmul instruction (256 in double_row mode)."""
-        return 2 * PMAX if self.double_row else PMAX
+        return 2 * pmax() if self.double_row else pmax()
 
 
 @dataclass(frozen=True)
@@ -77,15 +74,15 @@ class ContractionStep:
 def steps(kn: int, double_row: bool) -> tuple[ContractionStep, ...]:
     """The contraction steps over a panel of kn rows."""
     if double_row:
-        return tuple(ContractionStep(2 * u, PMAX, True)
-                     for u in range(math.ceil(kn / (2 * PMAX))))
-    return tuple(ContractionStep(j, min(PMAX, kn - j * PMAX), False)
-                 for j in range(math.ceil(kn / PMAX)))
+        return tuple(ContractionStep(2 * u, pmax(), True)
+                     for u in range(math.ceil(kn / (2 * pmax()))))
+    return tuple(ContractionStep(j, min(pmax(), kn - j * pmax()), False)
+                 for j in range(math.ceil(kn / pmax())))
 
 
 def chunks(kn: int, double_row: bool) -> int:
     """Chunks (second panel axis) a panel of kn rows needs (even in double_row mode)."""
-    return 2 * math.ceil(kn / (2 * PMAX)) if double_row else math.ceil(kn / PMAX)
+    return 2 * math.ceil(kn / (2 * pmax())) if double_row else math.ceil(kn / pmax())
 
 
 def spans(total: int, size: int) -> tuple[tuple[int, int], ...]:
@@ -109,8 +106,8 @@ def matmul_step(dst, stat, mov, step: ContractionStep, scols: slice, mcols: slic
 
 def zero_pad(panel, kn: int, cols: slice, double_row: bool) -> None:
     """Zero the chunks past kn rows that a double_row pair reads (0 * NaN would poison)."""
-    if double_row and kn % (2 * PMAX):
-        first = kn // PMAX
+    if double_row and kn % (2 * pmax()):
+        first = kn // pmax()
         nisa.memset(panel[:, first:chunks(kn, True), cols], 0.0)
 
 
@@ -120,23 +117,23 @@ def load_panel(panel, x, k_major: bool, k0: int, kn: int, c0: int, cn: int,
 
     X is the logical K-major operand; `x` in HBM is X itself when `k_major`, else X^T.
     """
-    full, rest = divmod(kn, PMAX)
+    full, rest = divmod(kn, pmax())
     cols = slice(off, off + cn)
     if k_major:
         if full:
-            src = x[k0:k0 + full * PMAX, c0:c0 + cn].reshape((full, PMAX, cn))
+            src = x[k0:k0 + full * pmax(), c0:c0 + cn].reshape((full, pmax(), cn))
             nisa.dma_copy(panel[:, j0:j0 + full, cols], src.permute((1, 0, 2)))
         if rest:
             nisa.dma_copy(panel[:rest, j0 + full, cols],
-                          x[k0 + full * PMAX:k0 + kn, c0:c0 + cn])
+                          x[k0 + full * pmax():k0 + kn, c0:c0 + cn])
     elif x.dtype.itemsize in _DMA_TRANSPOSE_ITEMSIZES:
         # the transposer reads contiguous rows of x: k0..k0+kn of rows c0..c0+cn
         if full:
-            src = x[c0:c0 + cn, k0:k0 + full * PMAX].reshape((cn, full, PMAX))
+            src = x[c0:c0 + cn, k0:k0 + full * pmax()].reshape((cn, full, pmax()))
             nisa.dma_transpose(panel[:, j0:j0 + full, cols], src)
         if rest:
             nisa.dma_transpose(panel[:rest, j0 + full, cols],
-                               x[c0:c0 + cn, k0 + full * PMAX:k0 + kn])
+                               x[c0:c0 + cn, k0 + full * pmax():k0 + kn])
     else:
         _load_panel_tensor_engine(panel, x, k0, kn, c0, cn, j0, off)
 
@@ -149,21 +146,21 @@ def _load_panel_tensor_engine(panel, x, k0: int, kn: int, c0: int, cn: int, j0: 
     and several share one bank so a single copy moves them to the panel.
     """
     isz = x.dtype.itemsize
-    full, rest = divmod(kn, PMAX)
-    for ci, cw in spans(cn, PMAX):
+    full, rest = divmod(kn, pmax())
+    for ci, cw in spans(cn, pmax()):
         rows = nl.ndarray((cw, kn), x.dtype, buffer=nl.sbuf)
         nisa.dma_copy(rows, x[c0 + ci:c0 + ci + cw, k0:k0 + kn])
         cols = slice(off + ci, off + ci + cw)
-        group = max(1, BANK_BYTES // (cw * isz))
+        group = max(1, psum_bank_bytes() // (cw * isz))
         for g0, g in spans(full, group):
-            ps = nl.ndarray((PMAX, g, cw), x.dtype, buffer=nl.psum)
+            ps = nl.ndarray((pmax(), g, cw), x.dtype, buffer=nl.psum)
             for i in range(g):
                 j = g0 + i
-                nisa.nc_transpose(ps[:, i, :], rows[:, j * PMAX:(j + 1) * PMAX])
+                nisa.nc_transpose(ps[:, i, :], rows[:, j * pmax():(j + 1) * pmax()])
             nisa.tensor_copy(panel[:, j0 + g0:j0 + g0 + g, cols], ps)
         if rest:
             ps = nl.ndarray((rest, cw), x.dtype, buffer=nl.psum)
-            nisa.nc_transpose(ps, rows[:, full * PMAX:kn])
+            nisa.nc_transpose(ps, rows[:, full * pmax():kn])
             nisa.tensor_copy(panel[:rest, j0 + full, cols], ps)
 
 
@@ -228,27 +225,27 @@ def blocked_body(out, a, b, bias, plan: MatmulPlan) -> None:
             else (None, [])
         first_k, last_k = k0 == 0, k0 + kn == plan.k
         if first_k:
-            bias_tile = None if bias is None else load_bias(bias, n0, nw, min(PMAX, plan.m))
+            bias_tile = None if bias is None else load_bias(bias, n0, nw, min(pmax(), plan.m))
             if multi_k:
-                acc = nl.ndarray((PMAX, math.ceil(plan.m / PMAX), nw), nl.float32,
+                acc = nl.ndarray((pmax(), math.ceil(plan.m / pmax()), nw), nl.float32,
                                  buffer=nl.sbuf)
         for mi, (m0, mw) in enumerate(m_blocks):
             if mi < len(nxt[1]):
                 nxt[1][mi]()  # one piece of the next B panel per M block
-            apanel = nl.ndarray((PMAX, chunks(kn, dr), mw), a.dtype, buffer=nl.sbuf)
+            apanel = nl.ndarray((pmax(), chunks(kn, dr), mw), a.dtype, buffer=nl.sbuf)
             zero_pad(apanel, kn, slice(0, mw), dr)
             load_panel(apanel, a, plan.a_k_major, k0, kn, m0, mw)
-            for mt0, mtw in spans(mw, STATIONARY_FMAX):
+            for mt0, mtw in spans(mw, stationary_fmax()):
                 out_sb = None if multi_k else nl.ndarray((mtw, nw), plan.out_dtype,
                                                          buffer=nl.sbuf)
-                for nt0, ntw in spans(nw, MOVING_FMAX):
+                for nt0, ntw in spans(nw, moving_fmax()):
                     ps = nl.ndarray((mtw, ntw), nl.float32, buffer=nl.psum)
                     for st in steps(kn, dr):
                         matmul_step(ps, apanel, bpanel, st, slice(mt0, mt0 + mtw),
                                     slice(nt0, nt0 + ntw))
                     cols = slice(nt0, nt0 + ntw)
                     if multi_k:
-                        part = acc[:mtw, (m0 + mt0) // PMAX, cols]
+                        part = acc[:mtw, (m0 + mt0) // pmax(), cols]
                         if first_k:
                             nisa.tensor_copy(part, ps)
                         else:
@@ -260,7 +257,7 @@ def blocked_body(out, a, b, bias, plan: MatmulPlan) -> None:
                 if not multi_k:
                     nisa.dma_copy(out[m0 + mt0:m0 + mt0 + mtw, n0:n0 + nw], out_sb)
         if multi_k and last_k:
-            for g, (r0, rw) in enumerate(spans(plan.m, PMAX)):
+            for g, (r0, rw) in enumerate(spans(plan.m, pmax())):
                 out_sb = nl.ndarray((rw, nw), plan.out_dtype, buffer=nl.sbuf)
                 evacuate(out_sb, acc[:rw, g, :], None if bias_tile is None
                          else bias_tile[:rw, :], plan.activation, parity)
@@ -273,13 +270,13 @@ def _b_panel(b, plan: MatmulPlan, n0: int, nw: int, k0: int, kn: int, pieces: in
     """Allocate the B panel of one (N block, K block) and split its load into DMA pieces
     (closures) of at least 4 chunks, so each stays a large transfer per DMA engine."""
     dr = plan.double_row
-    panel = nl.ndarray((PMAX, chunks(kn, dr), nw), b.dtype, buffer=nl.sbuf)
+    panel = nl.ndarray((pmax(), chunks(kn, dr), nw), b.dtype, buffer=nl.sbuf)
     zero_pad(panel, kn, slice(0, nw), dr)
-    n_chunks = math.ceil(kn / PMAX)
+    n_chunks = math.ceil(kn / pmax())
     per = max(4, math.ceil(n_chunks / max(1, pieces)))
     loads = []
     for j0, jn in spans(n_chunks, per):
-        rows = min(kn - j0 * PMAX, jn * PMAX)
+        rows = min(kn - j0 * pmax(), jn * pmax())
         loads.append(lambda j0=j0, rows=rows: load_panel(
-            panel, b, plan.b_k_major, k0 + j0 * PMAX, rows, n0, nw, j0=j0))
+            panel, b, plan.b_k_major, k0 + j0 * pmax(), rows, n0, nw, j0=j0))
     return panel, loads

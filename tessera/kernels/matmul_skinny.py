@@ -21,11 +21,8 @@ the DMA transposer streams whole-K panels of B^T instead (rows of B^T are contig
 
 from __future__ import annotations
 
+from tessera.kernels.hardware import moving_fmax, pmax, psum_bank_bytes, stationary_fmax
 from tessera.kernels.matmul_parts import (
-    BANK_BYTES,
-    MOVING_FMAX,
-    PMAX,
-    STATIONARY_FMAX,
     ContractionStep,
     MatmulPlan,
     chunks,
@@ -53,9 +50,9 @@ def skinny_body(out, a, b, bias, plan: MatmulPlan) -> None:
     transposer reads contiguous rows of K), each completing its tiles, drained likewise.
     """
     m = plan.m
-    full, rest = divmod(plan.k, PMAX)
+    full, rest = divmod(plan.k, pmax())
     pmajor = plan.b_k_major  # "partition-major" K rows within each DMA, else t*128 + p
-    per = max(1, plan.block_k // PMAX)
+    per = max(1, plan.block_k // pmax())
     n_blocks = spans(plan.n, plan.block_n)
     k_outer = pmajor and len(n_blocks) > 1 and _k_outer_fits(plan)
     if k_outer:  # whole rows of B per DMA: keep them near the usual DMA size
@@ -63,14 +60,14 @@ def skinny_body(out, a, b, bias, plan: MatmulPlan) -> None:
     per += per % 2 if plan.double_row else 0
     specs = tuple(spans(full, per)) if pmajor else ((0, full),) if full else ()
     at = _a_transposed(a, plan, specs, rest)
-    per_bank = max(1, MOVING_FMAX // m)  # C^T tiles [128, M] fp32 per PSUM bank
+    per_bank = max(1, moving_fmax() // m)  # C^T tiles [128, M] fp32 per PSUM bank
     if k_outer:
         _k_outer(out, b, bias, plan, at, specs, per_bank)
         return
     parity = 0
     for n0, nw in n_blocks:
-        tiles = spans(nw, STATIONARY_FMAX)
-        banks = [nl.ndarray((PMAX, len(tiles[g:g + per_bank]) * m), nl.float32,
+        tiles = spans(nw, stationary_fmax())
+        banks = [nl.ndarray((pmax(), len(tiles[g:g + per_bank]) * m), nl.float32,
                             buffer=nl.psum) for g in range(0, len(tiles), per_bank)]
         last = _k_stream(b, plan, at, banks, per_bank, tiles, specs, n0, nw) if pmajor else None
         bias_row = None if bias is None else load_bias(bias, n0, nw, m)
@@ -81,7 +78,7 @@ def skinny_body(out, a, b, bias, plan: MatmulPlan) -> None:
                 stat, work, base = *last, 0
             else:  # a whole-K panel of B^T for this group's columns
                 width = tiles[q0 + qn - 1][0] + tiles[q0 + qn - 1][1] - c_lo
-                stat = nl.ndarray((PMAX, chunks(plan.k, plan.double_row), width), b.dtype,
+                stat = nl.ndarray((pmax(), chunks(plan.k, plan.double_row), width), b.dtype,
                                   buffer=nl.sbuf)
                 zero_pad(stat, plan.k, slice(0, width), plan.double_row)
                 load_panel(stat, b, False, 0, plan.k, n0 + c_lo, width)
@@ -101,7 +98,7 @@ def skinny_body(out, a, b, bias, plan: MatmulPlan) -> None:
 
 def _k_outer_fits(plan: MatmulPlan) -> bool:
     """An fp32 C^T accumulator for all of N plus a few whole-row B DMAs fit in SBUF."""
-    acc = -(-plan.n // PMAX) * plan.m * 4
+    acc = -(-plan.n // pmax()) * plan.m * 4
     rows = 3 * plan.n * plan.in_dtype.itemsize
     return acc + max(rows, 3 * _K_OUTER_DMA_BYTES) <= 0.6 * nl.tile_size.sbuf_fmax_bytes
 
@@ -110,16 +107,16 @@ def _k_outer(out, b, bias, plan: MatmulPlan, at, specs, per_bank: int) -> None:
     """C^T for all of N does not fit in PSUM (M * N > 4 banks): stream B in whole rows
     anyway (one contiguous HBM range per DMA, where N-block DMAs would gather rows), sweep
     N in PSUM-sized blocks per DMA and add each sweep into an fp32 SBUF accumulator."""
-    m, rest = plan.m, plan.k % PMAX
-    tiles = spans(plan.n, STATIONARY_FMAX)
-    acc = nl.ndarray((PMAX, len(tiles) * m), nl.float32, buffer=nl.sbuf)
+    m, rest = plan.m, plan.k % pmax()
+    tiles = spans(plan.n, stationary_fmax())
+    acc = nl.ndarray((pmax(), len(tiles) * m), nl.float32, buffer=nl.sbuf)
     sweep = 4 * per_bank
     pieces = list(specs) + ([None] if rest else [])
     parity = 0
     for i, spec in enumerate(pieces):
         stat, work = _b_piece(b, plan, spec, 0, plan.n)
         for g0, gn in spans(len(tiles), sweep):
-            banks = [nl.ndarray((PMAX, min(per_bank, gn - j) * m), nl.float32,
+            banks = [nl.ndarray((pmax(), min(per_bank, gn - j) * m), nl.float32,
                                 buffer=nl.psum) for j in range(0, gn, per_bank)]
             for step, sj, mj in work:
                 for q in range(g0, g0 + gn):
@@ -142,8 +139,8 @@ def _k_outer(out, b, bias, plan: MatmulPlan, at, specs, per_bank: int) -> None:
 
 def _fold(acc, bank, group, m: int, first: bool, parity: int) -> None:
     """acc (= or +=) bank for C^T tiles `group`; a ragged last tile only has cw rows."""
-    whole = sum(1 for _, cw in group if cw == PMAX)
-    parts = [(slice(0, PMAX), slice(0, whole * m))] if whole else []
+    whole = sum(1 for _, cw in group if cw == pmax())
+    parts = [(slice(0, pmax()), slice(0, whole * m))] if whole else []
     if whole < len(group):
         parts.append((slice(0, group[-1][1]), slice(whole * m, len(group) * m)))
     for rows, cols in parts:
@@ -158,7 +155,7 @@ def _k_stream(b, plan: MatmulPlan, at, banks, per_bank: int, tiles, specs, n0: i
               nw: int):
     """Stream B[:, n0:n0+nw] one DMA per (t0, tn) spec (tn*128 consecutive K rows) through
     the matmuls, all but the last piece; returns (last piece, its work)."""
-    specs = list(specs) + ([None] if plan.k % PMAX else [])
+    specs = list(specs) + ([None] if plan.k % pmax() else [])
     for i, spec in enumerate(specs):
         stat, work = _b_piece(b, plan, spec, n0, nw)
         if i + 1 == len(specs):
@@ -173,18 +170,18 @@ def _b_piece(b, plan: MatmulPlan, spec, n0: int, nw: int):
     """DMA one spec (t0, tn) of B[:, n0:n0+nw] (tn*128 consecutive K rows, partition p
     taking rows p*tn .. p*tn+tn-1), or the K % 128 leftover rows for spec None; returns
     (tile, ((step, stationary chunk, moving chunk), ...))."""
-    full, rest = divmod(plan.k, PMAX)
+    full, rest = divmod(plan.k, pmax())
     if spec is None:
-        stat = nl.ndarray((PMAX, 1, nw), b.dtype, buffer=nl.sbuf)
-        nisa.dma_copy(stat[:rest, 0, :], b[full * PMAX:plan.k, n0:n0 + nw])
+        stat = nl.ndarray((pmax(), 1, nw), b.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(stat[:rest, 0, :], b[full * pmax():plan.k, n0:n0 + nw])
         return stat, ((ContractionStep(0, rest, False), 0, full),)
     t0, tn = spec
-    stat = nl.ndarray((PMAX, tn, nw), b.dtype, buffer=nl.sbuf)
-    rows = b[t0 * PMAX:(t0 + tn) * PMAX, n0:n0 + nw]
-    nisa.dma_copy(stat, rows.reshape((PMAX, tn, nw)))
+    stat = nl.ndarray((pmax(), tn, nw), b.dtype, buffer=nl.sbuf)
+    rows = b[t0 * pmax():(t0 + tn) * pmax(), n0:n0 + nw]
+    nisa.dma_copy(stat, rows.reshape((pmax(), tn, nw)))
     pairs = tn // 2 if plan.double_row else 0
-    work = [(ContractionStep(2 * u, PMAX, True), 2 * u, t0 + 2 * u) for u in range(pairs)]
-    work += [(ContractionStep(j, PMAX, False), j, t0 + j) for j in range(2 * pairs, tn)]
+    work = [(ContractionStep(2 * u, pmax(), True), 2 * u, t0 + 2 * u) for u in range(pairs)]
+    work += [(ContractionStep(j, pmax(), False), j, t0 + j) for j in range(2 * pairs, tn)]
     return stat, tuple(work)
 
 
@@ -197,7 +194,7 @@ def _mm(banks, per_bank: int, m: int, q: int, cw: int, stat, at, step: Contracti
 
 def _groups(n_tiles: int, per_bank: int) -> list[tuple[int, int]]:
     """Runs of up to 4 C^T tiles (512 output columns) that lie in one PSUM bank."""
-    per_psum = MOVING_FMAX // STATIONARY_FMAX
+    per_psum = moving_fmax() // stationary_fmax()
     out = []
     for b0 in range(0, n_tiles, per_bank):
         bn = min(per_bank, n_tiles - b0)
@@ -208,8 +205,8 @@ def _groups(n_tiles: int, per_bank: int) -> list[tuple[int, int]]:
 def _stage(banks, per_bank: int, m: int, tiles, q0: int, qn: int, parity: int):
     """Copy C^T tiles q0..q0+qn from PSUM to an fp32 SBUF tile (the transpose source)."""
     bank, s0 = banks[q0 // per_bank], q0 % per_bank
-    ct = nl.ndarray((PMAX, qn * m), nl.float32, buffer=nl.sbuf)
-    whole = sum(1 for _, cw in tiles[q0:q0 + qn] if cw == PMAX)
+    ct = nl.ndarray((pmax(), qn * m), nl.float32, buffer=nl.sbuf)
+    whole = sum(1 for _, cw in tiles[q0:q0 + qn] if cw == pmax())
     if whole:
         evacuate(ct[:, :whole * m], bank[:, s0 * m:(s0 + whole) * m], None, None, parity)
     if whole < qn:  # the block's last, ragged tile has fewer rows
@@ -242,20 +239,20 @@ def _a_transposed(a, plan: MatmulPlan, specs, rest: int):
     (t0, tn) of the partition-major order, chunk t0 + t holds rows t0*128 + p*tn + t (the
     t-major order is the single spec (0, full) with tn read as 1, see `_rows`)."""
     m, k = plan.m, plan.k
-    full = k // PMAX
+    full = k // pmax()
     pmajor = plan.b_k_major
     n_chunks = full + (1 if rest else 0) if pmajor else chunks(k, plan.double_row)
-    at = nl.ndarray((PMAX, n_chunks, m), a.dtype, buffer=nl.sbuf)
+    at = nl.ndarray((pmax(), n_chunks, m), a.dtype, buffer=nl.sbuf)
     if not pmajor:
         zero_pad(at, k, slice(0, m), plan.double_row)
     if plan.a_k_major:  # a is [K, M]
         for t0, tn in specs:
-            head = a[t0 * PMAX:(t0 + tn) * PMAX]
-            src = (head.reshape((PMAX, tn, m)) if pmajor
-                   else head.reshape((tn, PMAX, m)).permute((1, 0, 2)))
+            head = a[t0 * pmax():(t0 + tn) * pmax()]
+            src = (head.reshape((pmax(), tn, m)) if pmajor
+                   else head.reshape((tn, pmax(), m)).permute((1, 0, 2)))
             nisa.dma_copy(at[:, t0:t0 + tn, :], src)
         if rest:
-            nisa.dma_copy(at[:rest, full, :], a[full * PMAX:k, :])
+            nisa.dma_copy(at[:rest, full, :], a[full * pmax():k, :])
         return at
     rows = nl.ndarray((m, k), a.dtype, buffer=nl.sbuf)
     # M partitions keep only ceil(M / 8) DMA engines busy: split by columns to use all 16
@@ -263,15 +260,15 @@ def _a_transposed(a, plan: MatmulPlan, specs, rest: int):
     for c0, cw in spans(k, -(-k // pieces)):
         nisa.dma_copy(rows[:, c0:c0 + cw], a[:, c0:c0 + cw])
     sources = [_rows(rows, t0, tn, t, pmajor) for t0, tn in specs for t in range(tn)]
-    group = max(1, BANK_BYTES // (m * a.dtype.itemsize))
+    group = max(1, psum_bank_bytes() // (m * a.dtype.itemsize))
     for g0, g in spans(full, group):
-        ps = nl.ndarray((PMAX, g, m), a.dtype, buffer=nl.psum)
+        ps = nl.ndarray((pmax(), g, m), a.dtype, buffer=nl.psum)
         for i in range(g):
             nisa.nc_transpose(ps[:, i, :], sources[g0 + i])
         nisa.tensor_copy(at[:, g0:g0 + g, :], ps)
     if rest:
         ps = nl.ndarray((rest, m), a.dtype, buffer=nl.psum)
-        nisa.nc_transpose(ps, rows[:, full * PMAX:k])
+        nisa.nc_transpose(ps, rows[:, full * pmax():k])
         nisa.tensor_copy(at[:rest, full, :], ps)
     return at
 
@@ -279,5 +276,5 @@ def _a_transposed(a, plan: MatmulPlan, specs, rest: int):
 def _rows(rows, t0: int, tn: int, t: int, pmajor: bool):
     """The 128 columns of A (rows of A^T) that chunk t0 + t of a spec holds."""
     if pmajor:
-        return rows[:, t0 * PMAX + t:(t0 + tn) * PMAX:tn]
-    return rows[:, (t0 + t) * PMAX:(t0 + t + 1) * PMAX]
+        return rows[:, t0 * pmax() + t:(t0 + tn) * pmax():tn]
+    return rows[:, (t0 + t) * pmax():(t0 + t + 1) * pmax()]

@@ -28,7 +28,6 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.kernels.elementwise import (
-    PMAX,
     f64,
     fit_rows,
     pipeline,
@@ -36,6 +35,7 @@ from tessera.kernels.elementwise import (
     row_blocks,
     storage_of,
 )
+from tessera.kernels.hardware import pmax
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.kernels.softmax import scale_rows, split_columns
 from tessera.nki import isa as nisa
@@ -51,8 +51,8 @@ SCRATCH_COLS = 4096  # columns of the throw-away output of a reducing activation
 def _row_tile(vector, cols: int, dtype):
     """vector [cols] (HBM) repeated on all 128 partitions as a [128, cols] SBUF tile of dtype
     (a stride-0 HBM view, loaded once; the DMA casts when dtypes differ)."""
-    tile = nl.ndarray((PMAX, cols), dtype, buffer=nl.sbuf)
-    nisa.dma_copy(dst=tile, src=vector.reshape((1, cols)).broadcast(0, PMAX))
+    tile = nl.ndarray((pmax(), cols), dtype, buffer=nl.sbuf)
+    nisa.dma_copy(dst=tile, src=vector.reshape((1, cols)).broadcast(0, pmax()))
     return tile
 
 
@@ -103,8 +103,8 @@ def layernorm(x, weight, bias, eps: float = LN_EPS, rows_per_partition: int = 2,
     out = nl.ndarray(x.shape, dtype, buffer=nl.shared_hbm)
     w = _row_tile(weight, cols, dtype)
     b = _row_tile(bias, cols, dtype)
-    ident = nl.ndarray((PMAX, PMAX), dtype, buffer=nl.sbuf)
-    nisa.dma_copy(dst=ident, src=nl.shared_identity_matrix(PMAX, dtype=dtype))
+    ident = nl.ndarray((pmax(), pmax()), dtype, buffer=nl.sbuf)
+    nisa.dma_copy(dst=ident, src=nl.shared_identity_matrix(pmax(), dtype=dtype))
     fmax = nl.tile_size.bn_stats_fmax
     n_stats = (cols + fmax - 1) // fmax
     psum_cols = max(PSUM_BANK_FP32, psum_cols - psum_cols % PSUM_BANK_FP32)

@@ -24,13 +24,13 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.kernels.elementwise import (
-    PMAX,
     f64,
     fit_rows,
     pipeline,
     random_rows,
     row_blocks,
 )
+from tessera.kernels.hardware import pmax
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki import isa as nisa
 from tessera.nki import jit
@@ -82,8 +82,8 @@ def softmax(x, mask=None, scale: float = 1.0,
     shared_mask = None
     if mask is not None and mask.shape[0] == 1 and rows > 1:
         # one [1, cols] mask row for every row: load it once, repeated on all partitions
-        shared_mask = nl.ndarray((PMAX, cols), mask.dtype, buffer=nl.sbuf)
-        nisa.dma_copy(dst=shared_mask, src=mask.broadcast(0, PMAX))
+        shared_mask = nl.ndarray((pmax(), cols), mask.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(dst=shared_mask, src=mask.broadcast(0, pmax()))
 
     def reduce_max(blk, _):
         p, k = blk.partitions, blk.per_partition

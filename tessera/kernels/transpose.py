@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from tessera.kernels.elementwise import PMAX, pipeline, storage_of
+from tessera.kernels.elementwise import pipeline, storage_of
+from tessera.kernels.hardware import pmax
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.nki import isa as nisa
 from tessera.nki import jit
@@ -41,8 +42,8 @@ def _transpose_into(out, x, block_rows: int, block_cols: int) -> None:
     def load(win, _):
         r0, nr, c0, nc = win
         strips = []
-        for s0 in range(0, nr, PMAX):
-            p = min(PMAX, nr - s0)
+        for s0 in range(0, nr, pmax()):
+            p = min(pmax(), nr - s0)
             strip = nl.ndarray((p, nc), dtype, buffer=nl.sbuf)
             nisa.dma_copy(dst=strip, src=x[r0 + s0:r0 + s0 + p, c0:c0 + nc])
             strips.append(strip)
@@ -50,8 +51,8 @@ def _transpose_into(out, x, block_rows: int, block_cols: int) -> None:
 
     def turn(win, strips):
         r0, nr, c0, nc = win
-        for q0 in range(0, nc, PMAX):  # one 128-row strip of the output window
-            q = min(PMAX, nc - q0)
+        for q0 in range(0, nc, pmax()):  # one 128-row strip of the output window
+            q = min(pmax(), nc - q0)
             ot = nl.ndarray((q, nr), dtype, buffer=nl.sbuf)
             for g0 in range(0, len(strips), PER_PSUM_TILE):
                 group = strips[g0:g0 + PER_PSUM_TILE]
@@ -62,7 +63,7 @@ def _transpose_into(out, x, block_rows: int, block_cols: int) -> None:
                     p = s.shape[0]
                     nisa.nc_transpose(dst=acc[:, off:off + p], data=s[:, q0:q0 + q])
                     off += p
-                dst = ot[:, g0 * PMAX:g0 * PMAX + width]
+                dst = ot[:, g0 * pmax():g0 * pmax() + width]
                 if evacuations[0] % 2:
                     nisa.activation(dst=dst, op=nl.copy, data=acc)
                 else:

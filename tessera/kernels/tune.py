@@ -146,7 +146,7 @@ def _product(axes: Mapping[str, tuple[int | None, ...]], start: Mapping[str, int
 
 
 def tune(kernel_or_op: KernelDef | Op | str, shapes: Mapping[str, int],
-         dtype: object = "bfloat16", chip: str = "trn1", *,
+         dtype: object = "bfloat16", chip: str | None = None, *,
          progress: Callable[[TuneStep], None] | None = None) -> TuneResult:
     """Search the kernel's tunable block sizes for `shapes`/`dtype` on `chip`.
 
@@ -157,7 +157,7 @@ def tune(kernel_or_op: KernelDef | Op | str, shapes: Mapping[str, int],
     defn = resolve(kernel_or_op)
     frozen_shapes = check_shapes(defn, shapes)
     dt = to_dtype(dtype)
-    chip_name = hw.load_chip(chip).name
+    chip_name = hw.load_chip(chip or nki.default_chip()).name
     specs = input_specs(defn, frozen_shapes, dt)
     return _search(defn, specs, chip_name, frozen_shapes, dt.name, progress)
 

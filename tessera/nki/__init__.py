@@ -25,6 +25,7 @@ from tessera.nki.errors import (
     ShapeMismatchError,
 )
 from tessera.nki.launch import Kernel, TensorSpec, TraceResult, jit, simulate, trace
+from tessera.nki.runtime import default_chip
 from tessera.nki.stream import AccessPattern, Engine, Instruction, Opcode, TensorInfo
 
 __all__ = [
@@ -32,5 +33,5 @@ __all__ = [
     "Engine", "EngineAccessError", "Instruction", "Kernel", "KernelUsageError",
     "MatmulShapeError", "NkiError", "Opcode", "OutOfBoundsError", "PartitionError",
     "PsumBankError", "ShapeMismatchError", "TensorInfo", "TensorSpec", "TraceResult",
-    "compiler", "isa", "jit", "language", "simulate", "tensor", "trace", "typing",
+    "compiler", "default_chip", "isa", "jit", "language", "simulate", "tensor", "trace", "typing",
 ]

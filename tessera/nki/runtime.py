@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from tessera.hw import ChipSpec, load_chip
+from tessera.hw import DEFAULT_CHIP, ChipSpec, load_chip
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, NkiError
 from tessera.nki.stream import (
@@ -50,6 +50,15 @@ class CoreLimits:
     moving_fmax: int
     psum_fmax: int
     bn_stats_fmax: int
+    # (max partitions, allowed start partitions) of compute-engine accesses, ascending
+    partition_start_rules: tuple[tuple[int, tuple[int, ...]], ...] = ()
+
+    def allowed_partition_starts(self, partitions: int) -> tuple[int, ...]:
+        """Start partitions a compute engine may use for an access of `partitions`."""
+        for limit, starts in self.partition_start_rules:
+            if partitions <= limit:
+                return starts
+        return ()
 
 
 _CHIP_BY_TARGET = {"trn1": "trn1", "gen2": "trn1", "inf2": "inf2", "trn2": "trn2",
@@ -57,8 +66,9 @@ _CHIP_BY_TARGET = {"trn1": "trn1", "gen2": "trn1", "inf2": "inf2", "trn2": "trn2
 
 
 def default_chip() -> str:
-    """The chip kernels run on when none is named: NEURON_PLATFORM_TARGET_OVERRIDE, else trn2."""
-    target = os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE", "trn2").strip().lower()
+    """The chip used when none is named: NEURON_PLATFORM_TARGET_OVERRIDE (the Neuron SDK's
+    variable, e.g. `trn1` or `gen3`), else `tessera.hw.DEFAULT_CHIP`."""
+    target = os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE", DEFAULT_CHIP).strip().lower()
     return _CHIP_BY_TARGET.get(target, target)
 
 
@@ -97,6 +107,9 @@ def _limits_of(chip: str, core: object) -> CoreLimits:
         moving_fmax=int(core.tile.moving_fmax),
         psum_fmax=int(core.tile.psum_fmax),
         bn_stats_fmax=int(core.tile.bn_stats_fmax),
+        partition_start_rules=tuple(sorted(
+            (int(r.max_partitions), tuple(int(s) for s in r.starts))
+            for r in core.access.partition_start_rules)),
     )
 
 

@@ -178,10 +178,12 @@ def _no_gc() -> Iterator[None]:
             gc.enable()
 
 
-def profile(kernel: object, *inputs: object, chip: str = "trn1", symbolic: bool = False,
-            lnc: int | None = None, overrides: Mapping[str, object] | None = None,
+def profile(kernel: object, *inputs: object, chip: str | ChipSpec | None = None,
+            symbolic: bool = False, lnc: int | None = None,
+            overrides: Mapping[str, object] | None = None,
             kernel_kwargs: Mapping[str, object] | None = None) -> Profile:
-    """Trace `kernel` on `inputs` (TensorSpecs allowed when symbolic) and profile it.
+    """Trace `kernel` on `inputs` (TensorSpecs allowed when symbolic) and profile it on
+    `chip` (a preset name or a `ChipSpec`; default `nki.default_chip()`).
 
     `kernel_kwargs` are passed to the kernel by name (tile sizes, flags):
     `sim.profile(matmul, a, b, symbolic=True, kernel_kwargs={"tile_n": 512})`.
@@ -190,7 +192,7 @@ def profile(kernel: object, *inputs: object, chip: str = "trn1", symbolic: bool 
     if lnc is not None:
         k = k[lnc]  # type: ignore[index]
     trace = _nki.trace(k, symbolic=symbolic, chip=chip)(*inputs, **dict(kernel_kwargs or {}))
-    return schedule(trace, chip, overrides)
+    return schedule(trace, None, overrides)  # the trace carries its chip
 
 
 def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,

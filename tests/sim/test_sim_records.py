@@ -9,7 +9,7 @@ import pytest
 
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
-from tessera import hw, nki, sim
+from tessera import cost, hw, nki, sim
 from tessera.nki.kernel_files import load_kernel_file
 from tessera.nki.stream import Opcode
 
@@ -70,10 +70,11 @@ def test_the_profile_keeps_the_chip_after_overrides_and_the_overrides():
     p = sim.profile(narrow_loads, nki.TensorSpec((128, 512), F32), symbolic=True,
                     overrides=over)
     assert p.chip_spec.core.sbuf.bytes_per_partition == 262144
-    assert p.chip_spec.name == "trn1"
+    assert p.chip_spec.name == hw.DEFAULT_CHIP  # no chip named: the one default
     assert p.overrides == over
     plain = sim.profile(narrow_loads, nki.TensorSpec((128, 512), F32), symbolic=True)
-    assert plain.overrides == {} and plain.chip_spec == hw.load_chip("trn1")
+    assert plain.overrides == {} and plain.chip_spec == hw.load_chip(hw.DEFAULT_CHIP)
+    assert nki.default_chip() == hw.DEFAULT_CHIP
 
 
 @nki.jit
@@ -123,3 +124,13 @@ def test_tutorial_totals_are_pinned(name):
     p = sim.profile(kernel, nki.TensorSpec((1024, 512), nl.bfloat16),
                     nki.TensorSpec((1024, 2048), nl.bfloat16), chip="trn1", symbolic=True)
     assert p.total_s == pytest.approx(PINNED_S[name], rel=1e-12)
+
+
+def test_every_layer_uses_the_one_default_chip(monkeypatch):
+    spec = nki.TensorSpec((128, 512), F32)
+    assert sim.profile(narrow_loads, spec, symbolic=True).chip == hw.DEFAULT_CHIP
+    assert cost.estimate("silu", {"rows": 128, "cols": 512}).chip == hw.DEFAULT_CHIP
+    monkeypatch.setenv("NEURON_PLATFORM_TARGET_OVERRIDE", "trn1")  # the vendor's variable
+    assert nki.trace(narrow_loads, symbolic=True)(spec).chip.name == "trn1"
+    assert sim.profile(narrow_loads, spec, symbolic=True).chip == "trn1"
+    assert cost.estimate("silu", {"rows": 128, "cols": 512}).chip == "trn1"

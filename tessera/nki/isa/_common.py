@@ -55,7 +55,7 @@ def check_partitions(ctx: CoreContext, t: NkiTensor, what: str, op: str,
     if engine in STREAM_ENGINES and t.buffer.on_chip:
         start = t.offset // t.storage.partition_elems if t.storage.partition_elems else 0
         n = t.partitions
-        legal = (0,) if n > 64 else (0, 64) if n > 32 else (0, 32, 64, 96)
+        legal = limits.allowed_partition_starts(n)  # from the core preset's access rules
         if start not in legal:
             raise PartitionError(
                 f"{op}: {what} {t.name} starts at partition {start} with {n} partitions; "
