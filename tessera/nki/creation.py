@@ -10,6 +10,7 @@ import numpy as np
 from tessera.nki import dtypes as dt
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import CapacityError, KernelUsageError, PartitionError
+from tessera.nki.isa.vector import memset
 from tessera.nki.runtime import CoreContext, current, kernel_api
 from tessera.nki.tensor import NkiTensor, Storage
 
@@ -124,8 +125,6 @@ def _filled(shape: object, dtype: object, buffer: object, name: str | None,
     ctx = current()
     t = new_tensor(ctx, shape, dtype, buffer, name or None)
     if t.buffer.on_chip:
-        from tessera.nki.isa.vector import memset
-
         memset(t, value)
     elif not ctx.run.symbolic:
         t.write(np.full(t.shape, value))

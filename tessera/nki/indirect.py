@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tessera.nki.dtypes import cast
 from tessera.nki.errors import KernelUsageError, OutOfBoundsError
 from tessera.nki.stream import AccessPattern
 from tessera.nki.tensor import NkiTensor
@@ -106,8 +107,6 @@ def gather(dst: NkiTensor, src: IndirectTensor, skip: bool) -> None:
     if src.dtype is dst.dtype or src.dtype == dst.dtype:
         target[inside] = values
     else:
-        from tessera.nki.dtypes import cast
-
         target[inside] = cast(values.astype(np.float32), dst.dtype)
 
 
@@ -116,7 +115,5 @@ def scatter(dst: IndirectTensor, src: NkiTensor, skip: bool) -> None:
     addr, inside = dst.addresses(skip)
     values = src.numpy().reshape((dst.shape[0],) + dst.shape[1:])
     if src.dtype != dst.dtype:
-        from tessera.nki.dtypes import cast
-
         values = cast(values.astype(np.float32), dst.dtype)
     dst.storage.array[addr[inside]] = values[inside]

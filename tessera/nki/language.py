@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.nki.buffers import Buffer
-from tessera.nki.calls import load, store
+from tessera.nki.calls import OPERATORS, load, store
 from tessera.nki.creation import (
     full,
     ndarray,
@@ -33,62 +33,6 @@ from tessera.nki.dtypes import (
 )
 from tessera.nki.errors import KernelUsageError
 from tessera.nki.indexing import DynSlice, ds
-from tessera.nki.ops import (
-    abs,  # noqa: A004 - NKI's name
-    abs_max,
-    abs_min,
-    add,
-    arctan,
-    bitwise_and,
-    bitwise_or,
-    bitwise_xor,
-    ceil,
-    copy,
-    cos,
-    divide,
-    equal,
-    erf,
-    exp,
-    floor,
-    gelu,
-    gelu_apprx_sigmoid,
-    gelu_apprx_tanh,
-    gelu_dx,
-    greater,
-    greater_equal,
-    identity,
-    invert,
-    left_shift,
-    less,
-    less_equal,
-    log,
-    logical_and,
-    logical_not,
-    logical_or,
-    logical_xor,
-    maximum,
-    minimum,
-    mish,
-    mod,
-    multiply,
-    negative,
-    not_equal,
-    power,
-    reciprocal,
-    relu,
-    right_shift,
-    rsqrt,
-    sigmoid,
-    sign,
-    silu,
-    silu_dx,
-    sin,
-    softplus,
-    sqrt,
-    square,
-    subtract,
-    tanh,
-)
 from tessera.nki.runtime import core_limits, default_chip, maybe_current
 from tessera.nki.tensor import NkiTensor
 
@@ -115,6 +59,62 @@ __all__ = [
     "square", "static_range", "store", "subtract", "tanh", "tfloat32", "tile_size", "uint16",
     "uint32", "uint8", "zeros",
 ]
+
+# the element-wise operators: callable, and usable as op= codes (tessera.nki.calls)
+abs = OPERATORS["abs"]  # noqa: A001 - NKI's name
+abs_max = OPERATORS["abs_max"]
+abs_min = OPERATORS["abs_min"]
+add = OPERATORS["add"]
+arctan = OPERATORS["arctan"]
+bitwise_and = OPERATORS["bitwise_and"]
+bitwise_or = OPERATORS["bitwise_or"]
+bitwise_xor = OPERATORS["bitwise_xor"]
+ceil = OPERATORS["ceil"]
+copy = OPERATORS["copy"]
+cos = OPERATORS["cos"]
+divide = OPERATORS["divide"]
+equal = OPERATORS["equal"]
+erf = OPERATORS["erf"]
+exp = OPERATORS["exp"]
+floor = OPERATORS["floor"]
+gelu = OPERATORS["gelu"]
+gelu_apprx_sigmoid = OPERATORS["gelu_apprx_sigmoid"]
+gelu_apprx_tanh = OPERATORS["gelu_apprx_tanh"]
+gelu_dx = OPERATORS["gelu_dx"]
+greater = OPERATORS["greater"]
+greater_equal = OPERATORS["greater_equal"]
+identity = OPERATORS["copy"]
+invert = OPERATORS["invert"]
+left_shift = OPERATORS["left_shift"]
+less = OPERATORS["less"]
+less_equal = OPERATORS["less_equal"]
+log = OPERATORS["log"]
+logical_and = OPERATORS["logical_and"]
+logical_not = OPERATORS["logical_not"]
+logical_or = OPERATORS["logical_or"]
+logical_xor = OPERATORS["logical_xor"]
+maximum = OPERATORS["maximum"]
+minimum = OPERATORS["minimum"]
+mish = OPERATORS["mish"]
+mod = OPERATORS["mod"]
+multiply = OPERATORS["multiply"]
+negative = OPERATORS["negative"]
+not_equal = OPERATORS["not_equal"]
+power = OPERATORS["power"]
+reciprocal = OPERATORS["reciprocal"]
+relu = OPERATORS["relu"]
+right_shift = OPERATORS["right_shift"]
+rsqrt = OPERATORS["rsqrt"]
+sigmoid = OPERATORS["sigmoid"]
+sign = OPERATORS["sign"]
+silu = OPERATORS["silu"]
+silu_dx = OPERATORS["silu_dx"]
+sin = OPERATORS["sin"]
+softplus = OPERATORS["softplus"]
+sqrt = OPERATORS["sqrt"]
+square = OPERATORS["square"]
+subtract = OPERATORS["subtract"]
+tanh = OPERATORS["tanh"]
 
 
 def affine_range(*args: int) -> range:

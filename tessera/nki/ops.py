@@ -1,9 +1,10 @@
 """Element-wise operators of `nki.language`, usable as calls and as `op=` codes.
 
-Each operator is one `AluOp` value: its numpy rule (on float32, or on integers for bit
-operations) is defined once and used by every instruction that accepts `op=`. Calling an
-operator on NKI tensors inside a kernel issues the matching instruction into a new SBUF
-tile; calling it on numbers or numpy arrays computes on the host.
+Each operator is one `AluOp` value, plain data: its numpy rule (on float32, or on integers
+for bit operations) is defined once and used by every instruction that accepts `op=`.
+`nl.exp`, `nl.add`, ... are the callable faces of these values (`tessera.nki.calls`): called
+on NKI tensors inside a kernel they issue the matching instruction, on numbers or numpy
+arrays they compute on the host, and passed as `op=` they stand for their `AluOp`.
 """
 
 from __future__ import annotations
@@ -84,11 +85,6 @@ class AluOp:
         # launches run under np.errstate(all='ignore'): inf/NaN results are the hardware's too
         out = np.asarray(self.rule(*[np.asarray(a, dtype=np.float32) for a in args]))
         return out.astype(np.float32, copy=False)
-
-    def __call__(self, *args: object, dtype: object = None, **kwargs: object) -> object:
-        from tessera.nki.calls import call_operator  # calls imports isa, which imports ops
-
-        return call_operator(self, args, dtype, kwargs)
 
     def __repr__(self) -> str:
         return f"nl.{self.name}"
@@ -171,10 +167,22 @@ _NUMPY_ALIASES: dict[object, AluOp] = {
 }
 
 
+# the callable nl.* functions (`tessera.nki.calls`) -> the operator each stands for
+_CALLABLES: dict[object, AluOp] = {}
+
+
+def register_callable(fn: object, op: AluOp) -> None:
+    """Make `fn` (the callable `nl.<name>`) stand for `op` in `op=` arguments."""
+    _CALLABLES[fn] = op
+
+
 def to_op(value: object, what: str = "op") -> AluOp:
     """Normalise an `op=` argument (an nl operator, numpy ufunc or name) to an `AluOp`."""
     if isinstance(value, AluOp):
         return value
+    called = _CALLABLES.get(value)  # type: ignore[arg-type]
+    if called is not None:
+        return called
     if isinstance(value, str) and value in ALL_OPS:
         return ALL_OPS[value]
     found = _NUMPY_ALIASES.get(value)  # type: ignore[arg-type]

@@ -148,3 +148,12 @@ def test_zeros_ones_full_on_chip_record_memsets() -> None:
     result = nki.trace(kernel)(np.zeros((1, 1), np.float32))
     np.testing.assert_array_equal(result.outputs, [[0] * 8, [1] * 8, [2.5] * 8])
     assert [i.opcode for i in result.instructions][:3] == [nki.Opcode.MEMSET] * 3
+
+
+def test_operators_are_data_and_nl_functions_stand_for_them() -> None:
+    from tessera.nki import ops
+
+    assert not callable(ops.exp)  # plain data: it issues nothing itself
+    assert ops.to_op(nl.exp) is ops.exp and ops.to_op(nl.identity) is ops.copy
+    assert nl.exp.__name__ == "exp" and ops.to_op("add") is ops.add
+    assert float(nl.add(1.0, 2.0)) == 3.0  # on the host: computed with numpy
