@@ -25,7 +25,7 @@ from tessera.cost.fidelity import CostError, CostEstimate, Fidelity, Latency
 from tessera.hw import Engine, FrozenMap, MemoryKind, Precision
 from tessera.kernels.registry import KernelDef, Op
 from tessera.nki.dtypes import DType
-from tessera.sim.costs import precision_of
+from tessera.sim.cost_rules import precision_of
 from tessera.sim.timing_calibration import calibration_for
 
 # ops whose FLOPs are matmuls on the Tensor engine (their element-wise parts are a small

@@ -17,6 +17,7 @@ from enum import Enum
 from typing import TypeVar
 
 from tessera.hw import DEFAULT_CHIP, ChipSpec, load_chip
+from tessera.nki.attrs import OpAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, NkiError
 from tessera.nki.stream import (
@@ -160,10 +161,9 @@ class CoreContext:
         writes: tuple[AccessPattern, ...],
         partitions: int,
         free_elements: int,
-        flags: dict[str, object] | None = None,
+        attrs: OpAttrs,
     ) -> Instruction:
         """Append one instruction to the stream."""
-        items = tuple(sorted(flags.items())) if flags else ()
         inst = Instruction(
             index=len(self.stream),
             core=self.core_id,
@@ -173,7 +173,7 @@ class CoreContext:
             writes=writes,
             partitions=partitions,
             free_elements=free_elements,
-            flags=items,
+            attrs=attrs,
             location=kernel_location(),
         )
         self.stream.append(inst)

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from tessera.hw.enums import Engine
+from tessera.nki.attrs import OpAttrs
 from tessera.nki.buffers import Buffer
 
 __all__ = ["AccessPattern", "Engine", "Instruction", "Opcode", "SourceLocation", "TensorInfo"]
@@ -152,8 +153,9 @@ class Instruction:
     """One executed ISA operation.
 
     `free_elements` is the cost model's N (elements per partition of the largest operand),
-    `partitions` the number of partitions it spans. `flags` holds opcode-specific settings
-    as sorted (name, value) pairs with plain values (str, int, float, bool, None).
+    `partitions` the number of partitions it spans. `attrs` holds the opcode's settings as
+    its frozen attribute type (`tessera.nki.attrs`, one type per opcode in
+    `tessera.nki.opcodes.OPCODES`).
     """
 
     index: int
@@ -164,15 +166,8 @@ class Instruction:
     writes: tuple[AccessPattern, ...]
     partitions: int
     free_elements: int
-    flags: tuple[tuple[str, object], ...]
+    attrs: OpAttrs
     location: SourceLocation
-
-    def flag(self, name: str, default: object = None) -> object:
-        """Value of one flag, or `default`."""
-        for key, value in self.flags:
-            if key == name:
-                return value
-        return default
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ efficiency) live in `calibration/trn.yaml`, each with its source.
 
 from tessera.sim.allocation import Allocation, Reuse, TensorPlacement, allocate
 from tessera.sim.arrays import Dependencies, FactArrays, ReuseArrays, StreamArrays
-from tessera.sim.costs import engine_cost, engine_cycles, matmul_flops
+from tessera.sim.cost_rules import engine_cost, engine_cycles, matmul_flops
 from tessera.sim.dependencies import dependencies
 from tessera.sim.dma import DmaPlan, dma_plan
 from tessera.sim.errors import (

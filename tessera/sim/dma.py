@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 
 from tessera.hw import ChipSpec
+from tessera.nki.attrs import DmaCopyAttrs, DmaTransposeAttrs
 from tessera.nki.stream import AccessPattern, Instruction, Opcode
 from tessera.sim.errors import ScheduleError
 from tessera.sim.timing_calibration import Calibration
@@ -108,7 +109,9 @@ def dma_plan(inst: Instruction, chip: ChipSpec, cal: Calibration) -> DmaPlan:
     if elements == 0:
         piece_s = 0.0
     latency = dma.fixed_latency_s
-    if inst.flag("dge_mode") == "hwdge" and dma.hw_dge_latency_s is not None:
+    hwdge = isinstance(inst.attrs, DmaCopyAttrs | DmaTransposeAttrs) and (
+        inst.attrs.dge_mode == "hwdge")
+    if hwdge and dma.hw_dge_latency_s is not None:
         latency = dma.hw_dge_latency_s
     read = src.num_bytes if src.buffer.is_hbm else 0
     write = dst.num_bytes if dst.buffer.is_hbm else 0

@@ -17,7 +17,13 @@ from tessera.hw import ChipSpec
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import Engine, Instruction, Opcode
 from tessera.sim.arrays import FactArrays
-from tessera.sim.costs import DMA_OPCODES, engine_cost
+from tessera.sim.cost_rules import (
+    BARRIER,
+    COST_RULES,
+    SENDRECV,
+    TRANSFER,
+    engine_cost,
+)
 from tessera.sim.dma import DmaPlan, dma_plan
 from tessera.sim.errors import ScheduleError
 from tessera.sim.flat import FlatStream
@@ -30,7 +36,6 @@ ENGINE_CODE = {id(e): i for i, e in enumerate(ENGINE_ORDER)}
 DMA_CODE = ENGINE_ORDER.index(Engine.DMA)
 TENSOR_CODE = ENGINE_ORDER.index(Engine.TENSOR)
 QUEUES_PER_CORE = len(ENGINE_ORDER)
-COMPUTE, TRANSFER, BARRIER, SENDRECV = 0, 1, 2, 3
 SBUF_PORT, PSUM_PORT = 1, 2  # bits of `ports`
 
 
@@ -86,13 +91,11 @@ def instruction_facts(flat: FlatStream, chip: ChipSpec, cal: Calibration) -> Str
 
 def _facts(inst: Instruction, chip: ChipSpec, cal: Calibration, sbuf_users: tuple,
            psum_users: tuple) -> tuple:
-    op = inst.opcode
-    if op in DMA_OPCODES:
+    k = COST_RULES[inst.opcode].kind
+    if k == TRANSFER or k == SENDRECV:
         plan = dma_plan(inst, chip, cal)
-        k = SENDRECV if op is Opcode.SENDRECV else TRANSFER
         return (k, DMA_CODE, plan.piece_s, plan.latency_s, 0, plan, plan.engines, plan.hbm_s,
                 plan.queue)
-    k = BARRIER if op is Opcode.CORE_BARRIER else COMPUTE
     occupancy, latency = engine_cost(inst, chip.core, cal)
     aps = inst.reads + inst.writes
     bits = 0

@@ -110,7 +110,7 @@ def flatten(instructions: Sequence[Instruction],
                 add_view(v)
                 add_offset(ap.offset_elems)
         sig = (id(inst.opcode), id(inst.engine), inst.partitions, inst.free_elements,
-               inst.flags, len(reads), *vid[m0:])
+               inst.attrs, len(reads), *vid[m0:])
         k = shapes_get(sig)
         if k is None:
             k = shape_ids[sig] = len(shapes)

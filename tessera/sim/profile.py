@@ -25,7 +25,7 @@ from tessera.hw import ChipSpec, MemoryKind, Precision
 from tessera.nki.launch import TraceResult
 from tessera.nki.stream import Engine, Opcode, SourceLocation
 from tessera.sim.allocation import Allocation, allocate
-from tessera.sim.costs import matmul_flops, precision_of
+from tessera.sim.cost_rules import matmul_flops, precision_of
 from tessera.sim.dependencies import dependencies
 from tessera.sim.facts import ENGINE_ORDER, instruction_facts
 from tessera.sim.flat import flatten
@@ -212,7 +212,7 @@ def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
     matmul = Opcode.NC_MATMUL
     for inst, count in zip(flat.shapes, per_shape, strict=True):
         if inst.opcode is matmul and count:
-            key = (inst.partitions, inst.free_elements, inst.flags, inst.reads[-1].dtype)
+            key = (inst.partitions, inst.free_elements, inst.attrs, inst.reads[-1].dtype)
             seen = shapes.get(key)
             if seen is None:
                 shapes[key] = [inst, count]

@@ -142,7 +142,7 @@ def test_double_row_fp8_on_trn2(m: int, k: int, n: int, ta: bool, tb: bool) -> N
     out = _run(a, b, chip="trn2", **kw)
     assert out.dtype == nl.bfloat16.storage
     trace = nki.trace(matmul, chip="trn2")(a, b, **kw)
-    modes = [i.flag("perf_mode") for i in trace.instructions if i.opcode is Opcode.NC_MATMUL]
+    modes = [i.attrs.perf_mode for i in trace.instructions if i.opcode is Opcode.NC_MATMUL]
     assert modes.count("double_row") >= len(modes) // 2  # most steps are paired
 
 
@@ -171,7 +171,7 @@ def test_skinny_body_keeps_b_stationary() -> None:
         nki.TensorSpec((16, 1024), nl.bfloat16), nki.TensorSpec((1024, 1024), nl.bfloat16))
     mms = [i for i in trace.instructions if i.opcode is Opcode.NC_MATMUL]
     assert len(mms) == (1024 // 128) ** 2
-    assert {(i.flag("stationary_free"), i.flag("moving_free")) for i in mms} == {(128, 16)}
+    assert {(i.attrs.stationary_free, i.attrs.moving_free) for i in mms} == {(128, 16)}
 
 
 def test_registry_definitions() -> None:

@@ -34,7 +34,7 @@ def test_gather_rows_by_runtime_ids(dtype) -> None:
     result = nki.trace(gather_kernel)(table, ids)
     np.testing.assert_array_equal(result.outputs, table[ids[:, 0]])
     dma = [i for i in result.instructions if i.opcode is nki.Opcode.DMA_COPY][1]
-    assert dma.flag("indirect") == "src"
+    assert dma.attrs.indirect == "src"
     assert {ap.tensor for ap in dma.reads} == {"table", "sb0"}  # table and the id tile
 
 

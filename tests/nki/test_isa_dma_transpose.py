@@ -52,7 +52,7 @@ def test_2d_transpose_is_bit_exact(dtype, via_sbuf):
     np.testing.assert_array_equal(bits(res.outputs), bits(x.T))
     inst = [i for i in res.instructions if i.opcode is Opcode.DMA_TRANSPOSE]
     assert len(inst) == 1 and inst[0].engine is Engine.DMA
-    assert inst[0].flag("axes") == "(1, 0)"
+    assert inst[0].attrs.axes == (1, 0)
     assert inst[0].partitions == 33 and inst[0].free_elements == 77
 
 

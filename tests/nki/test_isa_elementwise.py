@@ -172,8 +172,8 @@ def test_tensor_scalar_engines_recorded(chip: str) -> None:
         assert len(insts) == 1
         inst = insts[0]
         assert inst.engine is expected
-        assert inst.flag("op0") == "multiply" and inst.flag("op1") == "add"
-        assert inst.flag("operand0") == 2.0 and inst.flag("reverse0") is False
+        assert inst.attrs.op0 == "multiply" and inst.attrs.op1 == "add"
+        assert inst.attrs.operand0 == 2.0 and inst.attrs.reverse0 is False
         assert (inst.partitions, inst.free_elements) == (37, 5)
 
 

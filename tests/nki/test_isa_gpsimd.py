@@ -43,7 +43,7 @@ def test_iota_row_and_column_indices_int32():
     np.testing.assert_array_equal(res.outputs[1], np.arange(128).reshape(128, 1))
     insts = [i for i in res.instructions if i.opcode is Opcode.IOTA]
     assert [i.engine for i in insts] == [Engine.GPSIMD, Engine.GPSIMD]
-    assert insts[0].flag("offset") == 5 and insts[0].flag("channel_multiplier") == 64
+    assert insts[0].attrs.offset == 5 and insts[0].attrs.channel_multiplier == 64
 
 
 @pytest.mark.parametrize("dtype", [nl.float32, nl.bfloat16, nl.int16])
@@ -81,7 +81,7 @@ def test_affine_select_causal_mask_matches_tril(dtype):
     assert out.dtype == dtype
     np.testing.assert_array_equal(out.view(np.uint8), ref.view(np.uint8))
     inst = [i for i in res.instructions if i.opcode is Opcode.AFFINE_SELECT][0]
-    assert inst.engine is Engine.GPSIMD and inst.flag("cmp_op") == "greater_equal"
+    assert inst.engine is Engine.GPSIMD and inst.attrs.cmp_op == "greater_equal"
 
 
 def test_affine_select_offset_partial_partitions_and_cast():

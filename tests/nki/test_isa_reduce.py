@@ -149,8 +149,8 @@ def test_tensor_reduce_errors_and_record() -> None:
                                                                negate=True), (x,), (8, 1))
              if i.opcode is Opcode.TENSOR_REDUCE]
     assert len(insts) == 1 and insts[0].engine is Engine.VECTOR
-    assert insts[0].flag("op") == "add" and insts[0].flag("negate") is True
-    assert insts[0].flag("reduced_axes") == 2 and insts[0].free_elements == 12
+    assert insts[0].attrs.op == "add" and insts[0].attrs.negate is True
+    assert insts[0].attrs.reduced_axes == 2 and insts[0].free_elements == 12
 
 
 @pytest.mark.parametrize("dtype", [np.float32, BF16], ids=["f32", "bf16"])

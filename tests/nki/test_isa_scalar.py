@@ -42,7 +42,7 @@ def test_activation_scalar_scale_and_bias_fp32():
     np.testing.assert_allclose(res.outputs[0], ref, rtol=1e-6)
     inst = only(res, Opcode.ACTIVATION)
     assert inst.engine is Engine.SCALAR
-    assert inst.flag("op") == "exp" and inst.flag("scale") == 1.5 and inst.flag("bias") == 0.25
+    assert inst.attrs.op == "exp" and inst.attrs.scale == 1.5 and inst.attrs.bias == 0.25
     assert inst.partitions == 128 and inst.free_elements == 96
 
 
@@ -56,7 +56,7 @@ def test_activation_vector_scale_bias_partial_partitions_ragged_free():
     res = run_tiles(body, x, s, b, out=[((p, f), nl.float32)])
     np.testing.assert_allclose(res.outputs[0], np.tanh(x * s + b), rtol=1e-6, atol=1e-7)
     inst = only(res, Opcode.ACTIVATION)
-    assert len(inst.reads) == 3 and inst.flag("scale") is None
+    assert len(inst.reads) == 3 and inst.attrs.scale is None
 
 
 def test_activation_bf16_in_and_out_rounds_like_fp32_then_rne():
@@ -102,7 +102,7 @@ def test_activation_reduce_cmd_drives_the_reduction_registers():
     np.testing.assert_allclose(res.outputs[1], s2, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(res.outputs[2], s2, rtol=1e-5, atol=1e-5)
     np.testing.assert_array_equal(res.outputs[3], np.zeros((32, 1), np.float32))
-    cmds = [i.flag("reduce_cmd") for i in res.instructions if i.opcode is Opcode.ACTIVATION]
+    cmds = [i.attrs.reduce_cmd for i in res.instructions if i.opcode is Opcode.ACTIVATION]
     assert cmds == ["reset_reduce", "reduce", "idle", "reset"]
 
 
@@ -118,8 +118,8 @@ def test_activation_reduce_sums_the_activated_rows():
     np.testing.assert_allclose(res.outputs[0], act, rtol=1e-6)
     np.testing.assert_allclose(res.outputs[1], act.sum(axis=1, keepdims=True), rtol=1e-5)
     inst = only(res, Opcode.ACTIVATION_REDUCE)
-    assert inst.flag("reduce_op") == "add" and inst.flag("reduce_cmd") == "reset_reduce"
-    assert inst.flag("reduce_res") is True and len(inst.writes) == 2
+    assert inst.attrs.reduce_op == "add" and inst.attrs.reduce_cmd == "reset_reduce"
+    assert inst.attrs.reduce_res is True and len(inst.writes) == 2
 
 
 def test_activation_reads_and_writes_psum():
@@ -141,7 +141,7 @@ def test_nl_unary_operator_issues_an_activation():
     res = run_tiles(lambda o, i: nisa.tensor_copy(o[0], nl.sigmoid(i[0])), x,
                     out=[((8, 8), nl.float32)])
     np.testing.assert_allclose(res.outputs[0], 1 / (1 + np.exp(-x)), rtol=1e-6)
-    assert only(res, Opcode.ACTIVATION).flag("op") == "sigmoid"
+    assert only(res, Opcode.ACTIVATION).attrs.op == "sigmoid"
 
 
 @pytest.mark.parametrize(("call", "error"), [

@@ -189,7 +189,7 @@ def test_trace_records_instructions_with_kernel_locations() -> None:
     assert all(inst.location.function == "add_kernel" for inst in result.instructions)
     assert [inst.index for inst in result.instructions] == [0, 1, 2, 3]
     add = result.instructions[2]
-    assert add.engine is Engine.VECTOR and add.flag("op") == "add"
+    assert add.engine is Engine.VECTOR and add.attrs.op == "add"
     assert add.partitions == 128 and add.free_elements == 16
     names = {t.name for t in result.tensors}
     assert {"a", "b"} <= names

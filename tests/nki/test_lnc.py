@@ -133,7 +133,7 @@ def test_sendrecv_swaps_tiles_between_the_cores():
     np.testing.assert_array_equal(res.outputs, -np.concatenate([x[128:], x[:128]]))
     sends = [i for i in res.instructions if i.opcode is Opcode.SENDRECV]
     assert len(sends) == 4 and all(i.engine is Engine.DMA for i in sends)
-    assert {(i.core, i.flag("pipe_id"), i.flag("send_to_rank")) for i in sends} == {
+    assert {(i.core, i.attrs.pipe_id, i.attrs.send_to_rank) for i in sends} == {
         (0, 0, 1), (0, 1, 1), (1, 0, 0), (1, 1, 0)}
 
 

@@ -37,9 +37,9 @@ def test_double_row_contracts_over_partitions_and_row_pairs() -> None:
     expected = np.einsum("prm,prn->mn", stat.astype(np.float64), mov.astype(np.float64))
     np.testing.assert_allclose(result.outputs, expected, rtol=1e-5, atol=1e-4)
     mm = next(i for i in result.instructions if i.opcode is nki.Opcode.NC_MATMUL)
-    assert mm.flag("contraction_rows") == 2
-    assert mm.flag("stationary_free") == 64 and mm.flag("moving_free") == 256
-    assert mm.flag("perf_mode") == "double_row"
+    assert mm.attrs.contraction_rows == 2
+    assert mm.attrs.stationary_free == 64 and mm.attrs.moving_free == 256
+    assert mm.attrs.perf_mode == "double_row"
 
 
 def test_double_row_rules() -> None:
@@ -64,7 +64,7 @@ def test_matmul_hints_are_recorded() -> None:
 
     result = nki.trace(kernel, chip="trn1")(np.eye(128, dtype=np.float32))
     mm = result.instructions[-1]
-    assert mm.flag("is_stationary_onezero") is True
-    assert mm.flag("is_moving_onezero") is False
-    assert mm.flag("tile_position") == (0, 0) and mm.flag("tile_size") == (128, 128)
-    assert mm.flag("contraction_rows") == 1
+    assert mm.attrs.is_stationary_onezero is True
+    assert mm.attrs.is_moving_onezero is False
+    assert mm.attrs.tile_position == (0, 0) and mm.attrs.tile_size == (128, 128)
+    assert mm.attrs.contraction_rows == 1

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import MISSING, fields
+
 import pytest
 
 from tessera.nki.buffers import Buffer
+from tessera.nki.opcodes import OPCODES
 from tessera.nki.stream import AccessPattern, Engine, Instruction, Opcode, SourceLocation
 
 _LOC = SourceLocation("test_kernel.py", 1, "kernel")
@@ -28,11 +31,21 @@ def hbm(name: str, rows: int, cols: int, dtype: str = "float32", row: int | None
                          ((row, rows), (1, cols)), 0)
 
 
+# values for the attribute fields that have no default, when a test does not care
+_REQUIRED = {"dge_mode": "unknown", "axes": (1, 0), "stationary_free": 128, "op": "add",
+             "op0": "add", "op1": "add", "value": 1.0, "reduce_op": "add"}
+
+
 def inst(opcode: Opcode, engine: Engine, reads: tuple, writes: tuple, partitions: int = 128,
-         free: int = 512, index: int = 0, core: int = 0, **flags: object) -> Instruction:
-    """An Instruction as nki would record it (flags sorted by name)."""
+         free: int = 512, index: int = 0, core: int = 0, **attrs: object) -> Instruction:
+    """An Instruction as nki would record it, with the opcode's attribute type built from
+    `attrs` (fields without a default that are not given take test values)."""
+    kind = OPCODES[opcode].attrs
+    defaults = {"moving_free": free, **_REQUIRED}
+    given = {f.name: defaults[f.name] for f in fields(kind)
+             if f.name in defaults and f.default is MISSING}
     return Instruction(index, core, engine, opcode, tuple(reads), tuple(writes), partitions,
-                       free, tuple(sorted(flags.items())), _LOC)
+                       free, kind(**{**given, **attrs}), _LOC)
 
 
 @pytest.fixture

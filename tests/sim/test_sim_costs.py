@@ -10,8 +10,16 @@ import tessera.nki.language as nl
 from tessera import hw, nki, sim
 from tessera.hw import CalibrationError
 from tessera.nki.buffers import Buffer
+from tessera.nki.opcodes import OPCODES
 from tessera.nki.stream import Engine, Opcode
-from tessera.sim.costs import STREAM_RULES, engine_cost, engine_cycles
+from tessera.sim.cost_rules import (
+    BARRIER,
+    COST_RULES,
+    SENDRECV,
+    TRANSFER,
+    engine_cost,
+    engine_cycles,
+)
 from tessera.sim.errors import ScheduleError
 from tessera.sim.timing_calibration import CALIBRATION_FILE, load_calibration
 
@@ -151,9 +159,11 @@ def _every_opcode(make_inst, make_tile, make_hbm):
             yield make_inst(op, Engine.DMA, (make_hbm("x", 128, 64),), (sb,), free=64)
         elif op is Opcode.SENDRECV:
             yield make_inst(op, Engine.DMA, (sb,), (make_tile("b", 128, 64),), free=64)
-        elif op in (Opcode.NC_MATMUL, Opcode.NC_TRANSPOSE):
+        elif op is Opcode.NC_MATMUL:
             yield make_inst(op, Engine.TENSOR, (sb, sb), (ps,), free=64, stationary_free=64,
                             moving_free=64)
+        elif op is Opcode.NC_TRANSPOSE:
+            yield make_inst(op, Engine.TENSOR, (sb,), (ps,), free=64)
         elif op in (Opcode.IOTA, Opcode.AFFINE_SELECT, Opcode.TENSOR_PARTITION_REDUCE):
             yield make_inst(op, Engine.GPSIMD, (sb,), (sb,), free=64)
         elif op is Opcode.CORE_BARRIER:
@@ -164,16 +174,22 @@ def _every_opcode(make_inst, make_tile, make_hbm):
 
 def test_every_opcode_has_a_cost_rule(make_inst, make_tile, make_hbm):
     chip = hw.load_chip("trn1")
+    seen = set()
     for i in _every_opcode(make_inst, make_tile, make_hbm):
-        if i.opcode in sim.costs.DMA_OPCODES:
+        kind = COST_RULES[i.opcode].kind
+        seen.add(i.opcode)
+        if kind in (TRANSFER, SENDRECV):
             assert sim.dma_plan(i, chip, CAL2).piece_s > 0, i.opcode
-        elif i.opcode is Opcode.CORE_BARRIER:
+        elif kind == BARRIER:
             assert engine_cost(i, V2, CAL2) == (0.0, 0.0)
         else:
             assert engine_cost(i, V2, CAL2)[0] > 0, i.opcode
-    covered = set(STREAM_RULES) | {Opcode.NC_MATMUL, Opcode.CORE_BARRIER,
-                                   *sim.costs.DMA_OPCODES}
-    assert covered == set(Opcode)
+            # a compute rule for every engine the ISA lets it run on
+            rule = COST_RULES[i.opcode]
+            for engine in OPCODES[i.opcode].engines:
+                has = rule.tensor if engine is Engine.TENSOR else rule.stream
+                assert has is not None, (i.opcode, engine)
+    assert seen == set(Opcode) == set(COST_RULES) == set(OPCODES)
 
 
 def test_a_missing_rule_is_an_error_not_a_zero(make_inst, make_tile):

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
+from tessera.nki.attrs import OpAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import (
     BufferKindError,
@@ -19,6 +20,7 @@ from tessera.nki.errors import (
     PartitionError,
     ShapeMismatchError,
 )
+from tessera.nki.opcodes import OPCODES
 from tessera.nki.runtime import CoreContext
 from tessera.nki.stream import Engine, Instruction, Opcode
 from tessera.nki.tensor import NkiTensor
@@ -80,13 +82,14 @@ def check_one_psum_input(a: NkiTensor, b: NkiTensor, what_a: str, what_b: str,
                                 "be in PSUM (at most one input may be)")
 
 
-def resolve_engine(engine: object, default: Engine, allowed: Iterable[Engine], op: str) -> Engine:
-    """The engine an instruction runs on: the hint if given and allowed, else `default`."""
+def resolve_engine(engine: object, opcode: Opcode, op: str) -> Engine:
+    """The engine an instruction runs on: the hint if given and allowed (`OPCODES`), else
+    the opcode's default engine."""
+    allowed = OPCODES[opcode].engines
     if engine is None or engine is Engine.UNKNOWN:
-        return default
+        return allowed[0]
     if not isinstance(engine, Engine):
         raise KernelUsageError(f"{op}: engine must be a nisa.engine member, got {engine!r}")
-    allowed = tuple(allowed)
     if engine not in allowed:
         names = ", ".join(e.value for e in allowed)
         raise EngineAccessError(f"{op} cannot run on the {engine.value} engine "
@@ -114,9 +117,15 @@ def check_hbm_free(tensors: Iterable[NkiTensor], op: str) -> None:
 
 
 def record(ctx: CoreContext, engine: Engine, opcode: Opcode, reads: Iterable[NkiTensor],
-           writes: Iterable[NkiTensor], flags: dict[str, object] | None = None,
-           partitions: int | None = None, free_elements: int | None = None) -> Instruction:
-    """Record one instruction; N defaults to the largest operand's elements per partition."""
+           writes: Iterable[NkiTensor], attrs: OpAttrs, partitions: int | None = None,
+           free_elements: int | None = None) -> Instruction:
+    """Record one instruction with its typed settings (the opcode's type in `OPCODES`);
+    N defaults to the largest operand's elements per partition."""
+    spec = OPCODES[opcode]
+    if type(attrs) is not spec.attrs or engine not in spec.engines:
+        raise TypeError(f"tessera bug: {opcode.value} recorded with {type(attrs).__name__} on "
+                        f"{engine.value}; OPCODES says {spec.attrs.__name__} on "
+                        f"{'/'.join(e.value for e in spec.engines)}")
     read_aps = tuple(t.access() for t in reads)
     write_aps = tuple(t.access() for t in writes)
     if partitions is None or free_elements is None:
@@ -127,7 +136,7 @@ def record(ctx: CoreContext, engine: Engine, opcode: Opcode, reads: Iterable[Nki
                 f_max = max(f_max, ap.elements_per_partition)
         partitions = p_max if partitions is None else partitions
         free_elements = f_max if free_elements is None else free_elements
-    return ctx.record(engine, opcode, read_aps, write_aps, partitions, free_elements, flags)
+    return ctx.record(engine, opcode, read_aps, write_aps, partitions, free_elements, attrs)
 
 
 def scalar_or_vector(value: object, partitions: int, op: str, what: str) -> tuple[object, object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from tessera.nki.attrs import DmaCopyAttrs, DmaTransposeAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import DmaSourceError, DTypeError, KernelUsageError, ShapeMismatchError
 from tessera.nki.indirect import IndirectTensor, gather, scatter
@@ -66,9 +67,9 @@ def dma_copy(dst: NkiTensor, src: NkiTensor, priority: object = None,
     offsets = tuple(t for v in (src, dst) if isinstance(v, IndirectTensor)
                     for t in (v.index, v.scalar) if isinstance(t, NkiTensor))
     record(ctx, Engine.DMA, Opcode.DMA_COPY, (src, *offsets), (dst,),
-           {"dge_mode": getattr(dge_mode, "value", str(dge_mode)),
-            "oob_mode": getattr(oob_mode, "value", str(oob_mode)),
-            "indirect": "src" if src_ind else "dst" if dst_ind else None},
+           DmaCopyAttrs(getattr(dge_mode, "value", str(dge_mode)),
+                        getattr(oob_mode, "value", str(oob_mode)),
+                        "src" if src_ind else "dst" if dst_ind else None),
            partitions=partitions, free_elements=free)
     if ctx.run.symbolic:
         return
@@ -141,8 +142,8 @@ def dma_transpose(dst: NkiTensor, src: NkiTensor, axes: object = None,
         _check_hwdge_transpose(ctx, src, op)
     partitions, free = _dma_shape(dst, src)
     record(ctx, Engine.DMA, Opcode.DMA_TRANSPOSE, (src,), (dst,),
-           {"axes": str(perm), "dge_mode": dge_mode.value,
-            "oob_mode": getattr(oob_mode, "value", str(oob_mode))},
+           DmaTransposeAttrs(tuple(int(a) for a in perm), dge_mode.value,
+                             getattr(oob_mode, "value", str(oob_mode))),
            partitions=partitions, free_elements=free)
     if ctx.run.symbolic:
         return

@@ -12,6 +12,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from tessera.nki import dtypes as dt
+from tessera.nki.attrs import (
+    NO_ATTRS,
+    PredicatedCopyAttrs,
+    ScalarTensorTensorAttrs,
+    TensorScalarAttrs,
+)
 from tessera.nki.errors import (
     DTypeError,
     EngineAccessError,
@@ -25,7 +31,7 @@ from tessera.nki.isa._common import (
     scalar_or_vector,
     tensor_arg,
 )
-from tessera.nki.isa.vector import ANY_COMPUTE, prepare
+from tessera.nki.isa.vector import prepare
 from tessera.nki.ops import AluOp, OpKind, to_op
 from tessera.nki.runtime import current, kernel_api
 from tessera.nki.stream import Engine, Opcode
@@ -173,7 +179,7 @@ def tensor_scalar(dst: NkiTensor, data: NkiTensor, op0: object, operand0: object
     if alu1 is not None and (alu1.kind is OpKind.BITVEC) != bitvec:
         raise EngineAccessError(f"{opname}: op0=nl.{alu0.name} and op1=nl.{alu1.name} must both "
                                 "be bitwise or both arithmetic")
-    eng = resolve_engine(engine, Engine.VECTOR, ANY_COMPUTE, opname)
+    eng = resolve_engine(engine, Opcode.TENSOR_SCALAR, opname)
     if bitvec and eng is not Engine.VECTOR:
         raise EngineAccessError(f"{opname}: bitwise operators run on the vector engine only, "
                                 f"not {eng.value}")
@@ -190,8 +196,8 @@ def tensor_scalar(dst: NkiTensor, data: NkiTensor, op0: object, operand0: object
     check_same_layout(data, dst, "data", "dst", opname)
     check_bitvec_tensors(alu0, (data, dst), opname)
     record(ctx, eng, Opcode.TENSOR_SCALAR, reads, (dst,),
-           {"op0": alu0.name, "op1": pair[1], "operand0": opd0.number,
-            "operand1": opd1.number, "reverse0": bool(reverse0), "reverse1": bool(reverse1)},
+           TensorScalarAttrs(alu0.name, pair[1], opd0.number, opd1.number, bool(reverse0),
+                             bool(reverse1)),
            free_elements=data.free_size)
     if ctx.run.symbolic:
         return
@@ -217,7 +223,7 @@ def scalar_tensor_tensor(dst: NkiTensor, data: NkiTensor, op0: object, operand0:
     alu0, alu1 = arith_pair(op0, op1, opname)
     if alu1.arity != 2:
         raise EngineAccessError(f"{opname}: op1=nl.{alu1.name} must be a binary operator")
-    eng = resolve_engine(engine, Engine.VECTOR, (Engine.VECTOR,), opname)
+    eng = resolve_engine(engine, Opcode.SCALAR_TENSOR_TENSOR, opname)
     p = data.partitions
     opd0 = make_operand(operand0, alu0, p, "operand0", opname, require_f32=False)
     reads = (data, *opd0.tensors, other)
@@ -226,8 +232,8 @@ def scalar_tensor_tensor(dst: NkiTensor, data: NkiTensor, op0: object, operand0:
     check_same_layout(data, dst, "data", "dst", opname)
     check_one_psum_input(data, other, "data", "operand1", opname)
     record(ctx, eng, Opcode.SCALAR_TENSOR_TENSOR, reads, (dst,),
-           {"op0": alu0.name, "op1": alu1.name, "operand0": opd0.number,
-            "reverse0": bool(reverse0), "reverse1": bool(reverse1)})
+           ScalarTensorTensorAttrs(alu0.name, alu1.name, opd0.number, bool(reverse0),
+                                   bool(reverse1)))
     if ctx.run.symbolic:
         return
     f = data.free_size
@@ -244,10 +250,10 @@ def reciprocal(dst: NkiTensor, data: NkiTensor, engine: object = None,
     ctx = current()
     dst = tensor_arg(dst, "dst", opname)
     data = tensor_arg(data, "data", opname)
-    eng = resolve_engine(engine, Engine.VECTOR, (Engine.VECTOR,), opname)
+    eng = resolve_engine(engine, Opcode.RECIPROCAL, opname)
     prepare(ctx, opname, eng, (data,), (dst,))
     check_same_layout(data, dst, "data", "dst", opname)
-    record(ctx, eng, Opcode.RECIPROCAL, (data,), (dst,))
+    record(ctx, eng, Opcode.RECIPROCAL, (data,), (dst,), NO_ATTRS)
     if ctx.run.symbolic:
         return
     with np.errstate(divide="ignore"):
@@ -285,7 +291,7 @@ def tensor_copy_predicated(dst: NkiTensor, src: object, predicate: NkiTensor,
                          "uint8, uint16 or uint32")
     number = None if src_t is not None else float(src)  # type: ignore[arg-type]
     record(ctx, Engine.VECTOR, Opcode.TENSOR_COPY_PREDICATED, reads, (dst,),
-           {"reverse_pred": bool(reverse_pred), "src_value": number})
+           PredicatedCopyAttrs(bool(reverse_pred), number))
     if ctx.run.symbolic:
         return
     mask = (pred.numpy() != 0).reshape(dst.shape)

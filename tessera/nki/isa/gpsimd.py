@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from tessera.nki import dtypes as dt
+from tessera.nki.attrs import AffineSelectAttrs, IotaAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, ShapeMismatchError
 from tessera.nki.isa._common import check_same_layout, record, require_on_chip, tensor_arg
@@ -25,6 +26,11 @@ from tessera.nki.stream import Engine, Opcode
 from tessera.nki.tensor import NkiTensor
 
 _MAX_PATTERN_DIMS = 4
+
+
+def _pattern(pairs: object) -> tuple[tuple[int, int], ...]:
+    """An affine pattern as hashable (step, count) pairs."""
+    return tuple((int(step), int(count)) for step, count in pairs)  # type: ignore[attr-defined]
 
 
 def _int_arg(value: object, what: str, op: str) -> int:
@@ -89,8 +95,7 @@ def iota(dst: NkiTensor, pattern: object, offset: int = 0, channel_multiplier: i
     off = _int_arg(offset, "offset", op)
     mult = _int_arg(channel_multiplier, "channel_multiplier", op)
     record(ctx, Engine.GPSIMD, Opcode.IOTA, (), (dst,),
-           {"pattern": str([list(p) for p in pairs]), "offset": off,
-            "channel_multiplier": mult})
+           IotaAttrs(_pattern(pairs), off, mult))
     if ctx.run.symbolic:
         return
     values = affine_values(dst.partitions, pairs, off, mult)
@@ -136,8 +141,7 @@ def affine_select(dst: NkiTensor, pattern: object, channel_multiplier: int,
         raise KernelUsageError(f"{op}: on_false_value must be a number, got "
                                f"{on_false_value!r}") from None
     record(ctx, Engine.GPSIMD, Opcode.AFFINE_SELECT, (src,), (dst,),
-           {"pattern": str([list(p) for p in pairs]), "offset": off,
-            "channel_multiplier": mult, "cmp_op": alu.name, "on_false_value": fill})
+           AffineSelectAttrs(_pattern(pairs), off, mult, alu.name, fill))
     if ctx.run.symbolic:
         return
     p, f = dst.partitions, dst.free_size

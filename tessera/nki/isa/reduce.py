@@ -12,6 +12,13 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from tessera.nki.attrs import (
+    NO_ATTRS,
+    PartitionReduceAttrs,
+    ScanAttrs,
+    TensorReduceAttrs,
+    TensorScalarReduceAttrs,
+)
 from tessera.nki.errors import (
     EngineAccessError,
     KernelUsageError,
@@ -135,8 +142,7 @@ def tensor_reduce(dst: NkiTensor, op: object, data: NkiTensor, axis: object,
         raise KernelUsageError(f"{opname}: negate applies to arithmetic reductions only, not "
                                f"nl.{alu.name}")
     record(ctx, Engine.VECTOR, Opcode.TENSOR_REDUCE, (data,), (dst,),
-           {"op": alu.name, "reduced_axes": k,
-            "negate": bool(negate), "keepdims": bool(keepdims)})
+           TensorReduceAttrs(alu.name, k, bool(negate), bool(keepdims)))
     if ctx.run.symbolic:
         return
     values = read_values(data, alu).reshape(data.partitions, kept, -1)
@@ -177,8 +183,8 @@ def tensor_scalar_reduce(dst: NkiTensor, data: NkiTensor, op0: object, operand0:
     _check_rows(data, res, "data", "reduce_res", opname)
     _check_free(res, 1, "reduce_res", opname)
     record(ctx, Engine.VECTOR, Opcode.TENSOR_SCALAR_REDUCE, reads, (dst, res),
-           {"op0": alu0.name, "operand0": opd0.number, "reverse0": bool(reverse0),
-            "reduce_op": red.name, "reduce_cmd": reduce_cmd.value},
+           TensorScalarReduceAttrs(alu0.name, red.name, opd0.number, bool(reverse0),
+                                   reduce_cmd.value),
            free_elements=data.free_size)
     if ctx.run.symbolic:
         return
@@ -213,8 +219,7 @@ def tensor_tensor_scan(dst: NkiTensor, data0: NkiTensor, data1: NkiTensor, initi
     check_same_layout(a, dst, "data0", "dst", opname)
     check_one_psum_input(a, b, "data0", "data1", opname)
     record(ctx, Engine.VECTOR, Opcode.TENSOR_TENSOR_SCAN, reads, (dst,),
-           {"op0": alu0.name, "op1": alu1.name, "initial": init.number,
-            "reverse0": bool(reverse0), "reverse1": bool(reverse1)})
+           ScanAttrs(alu0.name, alu1.name, init.number, bool(reverse0), bool(reverse1)))
     if ctx.run.symbolic:
         return
     p, f = a.partitions, a.free_size
@@ -246,7 +251,7 @@ def bn_stats(dst: NkiTensor, data: NkiTensor, name: str | None = None) -> None:
                                  f"bn_stats_fmax={fmax} (split it and combine with bn_aggr)")
     _check_rows(data, dst, "data", "dst", opname)
     _check_free(dst, _BN_STATS_WIDTH, "dst", opname)
-    record(ctx, Engine.VECTOR, Opcode.BN_STATS, (data,), (dst,))
+    record(ctx, Engine.VECTOR, Opcode.BN_STATS, (data,), (dst,), NO_ATTRS)
     if ctx.run.symbolic:
         return
     x = data.read_f32().reshape(data.partitions, data.free_size)
@@ -278,7 +283,7 @@ def bn_aggr(dst: NkiTensor, data: NkiTensor, name: str | None = None) -> None:
                                  "of 3")
     _check_rows(data, dst, "data", "dst", opname)
     _check_free(dst, _BN_AGGR_WIDTH, "dst", opname)
-    record(ctx, Engine.VECTOR, Opcode.BN_AGGR, (data,), (dst,))
+    record(ctx, Engine.VECTOR, Opcode.BN_AGGR, (data,), (dst,), NO_ATTRS)
     if ctx.run.symbolic:
         return
     s = data.read_f32().reshape(data.partitions, -1, 3)
@@ -309,7 +314,7 @@ def tensor_partition_reduce(dst: NkiTensor, op: object, data: NkiTensor,
     _check_free(dst, data.free_size, "dst", opname)
     check_bitvec_tensors(alu, (data, dst), opname)
     record(ctx, Engine.GPSIMD, Opcode.TENSOR_PARTITION_REDUCE, (data,), (dst,),
-           {"op": alu.name})
+           PartitionReduceAttrs(alu.name))
     if ctx.run.symbolic:
         return
     values = read_values(data, alu).reshape(data.partitions, data.free_size)

@@ -13,6 +13,7 @@ import weakref
 import numpy as np
 
 from tessera.nki import dtypes as dt
+from tessera.nki.attrs import ActivationAttrs
 from tessera.nki.errors import (
     DTypeError,
     EngineAccessError,
@@ -119,9 +120,8 @@ def _activate(opname: str, opcode: Opcode, dst: object, op: object, data: object
                                 version)
     reads = (data,) + tuple(t for t in (scale_t, bias_t) if t is not None)
     record(ctx, Engine.SCALAR, opcode, reads, writes,
-           {"op": alu.name, "reduce_op": None if red is None else red.name,
-            "reduce_cmd": cmd.value, "reduce_res": res is not None,
-            "scale": scale_num, "bias": bias_num},
+           ActivationAttrs(alu.name, None if red is None else red.name, cmd.value,
+                           res is not None, scale_num, bias_num),
            partitions=p, free_elements=data.free_size)
     if ctx.run.symbolic:
         return

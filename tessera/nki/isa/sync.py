@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 
+from tessera.nki.attrs import BarrierAttrs, SendRecvAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import BufferKindError, DTypeError, KernelUsageError
 from tessera.nki.isa._common import (
@@ -38,7 +39,6 @@ from tessera.nki.tensor import NkiTensor
 
 PEER_TIMEOUT_S = 30.0
 _POLL_S = 0.02
-_BARRIER_ENGINES = (Engine.GPSIMD, Engine.SYNC, Engine.VECTOR, Engine.SCALAR)
 
 
 @kernel_api
@@ -96,11 +96,11 @@ def core_barrier(data: NkiTensor, cores: tuple[int, ...] = (0, 1), engine: objec
     if data.buffer.on_chip:
         raise BufferKindError(f"{op}: data {data.name}{list(data.shape)} is in "
                               f"{data.buffer.value}; the barrier guards a shared HBM tensor")
-    eng = resolve_engine(engine, Engine.GPSIMD, _BARRIER_ENGINES, op)
+    eng = resolve_engine(engine, Opcode.CORE_BARRIER, op)
     # Recorded as reading and writing `data`: DMAs into data before the barrier and reads of
     # it after must stay on their side of it in the timeline.
-    record(ctx, eng, Opcode.CORE_BARRIER, (data,), (data,), {"cores": str(tuple(cores))},
-           partitions=1, free_elements=0)
+    record(ctx, eng, Opcode.CORE_BARRIER, (data,), (data,),
+           BarrierAttrs(tuple(int(c) for c in cores)), partitions=1, free_elements=0)
     barrier = ctx.run.barrier
     if barrier is None or ctx.run.symbolic:
         return
@@ -167,9 +167,9 @@ def sendrecv(src: NkiTensor, dst: NkiTensor, send_to_rank: int, recv_from_rank: 
     seq = ctx.sendrecv_seq
     ctx.sendrecv_seq += 1
     record(ctx, Engine.DMA, Opcode.SENDRECV, (src,), (dst,),
-           {"send_to_rank": to_rank, "recv_from_rank": from_rank, "pipe_id": int(pipe_id),
-            "dma_engine": getattr(dma_engine, "value", None if dma_engine is None
-                                  else str(dma_engine))},
+           SendRecvAttrs(to_rank, from_rank, int(pipe_id),
+                         getattr(dma_engine, "value", None if dma_engine is None
+                                 else str(dma_engine))),
            partitions=src.partitions, free_elements=src.free_size)
     if ctx.run.symbolic:
         return  # no values move; each core's stream is recorded independently

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.nki import dtypes as dt
+from tessera.nki.attrs import NO_ATTRS, MatmulAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import DTypeError, EngineAccessError, MatmulShapeError, PsumBankError
 from tessera.nki.isa._common import (
@@ -104,13 +105,13 @@ def nc_matmul(dst: NkiTensor, stationary: NkiTensor, moving: NkiTensor,
                          f"{'/'.join(d.name for d in allowed_out)} on NeuronCore-v{lim.version}")
     check_psum_bank(ctx, dst, op)
     record(ctx, Engine.TENSOR, Opcode.NC_MATMUL, (stationary, moving), (dst,),
-           {"accumulate": accumulate, "stationary_free": m, "moving_free": n,
-            "perf_mode": getattr(perf_mode, "value", perf_mode),
-            "is_transpose": bool(is_transpose), "contraction_rows": rows,
-            "is_stationary_onezero": bool(is_stationary_onezero),
-            "is_moving_onezero": bool(is_moving_onezero),
-            "tile_position": tuple(tile_position) or None,
-            "tile_size": tuple(tile_size) or None},
+           MatmulAttrs(stationary_free=m, moving_free=n, contraction_rows=rows,
+                       perf_mode=getattr(perf_mode, "value", perf_mode), accumulate=accumulate,
+                       is_transpose=bool(is_transpose),
+                       is_stationary_onezero=bool(is_stationary_onezero),
+                       is_moving_onezero=bool(is_moving_onezero),
+                       tile_position=tuple(tile_position) or None,
+                       tile_size=tuple(tile_size) or None),
            partitions=k, free_elements=n)
     if ctx.run.symbolic:
         return
@@ -151,7 +152,7 @@ def nc_transpose(dst: NkiTensor, data: NkiTensor, engine: object = None,
     ctx = current()
     dst = tensor_arg(dst, "dst", op)
     data = tensor_arg(data, "data", op)
-    eng = resolve_engine(engine, Engine.TENSOR, (Engine.TENSOR, Engine.VECTOR), op)
+    eng = resolve_engine(engine, Opcode.NC_TRANSPOSE, op)
     p, f = data.partitions, data.free_size
     limit = ctx.run.limits.pmax if eng is Engine.TENSOR else 32
     if p > limit or f > limit:
@@ -169,7 +170,8 @@ def nc_transpose(dst: NkiTensor, data: NkiTensor, engine: object = None,
     # the engine is passed so a Vector-engine transpose obeys the partition-start rule
     check_partitions(ctx, data, "data", op, eng)
     check_partitions(ctx, dst, "dst", op, eng)
-    record(ctx, eng, Opcode.NC_TRANSPOSE, (data,), (dst,), partitions=p, free_elements=f)
+    record(ctx, eng, Opcode.NC_TRANSPOSE, (data,), (dst,), NO_ATTRS, partitions=p,
+           free_elements=f)
     if ctx.run.symbolic:
         return
     values = data.numpy().reshape(p, f).T

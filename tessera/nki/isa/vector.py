@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.nki import dtypes as dt
+from tessera.nki.attrs import NO_ATTRS, MemsetAttrs, TensorTensorAttrs
 from tessera.nki.errors import DTypeError, EngineAccessError, KernelUsageError
 from tessera.nki.isa._common import (
     check_engine_memory,
@@ -25,9 +26,6 @@ from tessera.nki.ops import AluOp, OpKind, to_op
 from tessera.nki.runtime import CoreContext, current, kernel_api
 from tessera.nki.stream import Engine, Opcode
 from tessera.nki.tensor import NkiTensor
-
-VEC_ENGINES = (Engine.VECTOR, Engine.GPSIMD)
-ANY_COMPUTE = (Engine.VECTOR, Engine.GPSIMD, Engine.SCALAR)
 
 
 def prepare(ctx: CoreContext, op: str, engine: Engine, reads: tuple[NkiTensor, ...],
@@ -81,13 +79,13 @@ def tensor_tensor(dst: NkiTensor, data1: NkiTensor, data2: NkiTensor, op: object
     alu = to_op(op)
     if alu.arity != 2:
         raise EngineAccessError(f"{opname}: op {alu.name} is not a binary operator")
-    eng = resolve_engine(engine, Engine.VECTOR, VEC_ENGINES, opname)
+    eng = resolve_engine(engine, Opcode.TENSOR_TENSOR, opname)
     prepare(ctx, opname, eng, (a, b), (dst,))
     check_same_layout(a, b, "data1", "data2", opname)
     check_same_layout(a, dst, "data1", "dst", opname)
     check_one_psum_input(a, b, "data1", "data2", opname)
     check_bitvec(alu, (a, b, dst), opname)
-    record(ctx, eng, Opcode.TENSOR_TENSOR, (a, b), (dst,), {"op": alu.name})
+    record(ctx, eng, Opcode.TENSOR_TENSOR, (a, b), (dst,), TensorTensorAttrs(alu.name))
     if ctx.run.symbolic:
         return
     x = read_operand(a, alu).reshape(dst.shape)
@@ -103,14 +101,14 @@ def tensor_copy(dst: NkiTensor, src: NkiTensor, engine: object = None,
     ctx = current()
     dst = tensor_arg(dst, "dst", opname)
     src = tensor_arg(src, "src", opname)
-    eng = resolve_engine(engine, Engine.VECTOR, ANY_COMPUTE, opname)
+    eng = resolve_engine(engine, Opcode.TENSOR_COPY, opname)
     if eng is Engine.SCALAR and ctx.run.limits.version < 3:
         raise EngineAccessError(f"{opname}: the Scalar engine has no tensor_copy on "
                                 f"NeuronCore-v2 ({ctx.run.limits.chip}); use the vector or "
                                 "gpsimd engine, or nisa.activation with nl.copy")
     prepare(ctx, opname, eng, (src,), (dst,))
     check_same_layout(src, dst, "src", "dst", opname)
-    record(ctx, eng, Opcode.TENSOR_COPY, (src,), (dst,))
+    record(ctx, eng, Opcode.TENSOR_COPY, (src,), (dst,), NO_ATTRS)
     if ctx.run.symbolic:
         return
     copy_values(dst, src)
@@ -122,7 +120,7 @@ def memset(dst: NkiTensor, value: object, engine: object = None, name: str | Non
     opname = "memset"
     ctx = current()
     dst = tensor_arg(dst, "dst", opname)
-    eng = resolve_engine(engine, Engine.VECTOR, ANY_COMPUTE, opname)
+    eng = resolve_engine(engine, Opcode.MEMSET, opname)
     prepare(ctx, opname, eng, (), (dst,))
     if not isinstance(value, int | float | np.number | np.bool_):
         raise KernelUsageError(f"{opname}: value must be a number, got {value!r}")
@@ -130,6 +128,6 @@ def memset(dst: NkiTensor, value: object, engine: object = None, name: str | Non
     stored = dt.cast(np.array([value], dtype=np.float64 if isinstance(value, float | np.floating)
                               else np.int64), dst.dtype)[0]
     number = float(stored) if dst.dtype.is_float else int(stored)
-    record(ctx, eng, Opcode.MEMSET, (), (dst,), {"value": number})
+    record(ctx, eng, Opcode.MEMSET, (), (dst,), MemsetAttrs(number))
     if not ctx.run.symbolic:
         dst.write_raw(np.full(dst.shape, stored, dtype=dst.dtype.storage))

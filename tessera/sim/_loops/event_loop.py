@@ -7,15 +7,8 @@ import numpy as np
 from tessera.sim._loops.grow import append
 from tessera.sim._loops.njit import njit
 from tessera.sim.arrays import Schedule
-from tessera.sim.facts import (
-    BARRIER,
-    COMPUTE,
-    PSUM_PORT,
-    QUEUES_PER_CORE,
-    SBUF_PORT,
-    SENDRECV,
-    TRANSFER,
-)
+from tessera.sim.cost_rules import BARRIER, COMPUTE, SENDRECV, TRANSFER
+from tessera.sim.facts import PSUM_PORT, QUEUES_PER_CORE, SBUF_PORT
 
 
 @njit

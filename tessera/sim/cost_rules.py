@@ -1,11 +1,16 @@
-"""Per-instruction cost on the compute engines, in the engine's own cycles.
+"""The cost registry: one rule per opcode, and the compute engines' costs in cycles.
+
+`COST_RULES` says for every opcode how the timing model prices it: its scheduling kind
+(compute, DMA transfer, barrier, core-to-core sendrecv) and, for compute, its cycle formula
+on the Tensor engine and/or on the streaming engines. Rules read the instruction's typed
+settings (`Instruction.attrs`, written by the `nki.isa` op).
 
 The base is the published NKI cost model (ISA docstrings of Neuron 2.26; see
 /work/shared/reference/hardware.md section 3), with N = elements per partition. Hardware
 numbers (clocks, MIN_II, MM_INIT_LATENCY, the access overhead, GpSimd start, element rates)
 are read from `tessera.hw`; the formula coefficients and unpublished latencies come from
 the calibration YAML. Every opcode has a rule; an opcode without one is an error, never a
-silent zero. DMA costs live in `tessera.sim.dma`.
+silent zero. DMA transfer costs live in `tessera.sim.dma`.
 
 An instruction occupies its engine for `occupancy_s` (formula + the fixed SBUF/PSUM access
 overhead); its result is visible `latency_s` later (pipeline depth). Back-to-back independent
@@ -15,8 +20,17 @@ instructions therefore stream at the formula rate while dependent ones pay the l
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from tessera.hw import CoreSpec, EngineSpec, Precision
+from tessera.nki.attrs import (
+    ActivationAttrs,
+    MatmulAttrs,
+    MemsetAttrs,
+    ScalarTensorTensorAttrs,
+    TensorReduceAttrs,
+    TensorTensorAttrs,
+)
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import AccessPattern, Engine, Instruction, Opcode
 from tessera.sim.errors import ScheduleError
@@ -60,12 +74,13 @@ def matmul_cycles(inst: Instruction, core: CoreSpec, cal: Calibration) -> float:
     `contraction_rows` is 2. LoadStationary of the next weights runs in the background and
     only shows when it is slower than the multiply.
     """
-    n_stationary = float(inst.flag("stationary_free", 0) or 0)
-    n_moving = float(inst.flag("moving_free", inst.free_elements) or 0)
+    attrs: MatmulAttrs = inst.attrs  # type: ignore[assignment]
+    n_stationary = float(attrs.stationary_free)
+    n_moving = float(attrs.moving_free)
     precision = precision_of(inst.reads[-1].dtype if inst.reads else "bfloat16")
     precision = precision or Precision.BF16
-    double_row = inst.flag("perf_mode") in _DOUBLE_ROW
-    rows = float(inst.flag("contraction_rows", 1) or 1)
+    double_row = attrs.perf_mode in _DOUBLE_ROW
+    rows = float(attrs.contraction_rows)
     if double_row or precision is Precision.FP8:
         factor = 1.0  # fp8 without double_row streams like bf16
     else:
@@ -79,6 +94,10 @@ def matmul_cycles(inst: Instruction, core: CoreSpec, cal: Calibration) -> float:
     return max(multiply, load_stationary)
 
 
+def _matmul(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    return matmul_cycles(inst, core, cal)  # its own N: the moving free size
+
+
 def _tensor_transpose(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
     return max(float(inst.partitions), min(cal.transpose_free_cap_cycles,
                                            float(inst.free_elements)))
@@ -86,7 +105,8 @@ def _tensor_transpose(inst: Instruction, core: CoreSpec, cal: Calibration, n: fl
 
 def _tensor_tensor(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
     psum_input = any(ap.buffer is Buffer.PSUM for ap in inst.reads)
-    fast = psum_input or (inst.flag("op") in _FAST_TT_OPS and _all_half(inst)
+    attrs: TensorTensorAttrs = inst.attrs  # type: ignore[assignment]
+    fast = psum_input or (attrs.op in _FAST_TT_OPS and _all_half(inst)
                           and _all_sbuf_contiguous(inst))
     per = cal.one_input_per_element if fast else cal.two_input_per_element
     return per * n
@@ -94,18 +114,21 @@ def _tensor_tensor(inst: Instruction, core: CoreSpec, cal: Calibration, n: float
 
 def _scalar_tensor_tensor(inst: Instruction, core: CoreSpec, cal: Calibration,
                           n: float) -> float:
-    fast = (_all_half(inst) and inst.flag("op0") == "subtract"
-            and inst.flag("op1") == "multiply" and inst.free_elements % 2 == 0)
+    attrs: ScalarTensorTensorAttrs = inst.attrs  # type: ignore[assignment]
+    fast = (_all_half(inst) and attrs.op0 == "subtract" and attrs.op1 == "multiply"
+            and inst.free_elements % 2 == 0)
     return (cal.one_input_per_element if fast else cal.two_input_per_element) * n
 
 
 def _tensor_reduce(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
-    fast = _all_half(inst) and inst.flag("op") in _FAST_REDUCE_OPS
+    attrs: TensorReduceAttrs = inst.attrs  # type: ignore[assignment]
+    fast = _all_half(inst) and attrs.op in _FAST_REDUCE_OPS
     return (cal.fast_reduce_per_element if fast else cal.one_input_per_element) * n
 
 
 def _memset(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
-    fast = inst.flag("value") in (0, 0.0) and _all_half(inst)
+    attrs: MemsetAttrs = inst.attrs  # type: ignore[assignment]
+    fast = attrs.value in (0, 0.0) and _all_half(inst)
     return (cal.fast_memset_per_element if fast else cal.one_input_per_element) * n
 
 
@@ -121,7 +144,8 @@ def _with_reduce(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) 
 
 
 def _activation(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
-    if inst.flag("reduce_op") is not None:  # accumulating into the reduction registers
+    attrs: ActivationAttrs = inst.attrs  # type: ignore[assignment]
+    if attrs.reduce_op is not None:  # accumulating into the reduction registers
         return _with_reduce(inst, core, cal, n)
     return cal.one_input_per_element * n
 
@@ -130,37 +154,67 @@ def _gpsimd_start(inst: Instruction, core: CoreSpec, cal: Calibration, n: float)
     return float(core.costs.gpsimd_start_cycles) + n
 
 
-def _per(name: str) -> Callable[[Instruction, CoreSpec, Calibration, float], float]:
+def _per(name: str) -> Rule:
     def rule(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
         return getattr(cal, name) * n
     return rule
 
 
-# Streaming-engine rules: cycles before the MIN_II floor, with n = N scaled by the rate.
-# Rules in _NO_FLOOR carry their own fixed term instead of max(MIN_II, ...).
-STREAM_RULES: dict[Opcode, Callable[[Instruction, CoreSpec, Calibration, float], float]] = {
-    Opcode.TENSOR_TENSOR: _tensor_tensor,
-    Opcode.TENSOR_SCALAR: _per("one_input_per_element"),
-    Opcode.SCALAR_TENSOR_TENSOR: _scalar_tensor_tensor,
-    Opcode.TENSOR_REDUCE: _tensor_reduce,
-    Opcode.TENSOR_COPY: _per("one_input_per_element"),
-    Opcode.MEMSET: _memset,
-    Opcode.RECIPROCAL: _per("reciprocal_per_element"),
-    Opcode.ACTIVATION: _activation,
-    Opcode.ACTIVATION_REDUCE: _with_reduce,
-    Opcode.TENSOR_SCALAR_REDUCE: _with_reduce,
-    Opcode.TENSOR_TENSOR_SCAN: _per("scan_per_element"),
-    Opcode.TENSOR_COPY_PREDICATED: _predicated,
-    Opcode.BN_STATS: _per("one_input_per_element"),
-    Opcode.BN_AGGR: _per("bn_aggr_per_element"),
-    Opcode.IOTA: _gpsimd_start,
-    Opcode.AFFINE_SELECT: _gpsimd_start,
+Rule = Callable[[Instruction, CoreSpec, Calibration, float], float]
+# scheduling kinds (the event loop's `FactArrays.kind`)
+COMPUTE, TRANSFER, BARRIER, SENDRECV = 0, 1, 2, 3
+
+
+@dataclass(frozen=True)
+class CostRule:
+    """How the timing model prices one opcode.
+
+    `kind` is how it is scheduled: COMPUTE on an engine queue, TRANSFER on the DMA engines
+    (`tessera.sim.dma`), BARRIER (joined with the other core, free) or SENDRECV (a
+    core-to-core DMA joined with its partner). A compute opcode has a cycle formula for the
+    engines it can run on: `tensor` on the Tensor engine, `stream` on Vector/Scalar/GpSimd
+    (with n = N scaled by the engine's element rate, floored at MIN_II unless `floor` is
+    False because the formula has its own fixed term).
+    """
+
+    kind: int
+    tensor: Rule | None = None
+    stream: Rule | None = None
+    floor: bool = True
+
+
+def _compute(stream: Rule | None = None, tensor: Rule | None = None,
+             floor: bool = True) -> CostRule:
+    return CostRule(COMPUTE, tensor, stream, floor)
+
+
+COST_RULES: dict[Opcode, CostRule] = {
+    Opcode.NC_MATMUL: _compute(tensor=_matmul),
+    # TensorE: max(P, min(cap, F)); VectorE 32x32 blocks: max(MIN_II, N)
+    Opcode.NC_TRANSPOSE: _compute(_per("one_input_per_element"), tensor=_tensor_transpose),
+    Opcode.TENSOR_TENSOR: _compute(_tensor_tensor),
+    Opcode.TENSOR_SCALAR: _compute(_per("one_input_per_element")),
+    Opcode.SCALAR_TENSOR_TENSOR: _compute(_scalar_tensor_tensor),
+    Opcode.TENSOR_REDUCE: _compute(_tensor_reduce),
+    Opcode.TENSOR_COPY: _compute(_per("one_input_per_element")),
+    Opcode.MEMSET: _compute(_memset),
+    Opcode.RECIPROCAL: _compute(_per("reciprocal_per_element")),
+    Opcode.ACTIVATION: _compute(_activation),
+    Opcode.ACTIVATION_REDUCE: _compute(_with_reduce),
+    Opcode.TENSOR_SCALAR_REDUCE: _compute(_with_reduce),
+    Opcode.TENSOR_TENSOR_SCAN: _compute(_per("scan_per_element")),
+    Opcode.TENSOR_COPY_PREDICATED: _compute(_predicated),
+    Opcode.BN_STATS: _compute(_per("one_input_per_element")),
+    Opcode.BN_AGGR: _compute(_per("bn_aggr_per_element")),
+    Opcode.IOTA: _compute(_gpsimd_start, floor=False),
+    Opcode.AFFINE_SELECT: _compute(_gpsimd_start, floor=False),
     # not documented: charged like the other GpSimd cross-lane ops (start + N)
-    Opcode.TENSOR_PARTITION_REDUCE: _gpsimd_start,
-    Opcode.NC_TRANSPOSE: _per("one_input_per_element"),  # VectorE 32x32: max(MIN_II, N)
+    Opcode.TENSOR_PARTITION_REDUCE: _compute(_gpsimd_start, floor=False),
+    Opcode.DMA_COPY: CostRule(TRANSFER),
+    Opcode.DMA_TRANSPOSE: CostRule(TRANSFER),
+    Opcode.SENDRECV: CostRule(SENDRECV),
+    Opcode.CORE_BARRIER: CostRule(BARRIER),
 }
-_NO_FLOOR = (Opcode.IOTA, Opcode.AFFINE_SELECT, Opcode.TENSOR_PARTITION_REDUCE)
-DMA_OPCODES = (Opcode.DMA_COPY, Opcode.DMA_TRANSPOSE, Opcode.SENDRECV)
 
 
 def stream_engine(core: CoreSpec, engine: Engine) -> EngineSpec:
@@ -190,29 +244,26 @@ def element_scale(inst: Instruction, spec: EngineSpec, cal: Calibration) -> floa
 def engine_cycles(inst: Instruction, core: CoreSpec, cal: Calibration) -> float:
     """The formula cost of a compute instruction in its engine's cycles (no overheads)."""
     op = inst.opcode
+    rule = COST_RULES[op]
     if inst.engine is Engine.TENSOR:
-        if op is Opcode.NC_MATMUL:
-            return matmul_cycles(inst, core, cal)
-        if op is Opcode.NC_TRANSPOSE:
-            return _tensor_transpose(inst, core, cal, float(inst.free_elements))
-        raise ScheduleError(f"no Tensor-engine cost rule for {op.value} (at {inst.location})")
-    rule = STREAM_RULES.get(op)
-    if rule is None:
+        if rule.tensor is None:
+            raise ScheduleError(f"no Tensor-engine cost rule for {op.value} "
+                                f"(at {inst.location})")
+        return rule.tensor(inst, core, cal, float(inst.free_elements))
+    if rule.stream is None:
         raise ScheduleError(f"no {inst.engine.value}-engine cost rule for {op.value} "
                             f"(at {inst.location})")
     spec = stream_engine(core, inst.engine)
     n = float(inst.free_elements) * element_scale(inst, spec, cal)
-    cycles = rule(inst, core, cal, n)
-    if inst.flag("dynamic_offset"):
-        cycles = max(float(core.costs.dynamic_offset_copy_cycles), cycles)
-    if op in _NO_FLOOR:
+    cycles = rule.stream(inst, core, cal, n)
+    if not rule.floor:
         return cycles
     return max(float(core.costs.min_ii_cycles), cycles)
 
 
 def engine_cost(inst: Instruction, core: CoreSpec, cal: Calibration) -> tuple[float, float]:
-    """(occupancy_s, result latency_s) of a compute-engine instruction."""
-    if inst.opcode is Opcode.CORE_BARRIER:
+    """(occupancy_s, result latency_s) of a compute-engine instruction (a barrier: free)."""
+    if COST_RULES[inst.opcode].kind == BARRIER:
         return 0.0, 0.0
     cycles = engine_cycles(inst, core, cal)
     if inst.engine is Engine.TENSOR:
@@ -227,8 +278,9 @@ def matmul_flops(inst: Instruction) -> float:
     """2 x K x M x N of an nc_matmul (0 for anything else)."""
     if inst.opcode is not Opcode.NC_MATMUL:
         return 0.0
-    m = float(inst.flag("stationary_free", 0) or 0)
-    n = float(inst.flag("moving_free", inst.free_elements) or 0)
+    attrs: MatmulAttrs = inst.attrs  # type: ignore[assignment]
+    m = float(attrs.stationary_free)
+    n = float(attrs.moving_free)
     # double_row contracts `contraction_rows` (2) packed rows per partition
-    rows = float(inst.flag("contraction_rows", 1) or 1)
+    rows = float(attrs.contraction_rows)
     return 2.0 * inst.partitions * rows * m * n
