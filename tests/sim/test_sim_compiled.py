@@ -3,8 +3,10 @@ boxes, and the array forms of dependencies and schedules."""
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
+import pkgutil
 import subprocess
 import sys
 from pathlib import Path
@@ -137,16 +139,23 @@ def test_dependencies_are_ascending_csr_and_timelines_check_them(make_inst, make
         sim.build_timeline(facts, short, chip, cal)
 
 
-def test_loops_are_compiled_when_numba_is_on():
+def test_every_function_in_loops_is_compiled_when_numba_is_on():
     from tessera.sim import _loops
 
-    loops = (_loops.boxes.boxes, _loops.arena.liveness, _loops.arena.place,
-             _loops.hazards.hazards, _loops.event_loop.run, _loops.event_loop.busy_by_engine)
     expected = (importlib.util.find_spec("numba") is not None
                 and os.environ.get("TESSERA_JIT", "1") != "0")
     assert _loops.ENABLED is expected
-    for fn in loops:  # numba dispatchers keep the Python function as py_func
-        assert hasattr(fn, "py_func") is expected, fn
+    found = 0
+    for info in pkgutil.iter_modules(_loops.__path__):
+        if info.name == "njit":
+            continue
+        module = importlib.import_module(f"tessera.sim._loops.{info.name}")
+        for name, value in vars(module).items():
+            fn = getattr(value, "py_func", value)  # numba dispatchers keep the Python original
+            if callable(fn) and getattr(fn, "__module__", None) == module.__name__:
+                found += 1
+                assert hasattr(value, "py_func") is expected, f"{module.__name__}.{name}"
+    assert found >= 10
 
 
 def test_warm_up_compiles_and_reports_its_time():
