@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
-import yaml
 
 from tessera import hw
 from tessera.net import (
@@ -30,7 +27,13 @@ from tessera.net import collectives as coll
 CAL = load_calibration()
 W = 200e9  # link bandwidth, both directions together
 V = 256 * 2**20
-VALIDATION = Path(__file__).resolve().parents[3] / "shared" / "validation" / "collectives.yaml"
+# 2-rank fp32 all-reduce on trn1.32xlarge, (bytes, microseconds): AWS Neuron "nccom-test"
+# user guide (https://awsdocs-neuron.readthedocs-hosted.com/en/latest/tools/
+# neuron-sys-tools/nccom-test.html), the curve the collective calibration was fitted on;
+# kept here so the check runs from any clone
+NCCOM_2_RANK_ALL_REDUCE = ((1024, 58), (262144, 60), (1048576, 68), (4194304, 107),
+                           (16777216, 332), (67108864, 1214), (268435456, 4750),
+                           (1073741824, 18930))
 
 
 def ring_model(n: int) -> CollectiveModel:
@@ -200,10 +203,7 @@ def test_size_sweep() -> None:
 
 
 def test_two_rank_all_reduce_matches_nccom_test_within_15_percent() -> None:
-    if not VALIDATION.exists():
-        pytest.skip(f"validation data not found at {VALIDATION}")
-    points = yaml.safe_load(VALIDATION.read_text())["allreduce_2_ranks_fp32"]["points"]
     model = CollectiveModel(from_instance("trn1.32xlarge"), Placement(2, ranks_per_chip=1))
-    for p in points:
-        predicted = model.cost("all_reduce", p["bytes"]).time_s
-        assert predicted == pytest.approx(p["time_us"] * 1e-6, rel=0.15), p
+    for n_bytes, time_us in NCCOM_2_RANK_ALL_REDUCE:
+        predicted = model.cost("all_reduce", n_bytes).time_s
+        assert predicted == pytest.approx(time_us * 1e-6, rel=0.15), (n_bytes, time_us)
