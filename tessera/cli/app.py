@@ -2,20 +2,33 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from tessera.cli import collective_cmd, hw_cmd, kernel_cmd
+from tessera.cli.errors import DEBUG_ENV, set_debug
 
 app = typer.Typer(
     name="tessera",
     help="Tessera: a NeuronCore modelled in software, with an NKI-compatible kernel language.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(hw_cmd.app, name="hw", help="Hardware catalogue: cores, chips, instances, GPUs.")
 app.add_typer(kernel_cmd.app, name="kernel", help="Run and inspect NKI kernels on the CPU.")
-app.add_typer(collective_cmd.app, name="collective",
-              help="Cost a collective (all-reduce, all-gather, ...) on an instance topology.")
+app.command("collective", help="Cost a collective (all-reduce, all-gather, ...) on an "
+                                "instance topology.")(collective_cmd.collective)
+
+
+@app.callback()
+def tessera(
+    debug: Annotated[bool, typer.Option(
+        "--debug", help=f"Print full tracebacks on errors (or set {DEBUG_ENV}=1).")] = False,
+) -> None:
+    """Tessera: a NeuronCore modelled in software, with an NKI-compatible kernel language."""
+    set_debug(debug)
 
 
 def main() -> None:

@@ -1,6 +1,7 @@
 """`tessera collective OP`: predicted time and bandwidth of a collective on an instance.
 
     tessera collective ALL_REDUCE --bytes 64MiB --ranks 16 --instance trn1.32xlarge
+    tessera collective all_reduce            # every logical core of trn1.32xlarge, 64 MiB
     tessera collective all_gather --ranks 32 --instance trn1.32xlarge --sweep --png ag.png
     tessera collective ALL_REDUCE --bytes 1GiB --ranks 256 --instance trn2.48xlarge \
         --instances 4 --algorithm hierarchical --json
@@ -14,22 +15,22 @@ from typing import Annotated
 
 import typer
 
-from tessera import net
+from tessera import hw, net
+from tessera.cli.errors import USAGE_ERROR, CliUsageError, guard
+from tessera.cli.paths import check_writable
 from tessera.net import CollectiveCost
 
-USAGE_ERROR = 2
+__all__ = ["USAGE_ERROR", "app", "collective"]
 
 app = typer.Typer(
     help="Predict a collective's time on an instance topology (nccom-test style output).",
     add_completion=False,
-    # the command is the group's callback: let options follow the OP argument
-    context_settings={"allow_interspersed_args": True},
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(USAGE_ERROR)
+def _n(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
 
 
 def _gbps(x: float) -> str:
@@ -38,9 +39,10 @@ def _gbps(x: float) -> str:
 
 def _print_one(cost: CollectiveCost, model: net.CollectiveModel) -> None:
     typer.echo(f"{cost.op.value} of {net.format_bytes(cost.n_bytes)} ({cost.n_bytes} B) over "
-               f"{cost.ranks} ranks on {model.topology.name} "
-               f"(LNC={model.rank_map.lnc}, {model.rank_map.ranks_per_chip} ranks per chip)")
-    typer.echo(f"  algorithm      {cost.algorithm.value} ({cost.steps} steps)")
+               f"{_n(cost.ranks, 'rank')} on {model.topology.name} "
+               f"(LNC={model.rank_map.lnc}, {_n(model.rank_map.ranks_per_chip, 'rank')} per "
+               "chip)")
+    typer.echo(f"  algorithm      {cost.algorithm.value} ({_n(cost.steps, 'step')})")
     typer.echo(f"  time           {cost.time_s * 1e6:.1f} us")
     typer.echo(f"  algbw          {_gbps(cost.algbw_bytes_per_s)}")
     typer.echo(f"  busbw          {_gbps(cost.busbw_bytes_per_s)}")
@@ -85,12 +87,15 @@ def _plot(costs: list[CollectiveCost], title: str, path: Path) -> None:
     plt.close(fig)
 
 
-@app.callback(invoke_without_command=True)
+@app.command()
+@guard
 def collective(
-    op: Annotated[str, typer.Argument(help="ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER, "
+    op: Annotated[str, typer.Argument(metavar="OP", help="ALL_REDUCE, ALL_GATHER, REDUCE_SCATTER, "
                                            "ALL_TO_ALL, BROADCAST, SEND_RECV or PERMUTE.")],
     n_bytes: Annotated[str, typer.Option("--bytes", help="Size: 4096, 64MiB, 1GB, ...")] = "64MiB",
-    ranks: Annotated[int, typer.Option(help="Ranks taking part (placed NXD-style).")] = 2,
+    ranks: Annotated[int | None, typer.Option(
+        help="Ranks taking part, placed NXD-style (default: every logical core of the "
+             "instances, so the collective crosses chips).")] = None,
     instance: Annotated[str, typer.Option(help="Instance preset.")] = "trn1.32xlarge",
     instances: Annotated[int, typer.Option(help="Instances joined by the network.")] = 1,
     algorithm: Annotated[str, typer.Option(help="auto, ring, ring_bidir, direct, rhd, torus "
@@ -103,17 +108,26 @@ def collective(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """Predict time, algorithm bandwidth, bus bandwidth and the busiest link of a collective."""
-    try:
-        parsed_op = net.parse_op(op)
-        model = net.CollectiveModel.for_instance(instance, ranks, instances, lnc,
-                                                  ranks_per_chip)
-        group = [0, 1] if parsed_op is net.CollectiveOp.SEND_RECV else None
-        if sweep:
-            costs = model.sweep(parsed_op, net.size_sweep(), group, algorithm)
-        else:
-            costs = [model.cost(parsed_op, n_bytes, group, algorithm)]
-    except net.NetError as exc:
-        raise _fail(str(exc)) from None
+    if png is not None:
+        if not sweep:
+            raise CliUsageError("--png draws the size sweep: add --sweep (or drop --png)")
+        check_writable(png, "--png")
+    parsed_op = net.parse_op(op)
+    preset = _instance(instance)
+    if ranks is None:
+        ranks = preset.chip_count * preset.chip.logical_cores(lnc) * instances
+    model = net.CollectiveModel.for_instance(instance, ranks, instances, lnc, ranks_per_chip)
+    group = [0, 1] if parsed_op is net.CollectiveOp.SEND_RECV else None
+    if sweep:
+        costs = model.sweep(parsed_op, net.size_sweep(), group, algorithm)
+    else:
+        size = net.parse_bytes(n_bytes)
+        per_rank = preset.chip.hbm_bytes // max(1, model.rank_map.ranks_per_chip)
+        if size > per_rank:
+            raise CliUsageError(f"--bytes {n_bytes} ({net.format_bytes(size)}) exceeds the "
+                                f"{net.format_bytes(per_rank)} of HBM each rank has on "
+                                f"{preset.name}")
+        costs = [model.cost(parsed_op, size, group, algorithm)]
     if as_json:
         for c in costs:
             typer.echo(json.dumps(c.as_dict()))
@@ -124,6 +138,15 @@ def collective(
     if sweep:
         path = png or Path(f"collective_{parsed_op.value}_{model.topology.name}.png".replace(
             " ", ""))
-        _plot(costs, f"{parsed_op.value}, {ranks} ranks, {model.topology.name}", path)
+        _plot(costs, f"{parsed_op.value}, {_n(ranks, 'rank')}, {model.topology.name}", path)
         if not as_json:
             typer.echo(f"wrote {path}")
+
+
+def _instance(name: str) -> hw.InstanceSpec:
+    """The instance preset, or the network model's one-line error for an unknown name."""
+    try:
+        return hw.load_instance(name)
+    except hw.UnknownPresetError:
+        net.from_instance(name)  # raises TopologyError naming the instances
+        raise

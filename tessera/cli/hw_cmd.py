@@ -6,11 +6,13 @@ import re
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from tessera import hw
+from tessera.cli.errors import CliUsageError, guard
 from tessera.hw.sourced import Status, as_plain
 from tessera.hw.units import format_quantity
 
@@ -18,7 +20,15 @@ app = typer.Typer(
     help="Hardware catalogue: every number with its source.",
     no_args_is_help=True,
     add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
+# per kind, the columns of `hw list` (each section fits an 80-column terminal)
+_LIST_COLUMNS = {
+    "core": ("name", "aliases", "peak bf16"),
+    "chip": ("name", "core", "cores", "peak bf16", "HBM", "HBM BW"),
+    "gpu": ("name", "peak bf16", "HBM", "HBM BW"),
+    "instance": ("name", "chips", "peak bf16", "HBM", "HBM BW", "$/hour"),
+}
 
 _STATUS_STYLE = {
     Status.PUBLISHED: "green",
@@ -54,25 +64,40 @@ def _summary(preset: hw.Preset) -> tuple[str, str, str, str, str, str]:
             format_quantity("x_usd_per_hour", preset.price.on_demand_usd_per_hour))
 
 
+def _row(info: hw.PresetInfo, preset: hw.Preset) -> dict[str, str]:
+    acc, cores, peak, hbm, bw, price = _summary(preset)
+    return {"name": info.name, "aliases": ", ".join(info.aliases), "core": acc,
+            "chips": acc, "cores": cores, "peak bf16": peak, "HBM": hbm,
+            "HBM BW": bw, "$/hour": price}
+
+
 @app.command("list")
+@guard
 def list_cmd(
     kind: Annotated[
         str | None, typer.Option(help="Only this kind: core, chip, gpu or instance.")
     ] = None,
 ) -> None:
-    """List every preset with its key figures (dense BF16 peak from the core model)."""
+    """List every preset with its key figures (dense BF16 peak from the core model), one
+    section per kind."""
     try:
         infos = hw.list_presets(kind)
     except ValueError as exc:
-        _fail(str(exc))
-    table = Table(title="tessera hardware presets")
-    for col in ("kind", "name", "aliases", "accelerators", "cores", "peak bf16", "HBM",
-                "HBM BW", "on-demand"):
-        table.add_column(col, no_wrap=col in ("name", "kind"))
-    for info in infos:
-        preset = hw.load_preset(info.name, info.kind)
-        table.add_row(info.kind, info.name, ", ".join(info.aliases), *_summary(preset))
-    _console().print(table)
+        raise CliUsageError(str(exc)) from None
+    console = _console()
+    for section, columns in _LIST_COLUMNS.items():
+        rows = [_row(i, hw.load_preset(i.name, i.kind)) for i in infos if i.kind == section]
+        if not rows:
+            continue
+        table = Table(title=f"{section}s", box=box.SIMPLE_HEAD, title_justify="left",
+                      collapse_padding=True, pad_edge=False)
+        for col in columns:
+            table.add_column(col, no_wrap=True,
+                             justify="left" if col in ("name", "aliases", "core",
+                                                       "chips") else "right")
+        for row in rows:
+            table.add_row(*(row[c] for c in columns))
+        console.print(table)
 
 
 def _format(name: str, value: Any) -> str:
@@ -174,27 +199,38 @@ def _precisions(preset: hw.Preset) -> list[hw.Precision]:
 
 
 @app.command("show")
+@guard
 def show_cmd(
     name: Annotated[str, typer.Argument(help="Preset name or alias, e.g. trn1, nc-v3, p5")],
     kind: Annotated[
         str | None, typer.Option(help="Kind to search: core, chip, gpu or instance.")
     ] = None,
+    all_fields: Annotated[bool, typer.Option(
+        "--all", help="Every field with its value, status and source.")] = False,
 ) -> None:
-    """Show every field of a preset with its value, status and source."""
+    """Show a preset's key figures; with --all, every field with its value, status and
+    source."""
     try:
         preset = hw.load_preset(name, kind)
-    except (hw.UnknownPresetError, hw.PresetError, ValueError) as exc:
-        _fail(str(exc))
-    facts = _FactTable(f"{preset.kind} {preset.name}: {preset.display_name}")
-    facts.add_spec(preset)
+    except ValueError as exc:
+        if isinstance(exc, hw.HwError):
+            raise
+        raise CliUsageError(str(exc)) from None
     console = _console()
-    console.print(facts.table)
-    derived = Table(title="computed by the model", show_header=False)
+    derived = Table(title=f"{preset.kind} {preset.name}: {preset.display_name}",
+                    show_header=False, box=box.SIMPLE, title_justify="left")
     derived.add_column("figure", no_wrap=True)
     derived.add_column("value")
-    for label, value in _derived(preset):
+    for label, value in _brief(preset) + _derived(preset):
         derived.add_row(label, Text(value))
     console.print(derived)
+    if not all_fields:
+        console.print(Text(f"every field with its source: tessera hw show {preset.name} "
+                           "--all"))
+        return
+    facts = _FactTable("every field")
+    facts.add_spec(preset)
+    console.print(facts.table)
     legend = Table(title="sources")
     legend.add_column("key", no_wrap=True)
     legend.add_column("document")
@@ -205,6 +241,9 @@ def show_cmd(
     console.print(Text(f"loaded from {preset.origin}"))
 
 
-def _fail(message: str) -> None:
-    Console(stderr=True, highlight=False).print(f"[red]error:[/red] {message}")
-    raise typer.Exit(2)
+def _brief(preset: hw.Preset) -> list[tuple[str, str]]:
+    """The list view's figures, labelled."""
+    first = "core" if isinstance(preset, hw.ChipSpec) else "accelerators"
+    labels = (first, "cores", None, "HBM", "HBM bandwidth", "on-demand price")
+    return [(label, value) for label, value in zip(labels, _summary(preset), strict=True)
+            if value != _DASH and label is not None]  # peaks: in the derived figures

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import StrEnum
+import ast
 from pathlib import Path
 from typing import Annotated
 
@@ -10,31 +10,30 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tessera import report, sim
+from tessera import hw, report, sim
 from tessera.cli import profile_cmd
-from tessera.hw import HwError
-from tessera.nki.errors import NkiError
+from tessera.cli.errors import fail, guard
+from tessera.cli.paths import check_writable
 from tessera.nki.kernel_files import (
     ExampleRun,
-    KernelFileError,
     input_specs,
     load_kernel_file,
+    parse_shape,
     parse_spec,
+    resize_inputs,
     run_example,
 )
 from tessera.nki.runtime import default_chip
 
-app = typer.Typer(no_args_is_help=True, add_completion=False)
+app = typer.Typer(no_args_is_help=True, add_completion=False,
+                  context_settings={"help_option_names": ["-h", "--help"]})
 
-USAGE_ERROR = 2  # bad arguments, bad kernel file or a kernel that breaks a hardware rule
 MISMATCH = 1  # the kernel ran but its output differs from the reference
-
-
-class Chip(StrEnum):
-    """Chips a kernel can be traced for."""
-
-    trn1 = "trn1"
-    trn2 = "trn2"
+CHIP_HELP = ("Target chip preset: trn1, inf2, trn2, trn3 (default: "
+             "NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")
+SHAPE_HELP = ("Resize an input by the kernel's parameter name: NAME=AxB[:dtype], e.g. "
+              "--shape lhsT=4096x8192. Repeatable.")
+KWARG_HELP = "Pass a keyword argument to the kernel: KEY=VALUE (a Python literal). Repeatable."
 
 
 @app.callback()
@@ -42,9 +41,33 @@ def kernel() -> None:
     """Run and inspect NKI kernels on the CPU."""
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(USAGE_ERROR)
+def _chip(chip: str | None) -> str:
+    """The chip preset name to trace for, or a one-line error naming the choices."""
+    name = chip or default_chip()
+    chips = hw.preset_names("chip")
+    try:
+        return hw.load_chip(name).name
+    except hw.HwError:
+        raise fail(f"--chip {name!r} is not a chip preset; choose one of: "
+                   f"{', '.join(chips)}") from None
+
+
+def _shapes(items: list[str] | None) -> dict[str, tuple[tuple[int, ...], str | None]]:
+    parsed = [parse_shape(item) for item in items or []]
+    return {name: (shape, dtype) for name, shape, dtype in parsed}
+
+
+def _kwargs(items: list[str] | None) -> dict[str, object]:
+    out: dict[str, object] = {}
+    for item in items or []:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise fail(f"--kwarg {item!r}: expected KEY=VALUE, e.g. --kwarg tile_n=512")
+        try:
+            out[key.strip()] = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            out[key.strip()] = text.strip()  # a bare word is a string
+    return out
 
 
 def _counts_table(run: ExampleRun) -> Table:
@@ -63,6 +86,7 @@ def _counts_table(run: ExampleRun) -> Table:
 
 
 @app.command("warm-up")
+@guard
 def warm_up() -> None:
     """Compile the timing model's loops for this machine (once; `make` does it on install)."""
     typer.echo("preparing the timing model (compiled once per machine, ~30 s the first time) ...")
@@ -71,31 +95,42 @@ def warm_up() -> None:
 
 
 @app.command()
+@guard
 def run(
     spec: Annotated[str, typer.Argument(
         metavar="FILE::KERNEL",
         help="Kernel file and kernel name, e.g. examples/kernels/vector_add.py::vector_add")],
-    chip: Annotated[Chip | None, typer.Option(
-        help="Target chip (default: NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")] = None,
+    chip: Annotated[str | None, typer.Option(metavar="CHIP", help=CHIP_HELP)] = None,
     symbolic: Annotated[bool, typer.Option(
         "--symbolic", help="Trace shapes only (TensorSpec inputs); print the counts.")] = False,
+    shape: Annotated[list[str] | None, typer.Option(metavar="NAME=AxB", help=SHAPE_HELP)
+                     ] = None,
+    kwarg: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE", help=KWARG_HELP)
+                     ] = None,
 ) -> None:
-    """Run a kernel on its file's example_inputs() and compare with reference()."""
-    try:
-        parsed = parse_spec(spec)
-        kernel_file = load_kernel_file(parsed.path)
-        result = run_example(kernel_file, parsed.kernel, chip.value if chip else None,
-                             symbolic)
-    except (KernelFileError, NkiError) as err:
-        raise _fail(str(err)) from None
-    except AssertionError as err:  # a kernel's own shape assertions
-        raise _fail(f"{spec}: assertion failed: {err}") from None
+    """Run a kernel on its file's example inputs and compare with its reference.
+
+    The run applies the allocator's capacity rules too: tiles that cannot be live together
+    in SBUF/PSUM are an error, as in `kernel profile`.
+    """
+    chip_name = _chip(chip)
+    parsed = parse_spec(spec)
+    kernel_file = load_kernel_file(parsed.path)
+    result = run_example(kernel_file, parsed.kernel, chip_name, symbolic, _shapes(shape),
+                         _kwargs(kwarg))
+    trace = result.trace
+    sim.allocate(sim.flatten(trace.instructions, trace.tensors), trace.chip)  # capacity
     console = Console(highlight=False)
     console.print(_counts_table(result))
     cmp = result.comparison
     if cmp is None:  # symbolic: no values, so nothing to compare or time meaningfully
         return
     console.print(f"wall time: {result.wall_s * 1e3:.1f} ms")
+    if cmp.poison is not None:
+        console.print(f"[red]FAIL[/red]: output contains the poison value of uninitialised "
+                      f"memory (NaN) at {cmp.poison}: the kernel reads memory it never "
+                      "wrote", soft_wrap=True)
+        raise typer.Exit(MISMATCH)
     verdict = "[green]PASS[/green]" if cmp.passed else "[red]FAIL[/red]"
     console.print(f"{verdict} vs reference ({cmp.dtype}): max abs err {cmp.max_abs_err:.3e}, "
                   f"max rel err {cmp.max_rel_err:.3e} (tolerance {cmp.tolerance:.1e})",
@@ -104,23 +139,23 @@ def run(
         raise typer.Exit(MISMATCH)
 
 
-_PROFILE_ERRORS = (KernelFileError, NkiError, HwError, sim.SimError,
-                   profile_cmd.OverrideSyntaxError)
-
-
 @app.command()
+@guard
 def profile(
     spec: Annotated[str, typer.Argument(
         metavar="FILE::KERNEL",
         help="Kernel file and kernel name, e.g. examples/kernels/vector_add.py::vector_add")],
-    chip: Annotated[str | None, typer.Option(
-        metavar="trn1|trn2",
-        help="Target chip (default: NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")] = None,
+    chip: Annotated[str | None, typer.Option(metavar="CHIP", help=CHIP_HELP)] = None,
     symbolic: Annotated[bool, typer.Option(
         "--symbolic", help="Trace shapes only: TensorSpecs shaped like example_inputs().")
     ] = False,
     lnc: Annotated[int | None, typer.Option(
-        help="Logical NeuronCore size: 2 runs the kernel on two physical cores.")] = None,
+        help="Logical NeuronCore size: 2 runs the kernel on two physical cores (trn2, "
+             "trn3).")] = None,
+    shape: Annotated[list[str] | None, typer.Option(metavar="NAME=AxB", help=SHAPE_HELP)
+                     ] = None,
+    kwarg: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE", help=KWARG_HELP)
+                     ] = None,
     trace: Annotated[Path | None, typer.Option(
         help="Write a Chrome/Perfetto trace (JSON) here.")] = None,
     png: Annotated[Path | None, typer.Option(help="Write a timeline PNG here.")] = None,
@@ -132,36 +167,32 @@ def profile(
              "calibration.NAME=VALUE replaces a model constant. Repeatable.")] = None,
 ) -> None:
     """Predict a kernel's time on its example inputs: engines, rates, roofline, hot spots."""
-    chip_name = chip or default_chip()
-    if chip_name not in Chip.__members__:
-        raise _fail(f"unknown chip {chip_name!r}; choose one of: {', '.join(Chip.__members__)}")
-    try:
-        parsed = parse_spec(spec)
-        overrides = profile_cmd.parse_overrides(set_ or [])
-        chip_spec = profile_cmd.effective_chip(chip_name, overrides)
-        kernel_file = load_kernel_file(parsed.path)
-        kernel_fn = kernel_file.kernel(parsed.kernel)
-        inputs = kernel_file.example_inputs()
-        if symbolic:
-            inputs = input_specs(inputs)
-        result = sim.profile(kernel_fn, *inputs, chip=chip_name, symbolic=symbolic, lnc=lnc,
-                             overrides=overrides)
-    except _PROFILE_ERRORS as err:
-        raise _fail(str(err)) from None
-    except AssertionError as err:  # a kernel's own shape assertions
-        raise _fail(f"{spec}: assertion failed: {err}") from None
+    chip_name = _chip(chip)
+    outputs = {"--trace": trace, "--png": png, "--json": json_out}
+    for option, path in outputs.items():
+        if path is not None:
+            check_writable(path, option)  # before minutes of tracing, not after
+    parsed = parse_spec(spec)
+    overrides = profile_cmd.parse_overrides(set_ or [])
+    chip_spec = profile_cmd.effective_chip(chip_name, overrides)
+    profile_cmd.check_calibration(chip_spec, overrides)  # bad constants fail before tracing
+    kernel_file = load_kernel_file(parsed.path)
+    kernel_fn = kernel_file.kernel(parsed.kernel)
+    inputs = resize_inputs(kernel_fn, kernel_file.example_inputs(parsed.kernel),
+                           _shapes(shape), symbolic)
+    if symbolic:
+        inputs = input_specs(inputs)
+    result = sim.profile(kernel_fn, *inputs, chip=chip_name, symbolic=symbolic, lnc=lnc,
+                         overrides=overrides, kernel_kwargs=_kwargs(kwarg))
     console = Console(highlight=False)
     profile_cmd.print_summary(console, parsed.kernel, result, chip_spec, symbolic)
     meta = {"kernel": parsed.kernel, "overrides": overrides}
-    try:
-        if json_out is not None:
-            profile_cmd.wrote(console, "profile JSON",
-                              report.write_profile_json(result, json_out, **meta))
-        if trace is not None:
-            profile_cmd.wrote(console, "trace (open in ui.perfetto.dev)",
-                              report.write_chrome_trace(result, trace, **meta))
-        if png is not None:
-            profile_cmd.wrote(console, "timeline PNG",
-                              report.write_timeline_png(result, png, **meta))
-    except OSError as err:
-        raise _fail(f"cannot write the report: {err}") from None
+    if json_out is not None:
+        profile_cmd.wrote(console, "profile JSON",
+                          report.write_profile_json(result, json_out, **meta))
+    if trace is not None:
+        profile_cmd.wrote(console, "trace (open in ui.perfetto.dev)",
+                          report.write_chrome_trace(result, trace, **meta))
+    if png is not None:
+        profile_cmd.wrote(console, "timeline PNG",
+                          report.write_timeline_png(result, png, **meta))

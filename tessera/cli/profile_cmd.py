@@ -13,7 +13,8 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from tessera import hw
+from tessera import hw, sim
+from tessera.cli.errors import CliUsageError
 from tessera.hw import ChipSpec
 from tessera.hw.units import format_quantity
 from tessera.sim import Profile
@@ -21,7 +22,7 @@ from tessera.sim import Profile
 CALIBRATION_PREFIX = "calibration."  # `--set calibration.X=...` replaces a model constant
 
 
-class OverrideSyntaxError(ValueError):
+class OverrideSyntaxError(CliUsageError):
     """A `--set` item is not of the form KEY=VALUE."""
 
 
@@ -51,6 +52,15 @@ def effective_chip(chip: str, overrides: dict[str, str]) -> ChipSpec:
     spec = hw.load_chip(chip)
     hw_part = {k: v for k, v in overrides.items() if not k.startswith(CALIBRATION_PREFIX)}
     return hw.with_overrides(spec, hw_part) if hw_part else spec
+
+
+def check_calibration(chip: ChipSpec, overrides: dict[str, str]) -> None:
+    """Apply the `calibration.*` overrides to the chip's calibration now, so a bad name or
+    value fails before any kernel runs."""
+    part = {k[len(CALIBRATION_PREFIX):]: v for k, v in overrides.items()
+            if k.startswith(CALIBRATION_PREFIX)}
+    if part:
+        sim.calibration_for(chip.core.name, chip.core.version).with_overrides(part)
 
 
 def _t(seconds: float) -> str:

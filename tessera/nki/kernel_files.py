@@ -2,13 +2,17 @@
 
 A kernel file is written like a real NKI kernel file. Next to its kernels it defines
 `example_inputs()` (a tuple of host arrays) and `reference(*inputs)` (the expected output,
-computed with numpy). This module loads such a file by path, runs one of its kernels on its
-example inputs and compares the result with the reference; `tessera kernel run` prints it.
+computed with numpy). A file with several kernels that differ in inputs or results defines
+`example_inputs_<kernel>()` / `reference_<kernel>(*inputs)` for the ones that differ; the
+plain names serve the rest. This module loads such a file by path, runs one of its kernels
+on its example inputs (optionally resized: `--shape NAME=AxB`) and compares the result with
+the reference; `tessera kernel run` prints it.
 """
 
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import itertools
 import sys
 import time
@@ -57,6 +61,10 @@ class KernelFile:
         """The kernel called `name`, or a `KernelFileError` listing the available ones."""
         if name not in self.kernels:
             available = ", ".join(self.kernels) or "(none)"
+            if callable(getattr(self.module, name, None)):
+                raise KernelFileError(f"{self.path}: {name} is a plain function; decorate it "
+                                      f"with @nki.jit to make it a kernel (kernels here: "
+                                      f"{available})")
             raise KernelFileError(f"{self.path}: no kernel named {name!r}; available: "
                                   f"{available}")
         return getattr(self.module, name)
@@ -69,14 +77,21 @@ class KernelFile:
                                   "its kernels (see examples/kernels/)")
         return fn
 
-    def example_inputs(self) -> tuple[object, ...]:
-        """The file's `example_inputs()`, as a tuple of host arrays."""
-        inputs = self.require("example_inputs")()
+    def _own(self, name: str, kernel: str | None) -> str:
+        """`name_<kernel>` when the file defines it, else `name`."""
+        specific = f"{name}_{kernel}"
+        return specific if kernel and callable(getattr(self.module, specific, None)) else name
+
+    def example_inputs(self, kernel: str | None = None) -> tuple[object, ...]:
+        """The kernel's example inputs (`example_inputs_<kernel>()`, else
+        `example_inputs()`), as a tuple of host arrays."""
+        inputs = self.require(self._own("example_inputs", kernel))()
         return tuple(inputs) if isinstance(inputs, tuple | list) else (inputs,)
 
-    def reference(self, inputs: tuple[object, ...]) -> object:
-        """The file's `reference(*inputs)`."""
-        return self.require("reference")(*inputs)
+    def reference(self, inputs: tuple[object, ...], kernel: str | None = None) -> object:
+        """The kernel's expected output: `reference_<kernel>(*inputs)`, else
+        `reference(*inputs)`."""
+        return self.require(self._own("reference", kernel))(*inputs)
 
 
 @dataclass(frozen=True)
@@ -91,10 +106,13 @@ class Comparison:
     max_rel_err: float
     tolerance: float
     dtype: str
+    # where the output holds the poison value of uninitialised memory (NaN for floats)
+    # though the reference is finite there, e.g. "[3, 17] of output 0 (12 of 8192 ...)"
+    poison: str | None = None
 
     @property
     def passed(self) -> bool:
-        return bool(self.max_rel_err <= self.tolerance)
+        return self.poison is None and bool(self.max_rel_err <= self.tolerance)
 
 
 @dataclass(frozen=True)
@@ -187,11 +205,17 @@ def compare_outputs(outputs: object, expected: object) -> Comparison:
                               f"returned {len(want)}")
     abs_err = rel_err = tol = 0.0
     names = []
-    for g, w in zip(got, want, strict=True):
+    poison = None
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
         if g.shape != w.shape:
             raise KernelFileError(f"output shape {g.shape} differs from the reference's "
                                   f"{w.shape}")
         g64, w64 = g.astype(np.float64), w.astype(np.float64)
+        poisoned = np.isnan(g64) & np.isfinite(w64)
+        if poison is None and poisoned.any():
+            at = [int(i) for i in np.argwhere(poisoned)[0]]
+            poison = (f"{at} of output {k} ({int(poisoned.sum())} of {g.size} elements; the "
+                      "reference is finite there)")
         err = float(np.max(np.abs(g64 - w64))) if g.size else 0.0
         if not np.all(np.isfinite(g64)):
             err = float("inf")  # NaN (uninitialised memory) or overflow never passes
@@ -201,7 +225,7 @@ def compare_outputs(outputs: object, expected: object) -> Comparison:
         d = dt.to_dtype(g.dtype)
         tol = max(tol, tolerance_for(d))
         names.append(d.name)
-    return Comparison(abs_err, rel_err, tol, "/".join(dict.fromkeys(names)))
+    return Comparison(abs_err, rel_err, tol, "/".join(dict.fromkeys(names)), poison)
 
 
 def input_specs(inputs: tuple[object, ...]) -> tuple[object, ...]:
@@ -228,24 +252,72 @@ def count_by_opcode(instructions: tuple[Instruction, ...]) -> tuple[OpcodeCount,
     return tuple(sorted(rows, key=lambda r: (-r.count, r.engine, r.opcode)))
 
 
-def run_example(kernel_file: KernelFile, name: str, chip: str | None = None,
-                symbolic: bool = False) -> ExampleRun:
-    """Run kernel `name` of `kernel_file` on its example inputs.
+def parse_shape(text: str) -> tuple[str, tuple[int, ...], str | None]:
+    """`NAME=AxBxC[:dtype]` -> (name, shape, dtype or None)."""
+    name, sep, rest = text.partition("=")
+    dims, _, dtype = rest.partition(":")
+    try:
+        shape = tuple(int(d) for d in dims.lower().split("x"))
+    except ValueError:
+        shape = ()
+    if not sep or not name.strip() or not shape or min(shape) < 1:
+        raise KernelFileError(f"--shape {text!r}: expected NAME=AxB (positive sizes, e.g. "
+                              "a=4096x8192 or a=4096x8192:bfloat16)")
+    return name.strip(), shape, dtype.strip() or None
 
-    Functional runs compare the output with `reference`; symbolic runs only trace (with
+
+def resize_inputs(kernel: Kernel, inputs: tuple[object, ...],
+                  shapes: dict[str, tuple[tuple[int, ...], str | None]], symbolic: bool,
+                  seed: int = 0) -> tuple[object, ...]:
+    """The example inputs with the named ones replaced by inputs of another shape (random
+    normal values in the example's dtype, or `TensorSpec`s when symbolic)."""
+    if not shapes:
+        return inputs
+    names = list(inspect.signature(kernel.fn).parameters)[:len(inputs)]
+    unknown = sorted(set(shapes) - set(names))
+    if unknown:
+        raise KernelFileError(f"--shape names {', '.join(unknown)}, but {kernel.fn.__name__} "
+                              f"takes inputs {', '.join(names)}")
+    rng = np.random.default_rng(seed)
+    out = list(inputs)
+    for i, name in enumerate(names):
+        if name not in shapes:
+            continue
+        shape, dtype_name = shapes[name]
+        dtype = dt.to_dtype(dtype_name or np.asarray(inputs[i]).dtype)
+        if symbolic:
+            out[i] = TensorSpec(shape, dtype)
+        else:
+            values = rng.standard_normal(shape).astype(np.float32)
+            out[i] = dt.cast(values, dtype) if dtype.is_float else values.astype(dtype.storage)
+    return tuple(out)
+
+
+def run_example(kernel_file: KernelFile, name: str, chip: str | None = None,
+                symbolic: bool = False,
+                shapes: dict[str, tuple[tuple[int, ...], str | None]] | None = None,
+                kwargs: dict[str, object] | None = None) -> ExampleRun:
+    """Run kernel `name` of `kernel_file` on its example inputs (resized by `shapes`, with
+    keyword arguments `kwargs`).
+
+    Functional runs compare the output with the reference; symbolic runs only trace (with
     `TensorSpec` inputs) and carry no comparison. Kernel errors (`NkiError`) propagate.
     """
     kernel = kernel_file.kernel(name)
-    inputs = kernel_file.example_inputs()
+    inputs = resize_inputs(kernel, kernel_file.example_inputs(name), shapes or {}, symbolic)
+    kwargs = dict(kwargs or {})
     chip = chip or default_chip()
     core_limits(chip)  # load the hardware catalogue now so the wall time is the kernel's
     if symbolic:
         start = time.perf_counter()
-        result = trace(kernel, symbolic=True, chip=chip)(*input_specs(inputs))
+        result = trace(kernel, symbolic=True, chip=chip)(*input_specs(inputs), **kwargs)
         return ExampleRun(name, result, None, time.perf_counter() - start)
-    kernel_file.require("reference")  # fail before the (possibly long) run
+    kernel_file.require(kernel_file._own("reference", name))  # fail before a long run
     start = time.perf_counter()
-    result = trace(kernel, chip=chip)(*inputs)
+    result = trace(kernel, chip=chip)(*inputs, **kwargs)
     wall = time.perf_counter() - start
-    comparison = compare_outputs(result.outputs, kernel_file.reference(inputs))
+    if result.outputs is None:
+        raise KernelFileError(f"{kernel_file.path}: {name} returned nothing; end the kernel "
+                              "with `return out` (the nl.shared_hbm tensor it wrote)")
+    comparison = compare_outputs(result.outputs, kernel_file.reference(inputs, name))
     return ExampleRun(name, result, comparison, wall)

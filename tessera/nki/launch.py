@@ -123,11 +123,13 @@ def trace(kernel: object, symbolic: bool = False, chip: object = None
 
     With `symbolic=True` inputs may be `TensorSpec`s (or arrays, of which only shape and
     dtype are used) and no values are computed; the stream is identical to a functional run.
+    `TensorSpec` inputs imply `symbolic=True` (there are no values to compute with).
     """
     k = _as_kernel(kernel)
-    mode = ExecMode.SYMBOLIC if symbolic else ExecMode.FUNCTIONAL
 
     def run(*args: object, **kwargs: object) -> TraceResult:
+        specs = any(isinstance(v, TensorSpec) for v in (*args, *kwargs.values()))
+        mode = ExecMode.SYMBOLIC if symbolic or specs else ExecMode.FUNCTIONAL
         return _launch(k, args, kwargs, mode, chip or default_chip())
 
     return run
@@ -153,8 +155,9 @@ def _host_array(x: object, name: str) -> np.ndarray:
 def _input_storage(ctx: CoreContext, value: object, name: str, symbolic: bool) -> Storage:
     if isinstance(value, TensorSpec):
         if not symbolic:
-            raise KernelUsageError(f"input {name} is a TensorSpec; use nki.trace(kernel, "
-                                   "symbolic=True) to run on placeholders")
+            raise KernelUsageError(f"input {name} is a TensorSpec, which has no values to "
+                                   "simulate: pass arrays, or trace shapes only with "
+                                   "nki.trace(kernel)(*specs) / sim.profile(kernel, *specs)")
         return Storage(name, Buffer.HBM, value.shape, value.dtype, None)  # type: ignore[arg-type]
     arr = _host_array(value, name)
     try:
@@ -181,6 +184,14 @@ def _flat_arguments(arguments: dict[str, object], params: object) -> list[object
         else:
             values.append(value)
     return values
+
+
+def _numeric_list(value: list) -> bool:
+    """A (nested) list of numbers: an array the caller forgot to convert."""
+    try:
+        return np.asarray(value).dtype.kind in "biuf"
+    except (ValueError, TypeError):
+        return False
 
 
 def _is_array_like(value: object) -> bool:
@@ -214,6 +225,10 @@ def _to_host(value: object, as_torch: bool, symbolic: bool) -> object:
 def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: object
             ) -> TraceResult:
     spec = chip_spec(chip)
+    if kernel.lnc not in spec.lnc_allowed:
+        raise KernelUsageError(f"{kernel.fn.__name__}[{kernel.lnc}]: {spec.name} runs logical "
+                               f"cores of {' or '.join(map(str, spec.lnc_allowed))} physical "
+                               f"core(s) only; use LNC={spec.lnc_allowed[-1]} or another chip")
     limits = core_limits(chip if isinstance(chip, str) else spec)
     run = KernelRun(mode, limits, kernel.lnc)
     symbolic = mode is ExecMode.SYMBOLIC
@@ -232,6 +247,10 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
     inputs: list[NkiTensor] = []
 
     def convert(name: str, value: object) -> object:
+        if isinstance(value, list) and value and _numeric_list(value):
+            raise KernelUsageError(f"{kernel.fn.__name__}: input {name} is a Python list; "
+                                   "kernel inputs are numpy arrays (np.asarray(x, "
+                                   "np.float32)), torch tensors or TensorSpecs")
         if not _is_array_like(value):
             return value
         t = NkiTensor.whole(_input_storage(host_ctx, value, name, symbolic))

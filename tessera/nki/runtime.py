@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
 
-from tessera.hw import DEFAULT_CHIP, ChipSpec, load_chip
+from tessera.hw import DEFAULT_CHIP, ChipSpec, load_chip, preset_names
 from tessera.nki.attrs import OpAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, NkiError
@@ -62,6 +62,7 @@ class CoreLimits:
         return ()
 
 
+TARGET_ENV = "NEURON_PLATFORM_TARGET_OVERRIDE"  # the Neuron SDK's target variable
 _CHIP_BY_TARGET = {"trn1": "trn1", "gen2": "trn1", "inf2": "inf2", "trn2": "trn2",
                    "gen3": "trn2", "trn3": "trn3", "gen4": "trn3"}
 
@@ -69,8 +70,14 @@ _CHIP_BY_TARGET = {"trn1": "trn1", "gen2": "trn1", "inf2": "inf2", "trn2": "trn2
 def default_chip() -> str:
     """The chip used when none is named: NEURON_PLATFORM_TARGET_OVERRIDE (the Neuron SDK's
     variable, e.g. `trn1` or `gen3`), else `tessera.hw.DEFAULT_CHIP`."""
-    target = os.environ.get("NEURON_PLATFORM_TARGET_OVERRIDE", DEFAULT_CHIP).strip().lower()
-    return _CHIP_BY_TARGET.get(target, target)
+    raw = os.environ.get(TARGET_ENV, DEFAULT_CHIP)
+    target = raw.strip().lower()
+    chip = _CHIP_BY_TARGET.get(target, target)
+    if chip not in preset_names("chip"):
+        raise KernelUsageError(f"{TARGET_ENV}={raw!r} is not a chip; use one of "
+                               f"{', '.join(sorted(_CHIP_BY_TARGET))} (or unset it for "
+                               f"{DEFAULT_CHIP})")
+    return chip
 
 
 def chip_spec(chip: object) -> ChipSpec:

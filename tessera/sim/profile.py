@@ -183,7 +183,8 @@ def profile(kernel: object, *inputs: object, chip: str | ChipSpec | None = None,
             overrides: Mapping[str, object] | None = None,
             kernel_kwargs: Mapping[str, object] | None = None) -> Profile:
     """Trace `kernel` on `inputs` (TensorSpecs allowed when symbolic) and profile it on
-    `chip` (a preset name or a `ChipSpec`; default `nki.default_chip()`).
+    `chip` (a preset name or a `ChipSpec`; default `nki.default_chip()`), with the hardware
+    `overrides` applied before tracing.
 
     `kernel_kwargs` are passed to the kernel by name (tile sizes, flags):
     `sim.profile(matmul, a, b, symbolic=True, kernel_kwargs={"tile_n": 512})`.
@@ -191,7 +192,11 @@ def profile(kernel: object, *inputs: object, chip: str | ChipSpec | None = None,
     k = _nki.jit(kernel)
     if lnc is not None:
         k = k[lnc]  # type: ignore[index]
-    trace = _nki.trace(k, symbolic=symbolic, chip=chip)(*inputs, **dict(kernel_kwargs or {}))
+    spec = chip if isinstance(chip, ChipSpec) else hw.load_chip(chip or _nki.default_chip())
+    hw_over, _ = _split_overrides(overrides)
+    if hw_over:  # what-ifs reach the kernel language's checks too (a larger SBUF, ...)
+        spec = hw.with_overrides(spec, hw_over)
+    trace = _nki.trace(k, symbolic=symbolic, chip=spec)(*inputs, **dict(kernel_kwargs or {}))
     return schedule(trace, None, overrides)  # the trace carries its chip
 
 

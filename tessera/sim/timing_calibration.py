@@ -66,9 +66,32 @@ class Calibration:
             except (TypeError, ValueError):
                 raise CalibrationError(f"calibration.{key}: cannot use {value!r} (expected "
                                        f"{type(current).__name__})") from None
+        for key, value in changes.items():
+            _check_range(key, value, "calibration")
         sources = dict(self.sources)
         sources.update({k: "overridden" for k in changes})
         return dataclasses.replace(self, **changes, sources=sources)  # type: ignore[arg-type]
+
+
+def _check_range(name: str, value: object, where: str) -> None:
+    """Efficiencies lie in (0, 1], counts and sizes are >= 1, everything else >= 0: a value
+    outside its range would make the timeline meaningless (a negative latency would let a
+    result arrive before its producer started)."""
+    if isinstance(value, tuple):
+        return
+    number = float(value)  # type: ignore[arg-type]
+    if name.endswith("_efficiency"):
+        ok, rule = 0.0 < number <= 1.0, "in (0, 1]"
+    elif name in _AT_LEAST_ONE:
+        ok, rule = number >= 1, ">= 1"
+    else:
+        ok, rule = number >= 0.0, ">= 0"
+    if not ok or number != number:  # NaN fails too
+        raise CalibrationError(f"{where}.{name} must be {rule}, got {value}")
+
+
+_AT_LEAST_ONE = frozenset({"dma_partitions_per_engine", "dma_min_burst_bytes",
+                           "sbuf_alignment_bytes"})
 
 
 def _entry(name: str, raw: object, where: str) -> tuple[object, str]:
@@ -127,4 +150,5 @@ def _parse(generation: str, data: dict) -> Calibration:
         else:
             values[name] = float(value)  # type: ignore[arg-type]
         sources[name] = source
+        _check_range(name, values[name], f"calibration {generation}")
     return Calibration(generation=generation, sources=sources, **values)  # type: ignore[arg-type]

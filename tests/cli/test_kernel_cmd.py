@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from tessera.cli.kernel_cmd import MISMATCH, USAGE_ERROR, app
+from tessera.cli.errors import USAGE_ERROR
+from tessera.cli.kernel_cmd import MISMATCH, app
 from tessera.nki import language as nl
 from tessera.nki.kernel_files import (
     KernelFileError,

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tessera.cli.kernel_cmd import USAGE_ERROR, app
+from tessera.cli.errors import USAGE_ERROR
+from tessera.cli.kernel_cmd import app
 from tessera.cli.profile_cmd import OverrideSyntaxError, parse_overrides
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kernels"
@@ -131,7 +132,9 @@ def test_unwritable_report_path_is_one_line(tmp_path: Path) -> None:
     result = _invoke(VECTOR_ADD, "--chip", "trn1", "--trace",
                      str(tmp_path / "no" / "such" / "dir" / "t.json"))
     assert result.exit_code == USAGE_ERROR
-    assert result.output.strip().splitlines()[-1].startswith("error: cannot write the report")
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "does not exist" in lines[0]  # before any work: no summary
+    assert lines[0].startswith("error: --trace")
 
 
 def test_parse_overrides_keeps_values_as_text() -> None:

@@ -31,8 +31,24 @@ def test_list_one_kind() -> None:
     assert bad.exit_code == 2 and "unknown preset kind" in bad.output
 
 
+def test_show_is_brief_by_default_and_complete_with_all() -> None:
+    brief = _run("show", "trn1")
+    assert brief.exit_code == 0, brief.output
+    assert "LNC=1: 2" in brief.output and "183.5 TFLOPS" in brief.output
+    assert "core.sbuf.bytes_per_partition" not in brief.output and "--all" in brief.output
+
+
+def test_list_fits_80_columns_even_on_a_wide_terminal() -> None:
+    result = CliRunner().invoke(app, ["list"], env={"COLUMNS": "80"})
+    assert result.exit_code == 0
+    assert max(len(line.rstrip()) for line in result.output.splitlines()) <= 80
+    assert "…" not in result.output  # nothing cut short
+    wide = _run("list")
+    assert max(len(line.rstrip()) for line in wide.output.splitlines()) <= 80
+
+
 def test_show_chip_with_sources() -> None:
-    result = _run("show", "trn1")
+    result = _run("show", "trn1", "--all")
     assert result.exit_code == 0, result.output
     out = result.output
     assert "core.sbuf.bytes_per_partition" in out and "192 KiB" in out
@@ -43,7 +59,7 @@ def test_show_chip_with_sources() -> None:
 
 
 def test_show_instance_unknown_price() -> None:
-    result = _run("show", "trn2.48xlarge")
+    result = _run("show", "trn2.48xlarge", "--all")
     assert result.exit_code == 0, result.output
     line = next(ln for ln in result.output.splitlines() if "price.on_demand_usd_per_hour" in ln)
     assert "unknown" in line

@@ -257,8 +257,19 @@ def test_symbolic_mode_refuses_to_read_values() -> None:
         nki.trace(kernel, symbolic=True)(nki.TensorSpec((2, 2), nl.float32))
 
 
-def test_tensor_spec_needs_symbolic_mode() -> None:
-    with pytest.raises(KernelUsageError, match="symbolic=True"):
-        nki.simulate(add_kernel)(nki.TensorSpec((2, 2)), nki.TensorSpec((2, 2)))
+def test_tensor_specs_imply_symbolic_tracing_and_cannot_be_simulated() -> None:
+    spec = nki.TensorSpec((128, 64), np.float32)
+    traced = nki.trace(add_kernel)(spec, spec)  # no symbolic=True needed
+    assert traced.symbolic and traced.instructions
+    with pytest.raises(KernelUsageError, match="no values to simulate"):
+        nki.simulate(add_kernel)(spec, spec)
+
+
+def test_a_list_input_and_a_forbidden_lnc_are_named() -> None:
+    with pytest.raises(KernelUsageError, match="input a is a Python list"):
+        nki.simulate(add_kernel)([[1.0, 2.0]] * 128, np.ones((128, 2), np.float32))
+    with pytest.raises(KernelUsageError, match="trn1 runs logical cores of 1"):
+        nki.trace(nki.jit(add_kernel)[2], chip="trn1")(np.ones((128, 64), np.float32),
+                                                       np.ones((128, 64), np.float32))
     with pytest.raises(DTypeError):
         nki.TensorSpec((2, 2), np.float64)

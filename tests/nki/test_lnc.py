@@ -148,7 +148,7 @@ def test_sendrecv_needs_two_cores_and_nc_v3():
     x = np.zeros((256, 8), np.float32)
     with pytest.raises(KernelUsageError, match="kernel\\[2\\]"):
         nki.simulate(swap_halves)(x)
-    with pytest.raises(KernelUsageError, match="NeuronCore-v3"):
+    with pytest.raises(KernelUsageError, match="trn1 runs logical cores of 1 physical core"):
         nki.simulate(swap_halves[2], chip="trn1")(x)
 
 
