@@ -1,7 +1,7 @@
 """Validate the collective cost model against published nccom-test measurements.
 
 Fitted curve: tessera's predicted 2-rank all-reduce time against the curve in
-../shared/validation/collectives.yaml (nccom-test user guide, 1 KiB - 1 GiB): predicted,
+benchmarks/data/published_collectives.yaml (nccom-test user guide, 1 KiB - 1 GiB): predicted,
 published and signed % error per size, then the median and worst absolute error. The
 measurement is read, as the data file says, as two NeuronCores on neighbouring Trainium
 chips of one trn1.32xlarge exchanging over NeuronLink (one rank per chip). The two fitted
@@ -42,7 +42,7 @@ from tessera.net import (
     load_calibration,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "validation" / "collectives.yaml"
+DATA = Path(__file__).resolve().parent / "data" / "published_collectives.yaml"
 CURVE = "allreduce_2_ranks_fp32"
 INSTANCE = "trn1.32xlarge"
 TOLERANCE = 0.15

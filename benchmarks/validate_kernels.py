@@ -1,6 +1,6 @@
 """Validate the kernel timing model against the vendor's published matmul tutorial latencies.
 
-Profiles the four matmul variants of ../shared/validation/kernels.yaml (one NeuronCore-v2 of
+Profiles the four matmul variants of benchmarks/data/published_kernels.yaml (one NeuronCore-v2 of
 trn1, bf16, M=4096, K=8192, N=8192) symbolically with the kernels of
 examples/kernels/matmul_tutorial.py at their default block sizes, and prints predicted vs
 published latency and utilisation with signed % error, then the median and worst absolute
@@ -27,7 +27,7 @@ from tessera.nki import TensorSpec
 from tessera.nki.kernel_files import load_kernel_file
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "validation" / "kernels.yaml"
+DATA = ROOT / "benchmarks" / "data" / "published_kernels.yaml"
 KERNEL_FILE = ROOT / "examples" / "kernels" / "matmul_tutorial.py"
 SECTION = "matmul_tutorial"
 CHIP = "trn1"
@@ -53,8 +53,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--only", metavar="NAME", action="append",
+                        help="profile only these variants (the targets need all four)")
     args = parser.parse_args(argv)
     shape, dtype, variants = load_variants(args.data)
+    if args.only:
+        unknown = set(args.only) - {v["name"] for v in variants}
+        if unknown:
+            parser.error(f"unknown variant(s) {sorted(unknown)}; variants: "
+                         f"{', '.join(v['name'] for v in variants)}")
+        variants = [v for v in variants if v["name"] in args.only]
     rows = []
     for v in variants:
         p = predict(v["name"], shape, dtype)
