@@ -230,7 +230,8 @@ def compare_outputs(outputs: object, expected: object) -> Comparison:
 
 def input_specs(inputs: tuple[object, ...]) -> tuple[object, ...]:
     """Arrays replaced by `TensorSpec` placeholders (shape and dtype only)."""
-    return tuple(TensorSpec(np.shape(x), np.asarray(x).dtype) if hasattr(x, "shape") else x
+    return tuple(TensorSpec(np.shape(x), np.asarray(x).dtype)
+                 if hasattr(x, "shape") and not isinstance(x, TensorSpec) else x
                  for x in inputs)
 
 
