@@ -7,9 +7,13 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test lint bench clean
 
 $(STAMP): pyproject.toml
+	@echo "[1/4] creating $(VENV)"
 	$(PY) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	@echo "[2/4] upgrading pip"
+	$(BIN)/pip install --progress-bar off --upgrade pip
+	@echo "[3/4] installing tessera and its pinned dependencies (torch is the large one)"
+	$(BIN)/pip install --progress-bar off -e '.[dev]'
+	@echo "[4/4] compiling the timing model's loops (once per machine)"
 	$(BIN)/tessera kernel warm-up
 	touch $(STAMP)
 

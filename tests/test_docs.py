@@ -101,3 +101,16 @@ def test_console_blocks_run(path: Path, tmp_path: Path) -> None:
         out = subprocess.run(shlex.split(command), cwd=cwd, env=env, capture_output=True,
                              text=True, timeout=TIMEOUT_S)
         assert out.returncode == 0, f"{path.name}: {command}\n{out.stderr[-3000:]}"
+
+
+def test_the_isa_table_lists_every_opcode_with_its_engines() -> None:
+    from tessera.nki.opcodes import OPCODES
+
+    rows = {}
+    for line in (ROOT / "docs" / "nki.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        if len(cells) == 5 and cells[0].startswith("`"):
+            rows[cells[0].strip("`")] = cells[3]
+    for opcode, spec in OPCODES.items():
+        assert spec.isa in rows, f"docs/nki.md has no row for {spec.isa}"
+        assert rows[spec.isa] == ", ".join(e.value for e in spec.engines), spec.isa

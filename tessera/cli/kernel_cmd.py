@@ -89,7 +89,8 @@ def _counts_table(run: ExampleRun) -> Table:
 @guard
 def warm_up() -> None:
     """Compile the timing model's loops for this machine (once; `make` does it on install)."""
-    typer.echo("preparing the timing model (compiled once per machine, ~30 s the first time) ...")
+    typer.echo("preparing the timing model (compiled once per machine, 20-45 s the first "
+               "time) ...")
     seconds = sim.warm_up()
     typer.echo(f"timing model ready ({seconds:.1f} s)")
 
