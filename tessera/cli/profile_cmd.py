@@ -15,7 +15,7 @@ from rich.table import Table
 
 from tessera import hw, sim
 from tessera.cli.errors import CliUsageError
-from tessera.hw import ChipSpec
+from tessera.hw import ChipSpec, MemoryKind
 from tessera.hw.units import format_quantity
 from tessera.sim import Profile
 
@@ -80,21 +80,27 @@ def _where(file: str, line: int) -> str:
     return f"{os.path.basename(file)}:{line}"
 
 
+def _label(u: object) -> str:
+    return "hbm share" if u.resource is MemoryKind.HBM else u.resource.value  # type: ignore
+
+
 def _engines_table(p: Profile) -> Table:
-    table = Table(title="engines", caption="dma busy time is summed over its DMA engines")
-    for name in ("resource", "busy", "utilisation", "instructions"):
+    table = Table(title="engines (busy time per unit, comparable with the wall time)")
+    for name in ("resource", "units", "busy", "of wall time", "instructions"):
         table.add_column(name, justify="left" if name == "resource" else "right")
     for u in p.engines:
         style = "bold" if u.resource is p.bound else ""
-        table.add_row(u.resource.value, _t(u.busy_s), _pct(u.utilisation),
+        table.add_row(_label(u), str(u.units), _t(u.busy_per_unit_s), _pct(u.utilisation),
                       f"{u.instructions:,}", style=style)
     return table
 
 
 def _hot_table(p: Profile) -> Table:
-    table = Table(title="top instructions by engine time")
-    for name in ("opcode", "engine", "where", "count", "time"):
-        table.add_column(name, justify="right" if name in ("count", "time") else "left")
+    table = Table(title="top instructions by engine time",
+                  caption="engine time: summed over instances and over every engine each one "
+                          "holds (a DMA: all its DMA engines)")
+    for name in ("opcode", "engine", "where", "count", "engine time"):
+        table.add_column(name, justify="right" if name in ("count", "engine time") else "left")
     for h in p.top_instructions:
         table.add_row(h.opcode.value, h.engine.value, _where(h.location.file, h.location.line),
                       f"{h.count:,}", _t(h.total_s))
@@ -104,9 +110,38 @@ def _hot_table(p: Profile) -> Table:
 def _roofline_line(p: Profile) -> str:
     if p.hbm_read_bytes + p.hbm_write_bytes == 0:
         return "roofline: no HBM traffic"
+    if p.flops == 0:
+        return "roofline: no matmuls (the Tensor-engine roofline does not apply)"
     side = "compute" if p.arithmetic_intensity >= p.ridge_point else "memory"
     return (f"roofline: arithmetic intensity {p.arithmetic_intensity:.1f} FLOP/B vs ridge "
             f"{p.ridge_point:.1f} FLOP/B ({side}-bound side)")
+
+
+def _compute_lines(p: Profile) -> list[str]:
+    """Matmul FLOPs against the Tensor engine's peak, or, for a kernel without matmuls, the
+    streaming engines' element rates against theirs."""
+    if p.flops > 0:
+        achieved = format_quantity("x_flops", p.achieved_flops_per_s)
+        return [f"compute: {p.flops:.4g} FLOP, {achieved} of "
+                f"{format_quantity('x_flops', p.peak_flops_per_s)} peak "
+                f"({_pct(p.flops_utilisation)})"]
+    lines = []
+    for u in p.engines:
+        if u.elements and p.total_s:
+            rate = u.elements / p.total_s
+            lines.append(f"{u.resource.value}: {u.elements:,} elements, {rate / 1e9:.3g} "
+                         f"G elements/s of {u.peak_elements_per_s / 1e9:.3g} G/s peak "
+                         f"({_pct(rate / u.peak_elements_per_s)})")
+    return lines or ["compute: no matmuls and no streaming-engine work"]
+
+
+def _bound_line(p: Profile) -> str:
+    u = p.usage(p.bound)
+    line = f"bound by: [bold]{_label(u)}[/bold] (busy {_pct(u.utilisation)} of the wall time"
+    if p.bound is MemoryKind.HBM and p.hbm_utilisation < u.utilisation - 0.05:
+        line += (f", moving {_pct(p.hbm_utilisation)} of its peak bandwidth: strided "
+                 "(row-gather) accesses hold the share longer than their bytes need")
+    return line + ")"
 
 
 def print_summary(console: Console, kernel: str, p: Profile, chip: ChipSpec,
@@ -115,19 +150,17 @@ def print_summary(console: Console, kernel: str, p: Profile, chip: ChipSpec,
     mode = "symbolic" if symbolic else "functional"
     cores = f"{p.cores} core{'s' if p.cores > 1 else ''}"
     console.print(f"[bold]{kernel}[/bold] on {p.chip} ({cores}, {mode}): "
-                  f"[bold]{_t(p.total_s)}[/bold] for {p.instructions:,} instructions")
+                  f"[bold]{_t(p.total_s)}[/bold] wall time, {p.instructions:,} instructions",
+                  soft_wrap=True)
     console.print(_engines_table(p))
-    achieved = format_quantity("x_flops", p.achieved_flops_per_s)
-    console.print(f"compute: {p.flops:.4g} FLOP, {achieved} of "
-                  f"{format_quantity('x_flops', p.peak_flops_per_s)} peak "
-                  f"({_pct(p.flops_utilisation)})", soft_wrap=True)
+    for line in _compute_lines(p):
+        console.print(line, soft_wrap=True)
     console.print(f"HBM: read {_b(p.hbm_read_bytes)}, write {_b(p.hbm_write_bytes)}, "
-                  f"{format_quantity('x_bytes_per_s', p.achieved_hbm_bytes_per_s)} of "
-                  f"{format_quantity('x_bytes_per_s', p.peak_hbm_bytes_per_s)} peak "
-                  f"({_pct(p.hbm_utilisation)})", soft_wrap=True)
+                  f"{format_quantity('x_bytes_per_s', p.achieved_hbm_bytes_per_s)} of the "
+                  f"{format_quantity('x_bytes_per_s', p.peak_hbm_bytes_per_s)} share "
+                  f"({_pct(p.hbm_utilisation)} of peak bandwidth)", soft_wrap=True)
     console.print(_roofline_line(p), soft_wrap=True)
-    console.print(f"bound by: [bold]{p.bound.value}[/bold] "
-                  f"({_pct(p.usage(p.bound).utilisation)} busy)")
+    console.print(_bound_line(p), soft_wrap=True)
     cp = p.critical_path
     parts = ", ".join(f"{r.value} {_t(s)}" for r, s in cp.by_resource)
     console.print(f"critical path: {_t(cp.length_s)} over {cp.instructions:,} instructions, "

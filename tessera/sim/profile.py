@@ -57,13 +57,23 @@ def as_resource(value: Resource | str) -> Resource:
 
 @dataclass(frozen=True)
 class EngineUsage:
-    """Busy time of one engine kind summed over cores; utilisation = busy / capacity."""
+    """Busy time of one engine kind summed over cores and units (a DMA's 16 engines);
+    utilisation = busy / (wall time x units)."""
 
     resource: Resource
     busy_s: float
     utilisation: float
     instructions: int
+    units: int = 1  # engines of this kind over all cores: busy_s / units is wall-comparable
+    # streaming engines (Vector, Scalar, GpSimd): elements processed (partitions x N summed
+    # over instructions) and the engines' peak element rate over all cores
+    elements: int = 0
+    peak_elements_per_s: float = 0.0
 
+    @property
+    def busy_per_unit_s(self) -> float:
+        """Busy time of one unit: comparable with the kernel's wall time."""
+        return self.busy_s / self.units if self.units else 0.0
 
 @dataclass(frozen=True)
 class HotSpot:
@@ -243,6 +253,7 @@ def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
     for (_, engine), b in timeline.busy_s.items():
         busy[engine] = busy.get(engine, 0.0) + b
     code_counts = np.bincount(facts.arrays.engine, minlength=len(ENGINE_ORDER)).tolist()
+    elements = _elements_by_engine(flat.shapes, per_shape)
     usages = []
     for code, engine in enumerate(ENGINE_ORDER):
         if not code_counts[code]:
@@ -251,12 +262,17 @@ def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
         lanes = chip.core.dma.engines_per_core if engine is Engine.DMA else 1
         capacity = total * cores * lanes
         used = busy.get(r, 0.0)
+        peak_elements = 0.0
+        if engine in _STREAMING:
+            spec = chip.core.engine(engine)
+            peak_elements = spec.elements_per_cycle_for(None) * spec.clock_hz * cores
         usages.append(EngineUsage(r, used, used / capacity if capacity else 0.0,
-                                  code_counts[code]))
+                                  code_counts[code], lanes * cores, elements.get(engine, 0),
+                                  peak_elements))
     hbm_busy = sum(timeline.hbm_busy_s.values())
     if read or write:
         usages.append(EngineUsage(MemoryKind.HBM, hbm_busy, hbm_busy / (total * cores)
-                                  if total else 0.0, dmas))
+                                  if total else 0.0, dmas, cores))
     bound = max(usages, key=lambda u: u.utilisation).resource if usages else Engine.TENSOR
     hbm_bytes = read + write
     return Profile(
@@ -273,6 +289,19 @@ def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
         peak_sbuf_bytes=allocation.peak_sbuf_bytes, peak_psum_bytes=allocation.peak_psum_bytes,
         timeline=timeline, allocation=allocation, chip_spec=chip,
         overrides=dict(overrides or {}))
+
+
+_STREAMING = (Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD)
+
+
+def _elements_by_engine(shapes: tuple, per_shape: list[int]) -> dict[Engine, int]:
+    """Elements the streaming engines processed: partitions x N of each instruction."""
+    out: dict[Engine, int] = {}
+    for inst, count in zip(shapes, per_shape, strict=True):
+        if count and inst.engine in _STREAMING:
+            n = inst.partitions * inst.free_elements * count
+            out[inst.engine] = out.get(inst.engine, 0) + n
+    return out
 
 
 def _critical(timeline: Timeline) -> CriticalPath:

@@ -42,7 +42,7 @@ def test_summary_names_time_engines_rates_roofline_and_hot_spots() -> None:
     out = result.output
     head = out.splitlines()[0]
     assert head.startswith("matmul_block_all_dims on trn1 (1 core, symbolic): ")
-    assert "for 19 instructions" in head  # 8 matmuls, 4 adds, 1 memset, 6 DMAs
+    assert "wall time, 19 instructions" in head  # 8 matmuls, 4 adds, 1 memset, 6 DMAs
     for label in ("compute: ", "HBM: ", "roofline: ", "bound by: ", "critical path: ",
                   "peak on-chip memory per partition: "):
         assert _value(label, out)
@@ -142,3 +142,16 @@ def test_parse_overrides_keeps_values_as_text() -> None:
     for bad in ("=1", "a.b=", "a.b"):
         with pytest.raises(OverrideSyntaxError):
             parse_overrides([bad])
+
+
+def test_busy_times_compare_with_the_wall_time_and_vector_kernels_show_element_rates(
+) -> None:
+    result = _invoke(f"{EXAMPLES}/vector_add.py::vector_add", "--chip", "trn1")
+    assert result.exit_code == 0, result.output
+    out = result.output
+    wall_us = float(out.splitlines()[0].split(": ")[1].split(" us")[0])
+    dma = next(r for r in out.splitlines() if "│ dma " in r)
+    cells = [c.strip() for c in dma.split("│") if c.strip()]
+    assert cells[1] == "16" and float(cells[2].split()[0]) <= wall_us  # per engine
+    assert "0 FLOP" not in out and _value("vector: ", out).endswith("%)")
+    assert "G elements/s" in out
