@@ -2,8 +2,10 @@
 
 Open the file at https://ui.perfetto.dev or chrome://tracing. Each NeuronCore is a process;
 each engine queue, DMA engine and the sendrecv lane (see `tessera.report.lanes`) is a thread.
-Every instruction is a complete event ("ph": "X") named by its opcode, with its source line,
-program index and stream position in `args`; a DMA appears once per DMA engine it used.
+Every instruction is a complete event ("ph": "X") named by its opcode, with the opcode, its
+source line, program index, stream position, bytes moved (a compute instruction: bytes
+read and written on chip) and FLOPs (matmuls) in `args`; a DMA appears once per DMA engine
+it used.
 Timestamps and durations are microseconds (the format's unit) as floats.
 """
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from tessera.report.lanes import LaneKind, lanes
 from tessera.report.meta import provenance
-from tessera.sim import Profile
+from tessera.sim import Profile, matmul_flops
 
 SCHEMA = "tessera.chrome_trace/1"
 _US_PER_S = 1e6
@@ -32,10 +34,13 @@ def _args(profile: Profile, pos: int, engine_lane: bool, critical: bool
     tl = profile.timeline
     inst = tl.stream.instructions[pos]
     loc = inst.location
-    args: dict[str, object] = {"source": f"{loc.file}:{loc.line}", "function": loc.function,
+    args: dict[str, object] = {"opcode": inst.opcode.value,
+                               "source": f"{loc.file}:{loc.line}", "function": loc.function,
                                "index": inst.index, "position": pos}
     if engine_lane:
         args["end_with_latency_us"] = _us(float(tl.end_s[pos]))
+        args["bytes"] = sum(ap.num_bytes for ap in (*inst.reads, *inst.writes))
+        args["flops"] = matmul_flops(inst)
     else:
         plan = tl.dma_plans[pos]
         args["dma_engines"] = plan.engines

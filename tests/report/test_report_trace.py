@@ -79,7 +79,7 @@ def _check_trace(p: sim.Profile, trace: dict) -> list[dict]:
         assert EVENT_KEYS <= e.keys(), e
         assert isinstance(e["ts"], float) and isinstance(e["dur"], float)
         assert e["dur"] >= 0.0 and e["ts"] >= 0.0
-        assert {"source", "index", "position"} <= e["args"].keys()
+        assert {"opcode", "source", "index", "position", "bytes"} <= e["args"].keys()
         track = (e["pid"], e["tid"])
         assert track in named
         assert e["ts"] >= last_ts[track], f"timestamps go back on track {track}"
@@ -87,6 +87,10 @@ def _check_trace(p: sim.Profile, trace: dict) -> list[dict]:
         inst = p.timeline.stream.instructions[e["args"]["position"]]
         assert e["name"] == inst.opcode.value
         assert e["args"]["source"].endswith(f":{inst.location.line}")
+        assert e["args"]["opcode"] == inst.opcode.value and e["args"]["bytes"] > 0
+        if e["cat"] != "dma":
+            assert e["args"]["flops"] == sim.matmul_flops(inst)
+            assert (e["args"]["flops"] > 0) == (inst.opcode.value == "nc_matmul")
     end_us = max(e["ts"] + e["dur"] for e in slices)
     assert end_us <= p.total_s * 1e6 * (1 + 1e-9) + 1e-6
     return slices
