@@ -21,6 +21,7 @@ from enum import Enum
 
 from tessera.nki.stream import Engine, Opcode
 from tessera.sim import Profile, Resource
+from tessera.sim.dma import COPY_QUEUE, LOAD_QUEUE, STORE_QUEUE
 
 _ENGINE_RANK = {e: i for i, e in enumerate(Engine)}  # rows follow the enum's order
 
@@ -30,6 +31,7 @@ class LaneKind(Enum):
 
     ENGINE = "engine"  # an in-order compute queue (Tensor, Vector, Scalar, GpSimd, ...)
     DMA_ENGINE = "dma_engine"  # one of the core's DMA engines
+    DMA_QUEUE = "dma_queue"  # one of the core's DMA queues (loads, stores, HBM copies)
     SENDRECV = "sendrecv"  # core-to-core transfers (LNC=2)
 
 
@@ -95,3 +97,26 @@ def lanes(profile: Profile) -> tuple[Lane, ...]:
             resource = tl.stream.instructions[pieces[0].position].engine
             out.append(Lane(core, LaneKind.ENGINE, resource.value, resource, tuple(pieces)))
     return tuple(out)
+
+
+_QUEUE_NAMES = {LOAD_QUEUE: "dma loads", STORE_QUEUE: "dma stores", COPY_QUEUE: "dma copies"}
+
+
+def queue_lanes(profile: Profile) -> tuple[Lane, ...]:
+    """The lanes with the DMA engines grouped into the core's DMA queues: one lane per
+    (core, loads / stores / HBM copies), each DMA a piece from its start to its end (DMAs of
+    one queue start in order but may overlap on different engines)."""
+    tl = profile.timeline
+    plans = tl.dma_plans
+    rows: dict[tuple[int, int], list[Piece]] = {}
+    instructions = tl.stream.instructions
+    starts, ends = tl.start_s.tolist(), tl.end_s.tolist()
+    for pos in tl.dma_engines:  # transfers (a sendrecv keeps its own lane)
+        piece = Piece(pos, starts[pos], ends[pos] - starts[pos])
+        rows.setdefault((instructions[pos].core, plans[pos].queue), []).append(piece)
+    queued = [Lane(core, LaneKind.DMA_QUEUE, _QUEUE_NAMES[q], Engine.DMA,
+                   tuple(sorted(pieces, key=lambda p: (p.start_s, p.position))))
+              for (core, q), pieces in sorted(rows.items())]
+    others = [lane for lane in lanes(profile) if lane.kind is not LaneKind.DMA_ENGINE]
+    return tuple(sorted(others + queued,
+                        key=lambda lane: (lane.core, lane.kind is LaneKind.DMA_QUEUE)))

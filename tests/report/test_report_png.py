@@ -11,6 +11,7 @@ from tessera import sim
 from tessera.nki import TensorSpec
 from tessera.nki.kernel_files import load_kernel_file
 from tessera.report import lanes, timeline_png, write_timeline_png
+from tessera.report.lanes import LaneKind, queue_lanes
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "kernels"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -54,12 +55,32 @@ def test_bars_are_capped_for_big_streams(tiled: sim.Profile,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
     rows = lanes(tiled)
     pieces = sum(len(lane.pieces) for lane in rows)
-    exact = timeline_png._bars(rows, tiled.total_s)
+    exact, whole = timeline_png._bars(rows, tiled.total_s)
+    assert whole and sum(s.size for s, _ in exact) == pieces  # every instruction its bar
     monkeypatch.setattr(timeline_png, "MAX_BARS", 100)
-    capped = timeline_png._bars(rows, tiled.total_s)
-    assert pieces > 1000 and sum(s.size for s, _ in exact) > 100
+    capped, whole = timeline_png._bars(rows, tiled.total_s)
+    assert pieces > 1000 and not whole
     assert sum(s.size for s, _ in capped) <= 100
     for (s, e), lane in zip(capped, rows, strict=True):
         # merging only fills gaps: the first start and the last end of every row survive
         assert s[0] == pytest.approx(lane.pieces[0].start_s)
         assert e[-1] == pytest.approx(max(p.start_s + p.duration_s for p in lane.pieces))
+
+
+def test_dma_engines_are_grouped_into_queues_and_hot_lines_labelled(tiled: sim.Profile
+                                                                    ) -> None:
+    rows = queue_lanes(tiled)
+    labels = [lane.label for lane in rows]
+    assert "dma loads" in labels and "dma stores" in labels
+    assert not any(label.startswith("dma ") and label[4:].isdigit() for label in labels)
+    dmas = sum(len(lane.pieces) for lane in rows if lane.kind is LaneKind.DMA_QUEUE)
+    assert dmas == len(tiled.timeline.dma_engines)  # each DMA once, not once per engine
+    labelled = timeline_png._hot_labels(tiled, rows)
+    assert len(labelled) == 3 and all(":" in where for _, _, where in labelled)
+    assert labelled[0][2].startswith("matmul_tutorial.py:")
+
+
+def test_the_hbm_lane_moves_the_profiles_bytes(tiled: sim.Profile) -> None:
+    edges, rate = timeline_png._hbm_rate(tiled, 300)
+    moved = float(np.sum(rate * np.diff(edges)))
+    assert moved == pytest.approx(tiled.hbm_read_bytes + tiled.hbm_write_bytes, rel=1e-6)
