@@ -12,13 +12,14 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from tessera.hw import ChipSpec
 from tessera.nki import dtypes as dt
 from tessera.nki.buffers import Buffer
+from tessera.nki.compiler import CompileConfig
 from tessera.nki.errors import DTypeError, KernelUsageError
 from tessera.nki.runtime import (
     CoreContext,
@@ -57,6 +58,7 @@ class TraceResult:
     chip: ChipSpec
     lnc: int
     symbolic: bool
+    compile_config: CompileConfig = field(default_factory=CompileConfig)
 
     def count_by_engine(self) -> dict[str, int]:
         """Instruction counts per engine (engine value -> count), in engine order."""
@@ -69,11 +71,16 @@ class TraceResult:
 class Kernel:
     """A kernel function wrapped by `@nki.jit`; `kernel[2]` launches it on two cores."""
 
-    def __init__(self, fn: Callable[..., object], lnc: int = 1) -> None:
+    def __init__(self, fn: Callable[..., object], lnc: int = 1,
+                 compile_config: CompileConfig | None = None) -> None:
         if not callable(fn):
             raise KernelUsageError(f"nki.jit needs a function, got {type(fn).__name__}")
+        if compile_config is not None and not isinstance(compile_config, CompileConfig):
+            raise KernelUsageError(f"nki.jit: compile_config must be a nki.compiler."
+                                   f"CompileConfig, got {type(compile_config).__name__}")
         self.fn = fn
         self.lnc = lnc
+        self.compile_config = compile_config or CompileConfig()
         functools.update_wrapper(self, fn)
 
     def __getitem__(self, grid: object) -> Kernel:
@@ -81,7 +88,7 @@ class Kernel:
         if lnc not in (1, 2):
             raise KernelUsageError(f"kernel[{grid!r}]: the launch grid is the logical core "
                                    "count, 1 or 2")
-        return Kernel(self.fn, int(lnc))  # type: ignore[arg-type]
+        return Kernel(self.fn, int(lnc), self.compile_config)  # type: ignore[arg-type]
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         return simulate(self)(*args, **kwargs)
@@ -90,11 +97,16 @@ class Kernel:
         return f"nki.jit({self.fn.__qualname__})[{self.lnc}]"
 
 
-def jit(fn: Callable[..., object] | None = None, **options: object) -> object:
-    """Decorator making a kernel: `@nki.jit` or `@nki.jit(...)` (options are accepted)."""
+def jit(fn: Callable[..., object] | None = None, *,
+        compile_config: CompileConfig | None = None, **options: object) -> object:
+    """Decorator making a kernel: `@nki.jit`, or `@nki.jit(compile_config=CompileConfig(...))`
+    (the allocation and scheduling the timing model follows; other launch options are
+    accepted)."""
     if fn is None:
-        return lambda f: Kernel(f)
-    return fn if isinstance(fn, Kernel) else Kernel(fn)
+        return lambda f: Kernel(f.fn if isinstance(f, Kernel) else f, 1, compile_config)
+    if isinstance(fn, Kernel) and compile_config is None:
+        return fn
+    return Kernel(fn.fn if isinstance(fn, Kernel) else fn, 1, compile_config)
 
 
 def _as_kernel(kernel: object) -> Kernel:
@@ -301,4 +313,5 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
         raise (real or errors)[0]
     stream = tuple(inst for core in per_core for inst in core)
     outputs = _to_host(results[0], as_torch, symbolic)
-    return TraceResult(outputs, stream, tuple(run.tensors), spec, kernel.lnc, symbolic)
+    return TraceResult(outputs, stream, tuple(run.tensors), spec, kernel.lnc, symbolic,
+                       kernel.compile_config)

@@ -19,7 +19,7 @@ Model constants (formula coefficients, unpublished latencies, DMA overheads, HBM
 efficiency) live in `calibration/trn.yaml`, each with its source.
 """
 
-from tessera.sim.allocation import Allocation, Reuse, TensorPlacement, allocate
+from tessera.sim.allocation import AddressPlan, Reuse, TensorPlacement, allocate
 from tessera.sim.arrays import Dependencies, FactArrays, ReuseArrays, StreamArrays
 from tessera.sim.cost_rules import engine_cost, engine_cycles, matmul_flops
 from tessera.sim.dependencies import dependencies
@@ -54,7 +54,7 @@ from tessera.sim.warmup import warm_up
 
 __all__ = [
     "CALIBRATION_FILE",
-    "Allocation",
+    "AddressPlan",
     "Calibration",
     "CapacityError",
     "CriticalPath",

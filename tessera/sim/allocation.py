@@ -72,7 +72,7 @@ class Reuse:
 
 
 @dataclass(frozen=True)
-class Allocation:
+class AddressPlan:
     """Placements of all on-chip tensors, the reuse edges they imply and the peaks."""
 
     peak_sbuf_bytes: int  # per partition, the largest over cores
@@ -120,7 +120,7 @@ class Allocation:
         return tuple(out)
 
 
-def allocate(flat: FlatStream, chip: ChipSpec, sbuf_alignment_bytes: int = 64) -> Allocation:
+def allocate(flat: FlatStream, chip: ChipSpec, sbuf_alignment_bytes: int = 64) -> AddressPlan:
     """Place every on-chip tensor of a lowered stream; raise a `CapacityError` when they
     don't fit.
 
@@ -205,7 +205,7 @@ def allocate(flat: FlatStream, chip: ChipSpec, sbuf_alignment_bytes: int = 64) -
     peak_sbuf = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if sb), default=0)
     peak_psum = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if not sb), default=0)
     hbm = tuple(sorted(t.name for t in flat.infos.values() if not t.buffer.on_chip))
-    return Allocation(peak_sbuf, peak_psum * bank_bytes, hbm, flat, placed.born, start_bytes,
+    return AddressPlan(peak_sbuf, peak_psum * bank_bytes, hbm, flat, placed.born, start_bytes,
                       size * unit_of, first, last, reuse)
 
 

@@ -1,7 +1,7 @@
 """The timing model's struct-of-arrays types: what the compiled loops read and return.
 
 Each type is a NamedTuple of `np.int64` / `np.float64` arrays (and a few scalars), which numba
-passes whole into and out of compiled code. Python-side records (`FlatStream`, `Allocation`,
+passes whole into and out of compiled code. Python-side records (`FlatStream`, `AddressPlan`,
 `StreamFacts`, `Timeline`) hold one of these next to the objects only Python reads (tensor
 names, source locations, one `Instruction` per distinct instruction shape).
 
@@ -41,7 +41,7 @@ class ViewTable(NamedTuple):
 
 
 class ReuseArrays(NamedTuple):
-    """Tensors placed over memory earlier tensors used (`Allocation.reuse`).
+    """Tensors placed over memory earlier tensors used (`AddressPlan.reuse`).
 
     Reuse r's producers (the previous occupants' last accesses) are
     `producers[producer_ptr[r]:producer_ptr[r + 1]]` and the ranges it shares with previous
@@ -138,6 +138,7 @@ class FactArrays(NamedTuple):
     hbm_s: np.ndarray  # time a DMA holds the core's HBM share
     dma_queue: np.ndarray  # LOAD/STORE/COPY queue of a DMA
     partner: np.ndarray  # the paired core_barrier / sendrecv of the other core (-1: none)
+    priority: np.ndarray  # CRITICAL_PATH: minus the longest path to the end (lower first)
 
 
 class Machine(NamedTuple):
@@ -147,6 +148,7 @@ class Machine(NamedTuple):
     dma_engines: int  # DMA engines per core
     cores: int  # per-core queue sets to keep
     tensor_code: int  # ENGINE_ORDER index of the Tensor engine
+    heuristic: int  # HEURISTIC_* of tessera.sim.facts: how queues choose among ready work
 
 
 class Schedule(NamedTuple):

@@ -26,7 +26,7 @@ from tessera.sim.flat import FlatStream
 
 def dependencies(flat: FlatStream, reuse: ReuseArrays | None = None) -> Dependencies:
     """Dependencies of a lowered stream (CSR: position i waits for `index[ptr[i]:ptr[i+1]]`,
-    ascending, all earlier) given the allocator's reuses (`Allocation.reuse`; none: every
+    ascending, all earlier) given the allocator's reuses (`AddressPlan.reuse`; none: every
     tensor has memory of its own).
 
     A tensor placed over reused memory inherits, on the bytes it shares with each previous

@@ -15,6 +15,7 @@ import numpy as np
 
 from tessera.hw import ChipSpec
 from tessera.nki.buffers import Buffer
+from tessera.nki.compiler import SchedulingHeuristic
 from tessera.nki.stream import Engine, Instruction, Opcode
 from tessera.sim.arrays import FactArrays
 from tessera.sim.cost_rules import (
@@ -37,6 +38,12 @@ DMA_CODE = ENGINE_ORDER.index(Engine.DMA)
 TENSOR_CODE = ENGINE_ORDER.index(Engine.TENSOR)
 QUEUES_PER_CORE = len(ENGINE_ORDER)
 SBUF_PORT, PSUM_PORT = 1, 2  # bits of `ports`
+# the event loop's codes of `nki.compiler.SchedulingHeuristic`
+HEURISTIC_TRIVIAL, HEURISTIC_ASAP, HEURISTIC_CRITICAL_PATH, HEURISTIC_DMA_PREFETCH = 0, 1, 2, 3
+HEURISTIC_CODE = {SchedulingHeuristic.TRIVIAL: HEURISTIC_TRIVIAL,
+                  SchedulingHeuristic.ASAP: HEURISTIC_ASAP,
+                  SchedulingHeuristic.CRITICAL_PATH: HEURISTIC_CRITICAL_PATH,
+                  SchedulingHeuristic.DMA_PREFETCH: HEURISTIC_DMA_PREFETCH}
 
 
 @dataclass(frozen=True)
@@ -84,7 +91,7 @@ def instruction_facts(flat: FlatStream, chip: ChipSpec, cal: Calibration) -> Str
         occupancy_s=column(2, np.float64), latency_s=column(3, np.float64),
         ports=column(4, np.int64), core=cores, dma_engines=column(6, np.int64),
         hbm_s=column(7, np.float64), dma_queue=column(8, np.int64),
-        partner=_partners(kind, cores))
+        partner=_partners(kind, cores), priority=np.zeros(len(kind), np.float64))
     return StreamFacts(flat, arrays, tuple(f[5] for f in facts),
                        np.array([f[1] for f in facts], dtype=np.int64))
 

@@ -22,11 +22,13 @@ import numpy as np
 from tessera import hw
 from tessera import nki as _nki
 from tessera.hw import ChipSpec, MemoryKind, Precision
+from tessera.nki.compiler import SchedulingHeuristic
 from tessera.nki.launch import TraceResult
 from tessera.nki.stream import Engine, Opcode, SourceLocation
-from tessera.sim.allocation import Allocation, allocate
+from tessera.sim.allocation import AddressPlan, allocate
 from tessera.sim.cost_rules import matmul_flops, precision_of
 from tessera.sim.dependencies import dependencies
+from tessera.sim.errors import ScheduleError
 from tessera.sim.facts import ENGINE_ORDER, instruction_facts
 from tessera.sim.flat import flatten
 from tessera.sim.timeline import Timeline, build_timeline
@@ -123,11 +125,18 @@ class Profile:
     peak_sbuf_bytes: int  # per partition
     peak_psum_bytes: int  # per partition
     timeline: Timeline = field(repr=False, compare=False)
-    allocation: Allocation = field(repr=False, compare=False)
+    allocation: AddressPlan = field(repr=False, compare=False)
     # the hardware the kernel was scheduled on, after `overrides`, and the overrides given
     # (hardware paths and calibration.<constant> keys), so views need not re-derive them
     chip_spec: ChipSpec | None = field(default=None, repr=False, compare=False)
     overrides: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
+    # what the profile models only in part: compile options it does not model, ...
+    notes: tuple[str, ...] = ()
+
+    @property
+    def heuristic(self) -> SchedulingHeuristic:
+        """How each queue chose among its ready instructions."""
+        return self.timeline.heuristic
 
     def usage(self, resource: Resource | str) -> EngineUsage:
         """The usage entry of one resource."""
@@ -152,12 +161,22 @@ def _split_overrides(overrides: Mapping[str, object] | None
 
 def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
              overrides: Mapping[str, object] | None = None,
-             calibration: Calibration | None = None) -> Profile:
+             calibration: Calibration | None = None,
+             heuristic: SchedulingHeuristic | str | None = None) -> Profile:
     """Allocate, schedule and summarise a traced stream (`nki.trace(...)(...)`).
 
     `chip_spec` defaults to the hardware the trace was made for (`TraceResult.chip`, with
-    any what-if overrides it was traced with); a name loads that preset.
+    any what-if overrides it was traced with); a name loads that preset. `heuristic`
+    (`nki.compiler.SchedulingHeuristic` or its name) defaults to the kernel's compile
+    config: ASAP, the compiler reordering independent instructions; TRIVIAL keeps the
+    program order.
     """
+    config = trace.compile_config
+    order = _heuristic(heuristic) if heuristic is not None else config.heuristic
+    notes = tuple(f"{option}: accepted, not modelled" for option in config.unmodelled())
+    if order is SchedulingHeuristic.DMA_PREFETCH:
+        notes += ("DMA_PREFETCH orders like ASAP: DMAs have queues of their own in the model, "
+                  "so no DMA competes with compute for a queue",)
     chip = chip_spec if chip_spec is not None else trace.chip
     if isinstance(chip, str):
         chip = hw.load_chip(chip)
@@ -171,8 +190,20 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
         flat = flatten(trace.instructions, trace.tensors)  # the one lowering of the stream
         allocation = allocate(flat, chip, cal.sbuf_alignment_bytes)
         deps = dependencies(flat, allocation.reuse)
-        timeline = build_timeline(instruction_facts(flat, chip, cal), deps, chip, cal)
-        return summarise(timeline, allocation, chip, overrides)
+        timeline = build_timeline(instruction_facts(flat, chip, cal), deps, chip, cal, order)
+        return summarise(timeline, allocation, chip, overrides, notes)
+
+
+def _heuristic(value: SchedulingHeuristic | str) -> SchedulingHeuristic:
+    if isinstance(value, SchedulingHeuristic):
+        return value
+    name = str(value).strip().lower().replace("-", "_")
+    try:
+        return SchedulingHeuristic(name)
+    except ValueError:
+        choices = ", ".join(h.value.replace("_", "-") for h in SchedulingHeuristic)
+        raise ScheduleError(f"unknown scheduling heuristic {value!r}; choose one of "
+                            f"{choices}") from None
 
 
 @contextlib.contextmanager
@@ -191,10 +222,12 @@ def _no_gc() -> Iterator[None]:
 def profile(kernel: object, *inputs: object, chip: str | ChipSpec | None = None,
             symbolic: bool = False, lnc: int | None = None,
             overrides: Mapping[str, object] | None = None,
-            kernel_kwargs: Mapping[str, object] | None = None) -> Profile:
+            kernel_kwargs: Mapping[str, object] | None = None,
+            heuristic: SchedulingHeuristic | str | None = None) -> Profile:
     """Trace `kernel` on `inputs` (TensorSpecs allowed when symbolic) and profile it on
     `chip` (a preset name or a `ChipSpec`; default `nki.default_chip()`), with the hardware
-    `overrides` applied before tracing.
+    `overrides` applied before tracing, ordered by `heuristic` (default: the kernel's
+    compile config, ASAP unless set).
 
     `kernel_kwargs` are passed to the kernel by name (tile sizes, flags):
     `sim.profile(matmul, a, b, symbolic=True, kernel_kwargs={"tile_n": 512})`.
@@ -207,11 +240,12 @@ def profile(kernel: object, *inputs: object, chip: str | ChipSpec | None = None,
     if hw_over:  # what-ifs reach the kernel language's checks too (a larger SBUF, ...)
         spec = hw.with_overrides(spec, hw_over)
     trace = _nki.trace(k, symbolic=symbolic, chip=spec)(*inputs, **dict(kernel_kwargs or {}))
-    return schedule(trace, None, overrides)  # the trace carries its chip
+    return schedule(trace, None, overrides, heuristic=heuristic)  # the trace carries its chip
 
 
-def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
-              overrides: Mapping[str, object] | None = None) -> Profile:
+def summarise(timeline: Timeline, allocation: AddressPlan, chip: ChipSpec,
+              overrides: Mapping[str, object] | None = None,
+              notes: tuple[str, ...] = ()) -> Profile:
     """Turn a timeline into a `Profile` (rates, roofline point, bottleneck, hot spots).
 
     `chip` is the hardware the timeline was scheduled on (overrides applied); `overrides`
@@ -288,7 +322,7 @@ def summarise(timeline: Timeline, allocation: Allocation, chip: ChipSpec,
         critical_path=_critical(timeline), top_instructions=_hot_spots(timeline),
         peak_sbuf_bytes=allocation.peak_sbuf_bytes, peak_psum_bytes=allocation.peak_psum_bytes,
         timeline=timeline, allocation=allocation, chip_spec=chip,
-        overrides=dict(overrides or {}))
+        overrides=dict(overrides or {}), notes=notes)
 
 
 _STREAMING = (Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD)

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from tessera.hw import ChipSpec
+from tessera.nki.compiler import SchedulingHeuristic
 from tessera.nki.stream import Engine, Opcode, SourceLocation
 from tessera.sim.arrays import Dependencies, Machine
 from tessera.sim.dma import DmaPlan
@@ -36,6 +37,7 @@ from tessera.sim.errors import ScheduleError
 from tessera.sim.facts import (
     BARRIER,
     ENGINE_ORDER,
+    HEURISTIC_CODE,
     SENDRECV,
     TENSOR_CODE,
     TRANSFER,
@@ -82,6 +84,7 @@ class Timeline:
     critical_path: tuple[int, ...]  # positions, first to last
     busy_s: dict[tuple[int, Engine], float]  # (core, engine) -> occupancy (DMA: engine-s)
     hbm_busy_s: dict[int, float]  # core -> time its HBM share was in use
+    heuristic: SchedulingHeuristic = SchedulingHeuristic.ASAP  # how queues chose their order
 
     @property
     def stream(self) -> FlatStream:
@@ -126,9 +129,11 @@ class Timeline:
 
 
 def build_timeline(facts: StreamFacts, deps: Dependencies, chip: ChipSpec,
-                   cal: Calibration) -> Timeline:
+                   cal: Calibration,
+                   heuristic: SchedulingHeuristic = SchedulingHeuristic.ASAP) -> Timeline:
     """Schedule a lowered stream with its facts (`instruction_facts`) and dependencies
-    (`dependencies`) on `chip`."""
+    (`dependencies`) on `chip`, each queue choosing among its ready instructions by
+    `heuristic` (TRIVIAL: program order)."""
     from tessera.sim import _loops  # numba loads with the first stream that is scheduled
 
     flat = facts.flat
@@ -141,8 +146,11 @@ def build_timeline(facts: StreamFacts, deps: Dependencies, chip: ChipSpec,
     if not 1 <= n_dma <= _MAX_DMA_ENGINES:
         raise ScheduleError(f"{n_dma} DMA engines per core: the scheduler handles 1 to "
                             f"{_MAX_DMA_ENGINES}")
-    run = _loops.event_loop.run(facts.arrays, deps,
-                                Machine(float(sync), n_dma, facts.cores, TENSOR_CODE))
+    arrays = facts.arrays
+    if heuristic is SchedulingHeuristic.CRITICAL_PATH:
+        arrays = arrays._replace(priority=-_loops.event_loop.path_to_end(arrays, deps))
+    run = _loops.event_loop.run(arrays, deps, Machine(float(sync), n_dma, facts.cores,
+                                                      TENSOR_CODE, HEURISTIC_CODE[heuristic]))
     if run.done != n:
         stuck = np.flatnonzero((run.waiting > 0) | run.arrived)[:3].tolist()
         where = ", ".join(f"{flat.opcode_at(p).value} at {flat.location_at(p)}" for p in stuck)
@@ -161,7 +169,7 @@ def build_timeline(facts: StreamFacts, deps: Dependencies, chip: ChipSpec,
     return Timeline(facts, _frozen(run.start_s), _frozen(end), _frozen(busy_of),
                     _frozen(run.engine_masks), float(end.max()) if len(end) else 0.0,
                     _critical_path(end, run.why), busy,
-                    dict(enumerate(run.hbm_busy_s.tolist())))
+                    dict(enumerate(run.hbm_busy_s.tolist())), heuristic)
 
 
 def _critical_path(end: np.ndarray, why: np.ndarray) -> tuple[int, ...]:

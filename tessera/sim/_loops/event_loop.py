@@ -6,9 +6,15 @@ import numpy as np
 
 from tessera.sim._loops.grow import append
 from tessera.sim._loops.njit import njit
+from tessera.sim._loops.ready_heaps import heap_pop, heap_push
 from tessera.sim.arrays import Schedule
 from tessera.sim.cost_rules import BARRIER, COMPUTE, SENDRECV, TRANSFER
-from tessera.sim.facts import PSUM_PORT, QUEUES_PER_CORE, SBUF_PORT
+from tessera.sim.facts import (
+    HEURISTIC_TRIVIAL,
+    PSUM_PORT,
+    QUEUES_PER_CORE,
+    SBUF_PORT,
+)
 
 
 @njit
@@ -65,6 +71,17 @@ def pop(heap_t, heap_p, size):  # pragma: no cover - compiled
 
 
 @njit
+def port_limit(bits, c, port_free):  # pragma: no cover - compiled
+    """When the shared ports in `bits` (SBUF_PORT | PSUM_PORT) of core c are all free."""
+    limit = 0.0
+    if bits & SBUF_PORT and port_free[c, SBUF_PORT] > limit:
+        limit = port_free[c, SBUF_PORT]
+    if bits & PSUM_PORT and port_free[c, PSUM_PORT] > limit:
+        limit = port_free[c, PSUM_PORT]
+    return limit
+
+
+@njit
 def earliest(s, kind, lat, queue, ready, qfree, qlast, why):  # pragma: no cover - compiled
     """When `s`, whose predecessors are all done, can start: its ready time, plus the fixed
     issue latency for a DMA, or when its compute queue frees (then the queue's last
@@ -91,14 +108,20 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
     partner, dep_ptr, dep_idx = facts.partner, deps.ptr, deps.index
     sync, n_dma, cores, tensor_code = machine.sync_s, machine.dma_engines, machine.cores, \
         machine.tensor_code
+    priority = facts.priority
+    # TRIVIAL keeps each queue in program order; the other heuristics let a free queue start
+    # any of its ready instructions (they can all start now), preferring the lowest
+    # `priority` (CRITICAL_PATH: the longest path to the end), then program order (ASAP)
+    reorder = machine.heuristic != HEURISTIC_TRIVIAL
     n = kind.shape[0]
     n_queues = cores * QUEUES_PER_CORE
-    # successors as CSR, ascending; each position also waits for its queue predecessor
+    # successors as CSR, ascending; in program order each position also waits for its
+    # queue predecessor
     npred = np.zeros(n, np.int64)
     qnext = np.full(n, -1, np.int64)
     last_in_queue = np.full(n_queues, -1, np.int64)
     for pos in range(n):
-        if kind[pos] != TRANSFER and kind[pos] != SENDRECV:
+        if kind[pos] != TRANSFER and kind[pos] != SENDRECV and not reorder:
             q = queue[pos]
             if last_in_queue[q] >= 0:
                 qnext[last_in_queue[q]] = pos
@@ -163,9 +186,22 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
     released = np.empty(max(2, n_dma + 2) if n else 2, np.int64)
     scratch_t = np.empty(n_dma, np.float64)
     scratch_e = np.empty(n_dma, np.int64)
+    # reordering: the ready instructions of each compute queue and of each core's DMAs
+    queued = np.zeros(n, np.bool_)  # in its queue's ready set
+    skipped = np.empty(16, np.int64)  # ready instructions passed over for a busy port
+    skipped_k = np.empty(16, np.float64)
+    qh_k = np.empty((n_queues, 16), np.float64)
+    qh_p = np.empty((n_queues, 16), np.int64)
+    qh_n = np.zeros(n_queues, np.int64)
+    dh_k = np.empty((cores, 16), np.float64)
+    dh_p = np.empty((cores, 16), np.int64)
+    dh_n = np.zeros(cores, np.int64)
     for s in range(n):
         if npred[s] == 0:
-            key = earliest(s, kind, lat, queue, ready, qfree, qlast, why)
+            if reorder and (kind[s] == COMPUTE or kind[s] == BARRIER):
+                key = ready[s]
+            else:
+                key = earliest(s, kind, lat, queue, ready, qfree, qlast, why)
             heap_t, heap_p = push(heap_t, heap_p, size, key, s)
             size += 1
     while size:
@@ -174,6 +210,46 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
         n_rel = np.int64(0)
         c = 0
         now = t
+        if pos >= n:  # an engine queue may start its best ready instruction (reordering)
+            q = pos - n
+            if qfree[q] > t or qh_n[q] == 0:
+                continue  # busy (a later wake-up is set) or nothing ready
+            # the best ready instruction whose shared ports are free can start now; the
+            # ones passed over go back
+            pos = -1
+            soonest = np.inf
+            n_skip = np.int64(0)
+            while qh_n[q]:
+                key = qh_k[q, 0]
+                cand = heap_pop(qh_k, qh_p, qh_n, q)
+                c = core[cand]
+                limit = port_limit(ports[cand], c, port_free)
+                if limit <= t:
+                    pos = cand
+                    break
+                soonest = min(soonest, limit)
+                skipped_k = append(skipped_k, n_skip, key)
+                skipped = append(skipped, n_skip, cand)
+                n_skip += 1
+            for x in range(n_skip):
+                qh_k, qh_p = heap_push(qh_k, qh_p, qh_n, q, skipped_k[x], skipped[x])
+            if pos < 0:  # every ready instruction waits for a shared port
+                heap_t, heap_p = push(heap_t, heap_p, size, soonest, n + q)
+                size += 1
+                continue
+            c = core[pos]
+            if t > ready[pos] and qlast[q] >= 0:
+                why[pos] = qlast[q]  # it waited for the engine
+        if pos >= 0 and reorder and (kind[pos] == COMPUTE or kind[pos] == BARRIER) \
+                and not queued[pos]:
+            # ready: join its queue's ready set; the queue chooses once every instruction
+            # ready at this time has joined (wake-ups sort after instructions)
+            queued[pos] = True
+            q = queue[pos]
+            qh_k, qh_p = heap_push(qh_k, qh_p, qh_n, q, priority[pos], pos)
+            heap_t, heap_p = push(heap_t, heap_p, size, t, n + q)
+            size += 1
+            continue
         if pos < 0:
             c = -pos - 1
             dispatch = True
@@ -212,9 +288,14 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                 end[pos] = busy_end + lat[pos]
                 released = append(released, n_rel, pos)
                 n_rel += 1
+                if reorder:  # choose the queue's next instruction when the engine frees
+                    heap_t, heap_p = push(heap_t, heap_p, size, busy_end, n + q)
+                    size += 1
             elif k == TRANSFER:
                 dma_ready[pos] = True
                 c = core[pos]
+                if reorder:
+                    dh_k, dh_p = heap_push(dh_k, dh_p, dh_n, c, priority[pos], pos)
                 # all engines busy until a time a wake-up is already set for: nothing starts
                 dispatch = not (not by_kept[c] and t < dma_wake[c] <= dma_free[c, 0])
                 now = t
@@ -223,6 +304,8 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                 if other >= 0 and not arrived[other]:
                     arrived[pos] = True
                     arrived_t[pos] = t
+                    if reorder and k == BARRIER:
+                        qfree[queue[pos]] = np.inf  # the engine waits at the barrier
                     continue
                 t_join = t
                 transfer = occ[pos]
@@ -243,6 +326,10 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                         finish = t_join + (sync if other >= 0 else 0.0)
                         qfree[queue[p]] = finish
                         qlast[queue[p]] = p
+                        if reorder:
+                            heap_t, heap_p = push(heap_t, heap_p, size, finish,
+                                                  n + queue[p])
+                            size += 1
                     else:  # sendrecv: both tiles cross once both cores are there
                         finish = t_join + lat[p] + transfer
                     start[p] = t if x == 0 else t_other
@@ -256,13 +343,17 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
             while True:
                 pos = -1
                 chosen = -1
-                for qi in range(3):
-                    i = c * 3 + qi
-                    if head[i] < order_ptr[i + 1]:
-                        p = order[head[i]]
-                        if dma_ready[p] and (pos < 0 or p < pos):
-                            pos = p
-                            chosen = i
+                if reorder:
+                    if dh_n[c]:
+                        pos = dh_p[c, 0]
+                else:
+                    for qi in range(3):
+                        i = c * 3 + qi
+                        if head[i] < order_ptr[i + 1]:
+                            p = order[head[i]]
+                            if dma_ready[p] and (pos < 0 or p < pos):
+                                pos = p
+                                chosen = i
                 if pos < 0:
                     break
                 k = dma_k[pos]
@@ -278,7 +369,10 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                         heap_t, heap_p = push(heap_t, heap_p, size, avail, -c - 1)
                         size += 1
                     break
-                head[chosen] += 1
+                if reorder:
+                    heap_pop(dh_k, dh_p, dh_n, c)
+                else:
+                    head[chosen] += 1
                 if now > ready[pos] + lat[pos]:  # it waited for engines
                     if not by_kept[c]:
                         binding = dma_last[c, 0]
@@ -371,7 +465,10 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                         continue
                 npred[s] -= 1
                 if npred[s] == 0:
-                    key = earliest(s, kind, lat, queue, ready, qfree, qlast, why)
+                    if reorder and (kind[s] == COMPUTE or kind[s] == BARRIER):
+                        key = ready[s]
+                    else:
+                        key = earliest(s, kind, lat, queue, ready, qfree, qlast, why)
                     heap_t, heap_p = push(heap_t, heap_p, size, key, s)
                     size += 1
     return Schedule(start, end, why, masks, hbm_busy, done, npred, arrived)
@@ -389,3 +486,20 @@ def busy_by_engine(core, engine, busy_of, cores, codes):  # pragma: no cover - c
             seen[c, e] = pos
         total[c, e] += busy_of[pos]
     return total, seen
+
+
+@njit
+def path_to_end(facts, deps):  # pragma: no cover - compiled
+    """Per position, the longest chain of occupancy + latency from it to the end of the
+    stream (CRITICAL_PATH's priority): positions are topologically ordered, so one pass from
+    the last position back suffices."""
+    n = facts.kind.shape[0]
+    longest = np.zeros(n, np.float64)  # best chain after each position
+    out = np.zeros(n, np.float64)
+    for pos in range(n - 1, -1, -1):
+        out[pos] = facts.occupancy_s[pos] + facts.latency_s[pos] + longest[pos]
+        for d in range(deps.ptr[pos], deps.ptr[pos + 1]):
+            p = deps.index[d]
+            if out[pos] > longest[p]:
+                longest[p] = out[pos]
+    return out

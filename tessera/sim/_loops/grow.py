@@ -29,3 +29,4 @@ def append(buf, n, value):  # pragma: no cover - compiled
         buf = grown
     buf[n] = value
     return buf
+
