@@ -166,9 +166,16 @@ def profile(
         "--set", metavar="KEY=VALUE",
         help="Hardware what-if, e.g. core.sbuf.bytes_per_partition=262144; "
              "calibration.NAME=VALUE replaces a model constant. Repeatable.")] = None,
+    schedule: Annotated[str | None, typer.Option(
+        metavar="HEURISTIC",
+        help="How the compiler orders ready instructions: asap (default), critical-path, "
+             "dma-prefetch or trivial (program order). Default: the kernel's "
+             "compile_config.")] = None,
 ) -> None:
     """Predict a kernel's time on its example inputs: engines, rates, roofline, hot spots."""
     chip_name = _chip(chip)
+    if schedule is not None:
+        profile_cmd.parse_heuristic(schedule)  # a typo fails before any work
     outputs = {"--trace": trace, "--png": png, "--json": json_out}
     for option, path in outputs.items():
         if path is not None:
@@ -183,8 +190,10 @@ def profile(
                            _shapes(shape), symbolic)
     if symbolic:
         inputs = input_specs(inputs)
+    heuristic = profile_cmd.parse_heuristic(schedule) if schedule is not None else None
     result = sim.profile(kernel_fn, *inputs, chip=chip_name, symbolic=symbolic, lnc=lnc,
-                         overrides=overrides, kernel_kwargs=_kwargs(kwarg))
+                         overrides=overrides, kernel_kwargs=_kwargs(kwarg),
+                         heuristic=heuristic)
     console = Console(highlight=False)
     profile_cmd.print_summary(console, parsed.kernel, result, chip_spec, symbolic)
     meta = {"kernel": parsed.kernel, "overrides": overrides}

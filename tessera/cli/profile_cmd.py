@@ -17,6 +17,7 @@ from tessera import hw, sim
 from tessera.cli.errors import CliUsageError
 from tessera.hw import ChipSpec, MemoryKind
 from tessera.hw.units import format_quantity
+from tessera.nki.compiler import SchedulingHeuristic
 from tessera.sim import Profile
 
 CALIBRATION_PREFIX = "calibration."  # `--set calibration.X=...` replaces a model constant
@@ -52,6 +53,15 @@ def effective_chip(chip: str, overrides: dict[str, str]) -> ChipSpec:
     spec = hw.load_chip(chip)
     hw_part = {k: v for k, v in overrides.items() if not k.startswith(CALIBRATION_PREFIX)}
     return hw.with_overrides(spec, hw_part) if hw_part else spec
+
+
+def parse_heuristic(text: str) -> SchedulingHeuristic:
+    """`asap`, `critical-path`, `dma-prefetch` or `trivial` (any case, - or _)."""
+    try:
+        return SchedulingHeuristic(text.strip().lower().replace("-", "_"))
+    except ValueError:
+        choices = ", ".join(h.value.replace("_", "-") for h in SchedulingHeuristic)
+        raise CliUsageError(f"--schedule {text!r}: choose one of {choices}") from None
 
 
 def check_calibration(chip: ChipSpec, overrides: dict[str, str]) -> None:
@@ -149,9 +159,12 @@ def print_summary(console: Console, kernel: str, p: Profile, chip: ChipSpec,
     """The profile as the command prints it: headline, tables, rates, memory, hot spots."""
     mode = "symbolic" if symbolic else "functional"
     cores = f"{p.cores} core{'s' if p.cores > 1 else ''}"
-    console.print(f"[bold]{kernel}[/bold] on {p.chip} ({cores}, {mode}): "
+    order = p.heuristic.value.replace("_", "-")
+    console.print(f"[bold]{kernel}[/bold] on {p.chip} ({cores}, {mode}, {order} schedule): "
                   f"[bold]{_t(p.total_s)}[/bold] wall time, {p.instructions:,} instructions",
                   soft_wrap=True)
+    for note in p.notes:
+        console.print(f"note: {note}", soft_wrap=True)
     console.print(_engines_table(p))
     for line in _compute_lines(p):
         console.print(line, soft_wrap=True)

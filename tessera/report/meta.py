@@ -22,6 +22,8 @@ def provenance(profile: Profile, schema: str, kernel: str | None = None,
         "cores": profile.cores,
         "kernel": kernel,
         "overrides": {k: _plain(v) for k, v in (overrides or {}).items()},
+        "schedule": profile.heuristic.value,
+        "notes": list(profile.notes),
     }
 
 

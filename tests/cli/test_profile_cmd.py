@@ -41,7 +41,7 @@ def test_summary_names_time_engines_rates_roofline_and_hot_spots() -> None:
     assert result.exit_code == 0, result.output
     out = result.output
     head = out.splitlines()[0]
-    assert head.startswith("matmul_block_all_dims on trn1 (1 core, symbolic): ")
+    assert head.startswith("matmul_block_all_dims on trn1 (1 core, symbolic, asap schedule): ")
     assert "wall time, 19 instructions" in head  # 8 matmuls, 4 adds, 1 memset, 6 DMAs
     for label in ("compute: ", "HBM: ", "roofline: ", "bound by: ", "critical path: ",
                   "peak on-chip memory per partition: "):
@@ -80,7 +80,7 @@ def test_calibration_override_changes_the_prediction() -> None:
 def test_lnc2_profiles_two_cores() -> None:
     result = _invoke(VECTOR_ADD, "--chip", "trn2", "--lnc", "2", "--symbolic")
     assert result.exit_code == 0, result.output
-    assert "(2 cores, symbolic)" in result.output.splitlines()[0]
+    assert "(2 cores, symbolic, asap schedule)" in result.output.splitlines()[0]
 
 
 # ------------------------------------------------------------------ errors
@@ -155,3 +155,25 @@ def test_busy_times_compare_with_the_wall_time_and_vector_kernels_show_element_r
     assert cells[1] == "16" and float(cells[2].split()[0]) <= wall_us  # per engine
     assert "0 FLOP" not in out and _value("vector: ", out).endswith("%)")
     assert "G elements/s" in out
+
+
+def test_schedule_option_compares_heuristics(tmp_path: Path) -> None:
+    times = {}
+    for name in ("trivial", "asap", "critical-path", "dma-prefetch"):
+        report = tmp_path / f"{name}.json"
+        result = _invoke(BLOCKED, "--chip", "trn1", "--symbolic", "--schedule", name,
+                         "--json", str(report))
+        assert result.exit_code == 0, result.output
+        assert f"{name} schedule" in result.output.splitlines()[0]
+        data = json.loads(report.read_text())
+        assert data["schedule"] == name.replace("-", "_")
+        times[name] = data["total_s"]
+    assert times["trivial"] == pytest.approx(PINNED_BLOCKED_TRIVIAL_S, rel=1e-9)
+    assert "note: DMA_PREFETCH" in _invoke(BLOCKED, "--symbolic", "--schedule",
+                                           "dma-prefetch").output
+    bad = _invoke(BLOCKED, "--schedule", "fastest")
+    assert bad.exit_code == USAGE_ERROR and "choose one of asap" in bad.output
+
+
+# matmul_block_all_dims at its example shape on trn1, program order (the reference loop)
+PINNED_BLOCKED_TRIVIAL_S = 1.0285675462184875e-05
