@@ -138,7 +138,8 @@ class FactArrays(NamedTuple):
     hbm_s: np.ndarray  # time a DMA holds the core's HBM share
     dma_queue: np.ndarray  # LOAD/STORE/COPY queue of a DMA
     partner: np.ndarray  # the paired core_barrier / sendrecv of the other core (-1: none)
-    priority: np.ndarray  # CRITICAL_PATH: minus the longest path to the end (lower first)
+    rank: np.ndarray  # tie-break order of the reordering heuristics (0 first): the longest
+    #                   path to the end first, then program order
 
 
 class Machine(NamedTuple):

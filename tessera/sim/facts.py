@@ -91,7 +91,7 @@ def instruction_facts(flat: FlatStream, chip: ChipSpec, cal: Calibration) -> Str
         occupancy_s=column(2, np.float64), latency_s=column(3, np.float64),
         ports=column(4, np.int64), core=cores, dma_engines=column(6, np.int64),
         hbm_s=column(7, np.float64), dma_queue=column(8, np.int64),
-        partner=_partners(kind, cores), priority=np.zeros(len(kind), np.float64))
+        partner=_partners(kind, cores), rank=np.arange(len(kind), dtype=np.int64))
     return StreamFacts(flat, arrays, tuple(f[5] for f in facts),
                        np.array([f[1] for f in facts], dtype=np.int64))
 

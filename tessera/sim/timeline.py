@@ -147,8 +147,12 @@ def build_timeline(facts: StreamFacts, deps: Dependencies, chip: ChipSpec,
         raise ScheduleError(f"{n_dma} DMA engines per core: the scheduler handles 1 to "
                             f"{_MAX_DMA_ENGINES}")
     arrays = facts.arrays
-    if heuristic is SchedulingHeuristic.CRITICAL_PATH:
-        arrays = arrays._replace(priority=-_loops.event_loop.path_to_end(arrays, deps))
+    if heuristic is not SchedulingHeuristic.TRIVIAL:  # ties: the longest path first
+        path = _loops.event_loop.path_to_end(arrays, deps)
+        order = np.lexsort((np.arange(len(path)), -path))
+        rank = np.empty(len(path), np.int64)
+        rank[order] = np.arange(len(path))
+        arrays = arrays._replace(rank=rank)
     run = _loops.event_loop.run(arrays, deps, Machine(float(sync), n_dma, facts.cores,
                                                       TENSOR_CODE, HEURISTIC_CODE[heuristic]))
     if run.done != n:

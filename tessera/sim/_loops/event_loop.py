@@ -10,6 +10,7 @@ from tessera.sim._loops.ready_heaps import heap_pop, heap_push
 from tessera.sim.arrays import Schedule
 from tessera.sim.cost_rules import BARRIER, COMPUTE, SENDRECV, TRANSFER
 from tessera.sim.facts import (
+    HEURISTIC_CRITICAL_PATH,
     HEURISTIC_TRIVIAL,
     PSUM_PORT,
     QUEUES_PER_CORE,
@@ -108,10 +109,13 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
     partner, dep_ptr, dep_idx = facts.partner, deps.ptr, deps.index
     sync, n_dma, cores, tensor_code = machine.sync_s, machine.dma_engines, machine.cores, \
         machine.tensor_code
-    priority = facts.priority
+    rank, by_rank = facts.rank, np.argsort(facts.rank)
+    by_path = machine.heuristic == HEURISTIC_CRITICAL_PATH
     # TRIVIAL keeps each queue in program order; the other heuristics let a free queue start
-    # any of its ready instructions (they can all start now), preferring the lowest
-    # `priority` (CRITICAL_PATH: the longest path to the end), then program order (ASAP)
+    # any of its ready instructions (they can all start now): ASAP the one ready first,
+    # CRITICAL_PATH the one with the longest path to the end; ties go by `rank` (the longest
+    # path, then program order), so the source order of independent work does not decide.
+    # A core's DMA queues (loads, stores, copies) take turns.
     reorder = machine.heuristic != HEURISTIC_TRIVIAL
     n = kind.shape[0]
     n_queues = cores * QUEUES_PER_CORE
@@ -193,9 +197,10 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
     qh_k = np.empty((n_queues, 16), np.float64)
     qh_p = np.empty((n_queues, 16), np.int64)
     qh_n = np.zeros(n_queues, np.int64)
-    dh_k = np.empty((cores, 16), np.float64)
-    dh_p = np.empty((cores, 16), np.int64)
-    dh_n = np.zeros(cores, np.int64)
+    dh_k = np.empty((cores * 3, 16), np.float64)  # per core and DMA queue
+    dh_p = np.empty((cores * 3, 16), np.int64)
+    dh_n = np.zeros(cores * 3, np.int64)
+    dh_turn = np.full(cores, 2, np.int64)  # the DMA queue served last
     for s in range(n):
         if npred[s] == 0:
             if reorder and (kind[s] == COMPUTE or kind[s] == BARRIER):
@@ -221,7 +226,7 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
             n_skip = np.int64(0)
             while qh_n[q]:
                 key = qh_k[q, 0]
-                cand = heap_pop(qh_k, qh_p, qh_n, q)
+                cand = by_rank[heap_pop(qh_k, qh_p, qh_n, q)]
                 c = core[cand]
                 limit = port_limit(ports[cand], c, port_free)
                 if limit <= t:
@@ -229,7 +234,7 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                     break
                 soonest = min(soonest, limit)
                 skipped_k = append(skipped_k, n_skip, key)
-                skipped = append(skipped, n_skip, cand)
+                skipped = append(skipped, n_skip, rank[cand])
                 n_skip += 1
             for x in range(n_skip):
                 qh_k, qh_p = heap_push(qh_k, qh_p, qh_n, q, skipped_k[x], skipped[x])
@@ -246,7 +251,7 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
             # ready at this time has joined (wake-ups sort after instructions)
             queued[pos] = True
             q = queue[pos]
-            qh_k, qh_p = heap_push(qh_k, qh_p, qh_n, q, priority[pos], pos)
+            qh_k, qh_p = heap_push(qh_k, qh_p, qh_n, q, 0.0 if by_path else t, rank[pos])
             heap_t, heap_p = push(heap_t, heap_p, size, t, n + q)
             size += 1
             continue
@@ -295,7 +300,8 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                 dma_ready[pos] = True
                 c = core[pos]
                 if reorder:
-                    dh_k, dh_p = heap_push(dh_k, dh_p, dh_n, c, priority[pos], pos)
+                    dh_k, dh_p = heap_push(dh_k, dh_p, dh_n, c * 3 + dma_q[pos],
+                                           0.0 if by_path else t, rank[pos])
                 # all engines busy until a time a wake-up is already set for: nothing starts
                 dispatch = not (not by_kept[c] and t < dma_wake[c] <= dma_free[c, 0])
                 now = t
@@ -344,8 +350,12 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                 pos = -1
                 chosen = -1
                 if reorder:
-                    if dh_n[c]:
-                        pos = dh_p[c, 0]
+                    for i in range(1, 4):
+                        qi = (dh_turn[c] + i) % 3
+                        if dh_n[c * 3 + qi]:
+                            chosen = qi
+                            pos = by_rank[dh_p[c * 3 + qi, 0]]
+                            break
                 else:
                     for qi in range(3):
                         i = c * 3 + qi
@@ -370,7 +380,8 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
                         size += 1
                     break
                 if reorder:
-                    heap_pop(dh_k, dh_p, dh_n, c)
+                    heap_pop(dh_k, dh_p, dh_n, c * 3 + chosen)
+                    dh_turn[c] = chosen
                 else:
                     head[chosen] += 1
                 if now > ready[pos] + lat[pos]:  # it waited for engines
@@ -491,8 +502,8 @@ def busy_by_engine(core, engine, busy_of, cores, codes):  # pragma: no cover - c
 @njit
 def path_to_end(facts, deps):  # pragma: no cover - compiled
     """Per position, the longest chain of occupancy + latency from it to the end of the
-    stream (CRITICAL_PATH's priority): positions are topologically ordered, so one pass from
-    the last position back suffices."""
+    stream (the reordering heuristics' priority): positions are topologically ordered, so
+    one pass from the last position back suffices."""
     n = facts.kind.shape[0]
     longest = np.zeros(n, np.float64)  # best chain after each position
     out = np.zeros(n, np.float64)
