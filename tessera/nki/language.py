@@ -34,6 +34,7 @@ from tessera.nki.dtypes import (
 from tessera.nki.errors import KernelUsageError
 from tessera.nki.indexing import DynSlice, ds
 from tessera.nki.runtime import core_limits, default_chip, maybe_current
+from tessera.nki.scheduling import no_reorder
 from tessera.nki.tensor import NkiTensor
 
 sbuf = Buffer.SBUF
@@ -52,7 +53,8 @@ __all__ = [
     "gelu_apprx_sigmoid", "gelu_apprx_tanh", "gelu_dx", "greater", "greater_equal", "hbm",
     "identity", "int16", "int32", "int8", "invert", "left_shift", "less", "less_equal", "load",
     "log", "logical_and", "logical_not", "logical_or", "logical_xor", "maximum", "minimum",
-    "mish", "mod", "multiply", "ndarray", "negative", "not_equal", "num_programs", "ones",
+    "mish", "mod", "multiply", "ndarray", "negative", "no_reorder", "not_equal", "num_programs",
+    "ones",
     "power", "private_hbm", "program_id", "program_ndim", "psum", "reciprocal", "relu",
     "right_shift", "rsqrt", "sbuf", "sequential_range", "shared_constant", "shared_hbm",
     "shared_identity_matrix", "sigmoid", "sign", "silu", "silu_dx", "sin", "softplus", "sqrt",

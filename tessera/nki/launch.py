@@ -30,6 +30,7 @@ from tessera.nki.runtime import (
     default_chip,
     set_current,
 )
+from tessera.nki.scheduling import ScheduleEdge, dependency, named_edges, schedule_pairs
 from tessera.nki.stream import Instruction, SourceLocation, TensorInfo
 from tessera.nki.tensor import NkiTensor, Storage
 
@@ -59,6 +60,9 @@ class TraceResult:
     lnc: int
     symbolic: bool
     compile_config: CompileConfig = field(default_factory=CompileConfig)
+    # the scheduling edges the kernel added (`depends_on`, `nl.no_reorder`, `with_schedule`),
+    # in stream positions
+    edges: tuple[ScheduleEdge, ...] = ()
 
     def count_by_engine(self) -> dict[str, int]:
         """Instruction counts per engine (engine value -> count), in engine order."""
@@ -72,7 +76,9 @@ class Kernel:
     """A kernel function wrapped by `@nki.jit`; `kernel[2]` launches it on two cores."""
 
     def __init__(self, fn: Callable[..., object], lnc: int = 1,
-                 compile_config: CompileConfig | None = None) -> None:
+                 compile_config: CompileConfig | None = None,
+                 schedule: tuple[tuple[tuple[str, tuple[str, ...]], ...], dependency] = (
+                     (), dependency.schedule)) -> None:
         if not callable(fn):
             raise KernelUsageError(f"nki.jit needs a function, got {type(fn).__name__}")
         if compile_config is not None and not isinstance(compile_config, CompileConfig):
@@ -81,6 +87,7 @@ class Kernel:
         self.fn = fn
         self.lnc = lnc
         self.compile_config = compile_config or CompileConfig()
+        self.schedule = schedule  # `with_schedule` pairs and their dependency kind
         functools.update_wrapper(self, fn)
 
     def __getitem__(self, grid: object) -> Kernel:
@@ -88,7 +95,20 @@ class Kernel:
         if lnc not in (1, 2):
             raise KernelUsageError(f"kernel[{grid!r}]: the launch grid is the logical core "
                                    "count, 1 or 2")
-        return Kernel(self.fn, int(lnc), self.compile_config)  # type: ignore[arg-type]
+        return Kernel(self.fn, int(lnc), self.compile_config,  # type: ignore[arg-type]
+                      self.schedule)
+
+    def with_schedule(self, pairs: object, kind: dependency | None = None) -> Kernel:
+        """This kernel with scheduling edges between named instructions:
+        `kernel.with_schedule([("consumer", "producer"), ("c", ["p1", "p2"])])`, names being
+        the `name=` of nisa calls. `kind` defaults to `nisa.dependency.schedule` (issue order
+        only); `nisa.dependency.runtime` makes each consumer wait until its producers end."""
+        kind = dependency.schedule if kind is None else kind
+        if not isinstance(kind, dependency):
+            raise KernelUsageError(f"with_schedule: kind must be nisa.dependency.runtime or "
+                                   f".schedule, got {kind!r}")
+        return Kernel(self.fn, self.lnc, self.compile_config,
+                      (self.schedule[0] + schedule_pairs(pairs), kind))
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         return simulate(self)(*args, **kwargs)
@@ -102,11 +122,16 @@ def jit(fn: Callable[..., object] | None = None, *,
     """Decorator making a kernel: `@nki.jit`, or `@nki.jit(compile_config=CompileConfig(...))`
     (the allocation and scheduling the timing model follows; other launch options are
     accepted)."""
+    def wrap(f: Callable[..., object]) -> Kernel:
+        if isinstance(f, Kernel):
+            return Kernel(f.fn, 1, compile_config or f.compile_config, f.schedule)
+        return Kernel(f, 1, compile_config)
+
     if fn is None:
-        return lambda f: Kernel(f.fn if isinstance(f, Kernel) else f, 1, compile_config)
+        return wrap
     if isinstance(fn, Kernel) and compile_config is None:
         return fn
-    return Kernel(fn.fn if isinstance(fn, Kernel) else fn, 1, compile_config)
+    return wrap(fn)
 
 
 def _as_kernel(kernel: object) -> Kernel:
@@ -283,15 +308,19 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
     results: list[object] = [None] * kernel.lnc
     per_core: list[list[Instruction]] = [[] for _ in range(kernel.lnc)]
     errors: list[BaseException] = []
+    contexts = [CoreContext(run, core) for core in range(kernel.lnc)]
+    pairs, kind = kernel.schedule
 
     def body(core: int) -> None:
-        ctx = CoreContext(run, core)
+        ctx = contexts[core]
         ctx.stream = per_core[core]
         set_current(ctx)
         try:
             # inf/NaN arithmetic is what the engines produce: no numpy warnings per op
             with np.errstate(all="ignore"):
                 results[core] = kernel.fn(*bound.args, **bound.kwargs)
+            if pairs:
+                ctx.edges += named_edges(pairs, ctx.named_calls, kind)
         except BaseException as err:  # re-raised on the launching thread
             errors.append(err)
             if run.barrier is not None:
@@ -314,4 +343,16 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
     stream = tuple(inst for core in per_core for inst in core)
     outputs = _to_host(results[0], as_torch, symbolic)
     return TraceResult(outputs, stream, tuple(run.tensors), spec, kernel.lnc, symbolic,
-                       kernel.compile_config)
+                       kernel.compile_config, _stream_edges(contexts))
+
+
+def _stream_edges(contexts: list[CoreContext]) -> tuple[ScheduleEdge, ...]:
+    """Every core's edges in merged-stream positions (core 0's instructions come first),
+    each once."""
+    edges: dict[ScheduleEdge, None] = {}
+    offset = 0
+    for ctx in contexts:
+        for consumer, producer, kind in ctx.edges:
+            edges[ScheduleEdge(offset + consumer, offset + producer, dependency(kind))] = None
+        offset += len(ctx.stream)
+    return tuple(edges)

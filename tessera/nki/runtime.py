@@ -20,6 +20,7 @@ from tessera.hw import DEFAULT_CHIP, ChipSpec, load_chip, preset_names
 from tessera.nki.attrs import OpAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, NkiError
+from tessera.nki.scheduling import NkiInstruction
 from tessera.nki.stream import (
     AccessPattern,
     Engine,
@@ -152,6 +153,12 @@ class CoreContext:
         self.sendrecv_seq = 0
         self.shared_count = 0
         self.stream: list[Instruction] = []
+        # scheduling constraints: (consumer index, producer index, kind "runtime"/"schedule")
+        self.edges: list[tuple[int, int, str]] = []
+        self.no_reorder_depth = 0  # inside `nl.no_reorder()` blocks
+        self.no_reorder_last: int | None = None  # the block's previous instruction
+        self.api_name: str | None = None  # the `name=` of the nisa call being recorded
+        self.named_calls: list[tuple[str, int, int]] = []  # (name, first, end) per named call
 
     def fresh_name(self, prefix: str) -> str:
         """A deterministic unique tensor name (same in functional and symbolic mode)."""
@@ -182,7 +189,12 @@ class CoreContext:
             free_elements=free_elements,
             attrs=attrs,
             location=kernel_location(),
+            name=self.api_name,
         )
+        if self.no_reorder_depth:  # program order inside the block: an edge per neighbour
+            if self.no_reorder_last is not None:
+                self.edges.append((inst.index, self.no_reorder_last, "schedule"))
+            self.no_reorder_last = inst.index
         self.stream.append(inst)
         return inst
 
@@ -247,13 +259,32 @@ F = TypeVar("F", bound=Callable[..., object])
 
 
 def kernel_api(fn: F) -> F:
-    """Decorate a public NKI call so that its errors name the kernel's file:line."""
+    """Decorate a public NKI call so that its errors name the kernel's file:line, the
+    instructions it records carry its `name=`, and a call that records instructions and
+    returns nothing returns their `NkiInstruction` handle (for `.depends_on`)."""
 
     @functools.wraps(fn)
     def wrapper(*args: object, **kwargs: object) -> object:
+        ctx = maybe_current()
+        if ctx is None:
+            try:
+                return fn(*args, **kwargs)
+            except NkiError as err:
+                raise err.with_location(str(kernel_location())) from None
+        outer_name, first = ctx.api_name, len(ctx.stream)
+        if outer_name is None and isinstance(kwargs.get("name"), str):
+            ctx.api_name = kwargs["name"]  # type: ignore[assignment]
         try:
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
         except NkiError as err:
             raise err.with_location(str(kernel_location())) from None
+        finally:
+            ctx.api_name = outer_name
+        end = len(ctx.stream)
+        if outer_name is None and end > first and isinstance(kwargs.get("name"), str):
+            ctx.named_calls.append((kwargs["name"], first, end))  # type: ignore[arg-type]
+        if result is None and end > first:
+            return NkiInstruction(ctx, first, end)
+        return result
 
     return wrapper  # type: ignore[return-value]

@@ -168,6 +168,7 @@ class Instruction:
     free_elements: int
     attrs: OpAttrs
     location: SourceLocation
+    name: str | None = None  # the `name=` given to the nisa call (for `with_schedule`)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,13 +14,20 @@ A `core_barrier` is a fence of its core: it waits for everything the core issued
 and everything after waits for it (the pair of barriers is joined in the timeline).
 
 The walk runs compiled over arrays (`tessera.sim._loops.hazards`).
+
+The kernel's own scheduling edges (`depends_on`, `nl.no_reorder`, `with_schedule`) come on
+top: `with_edges` adds the runtime ones (a semaphore wait, like a data hazard) to these
+lists, and `edge_lists` makes the schedule-only ones a CSR of their own (the consumer is
+issued no earlier than its producer; the timeline releases it when the producer starts).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from tessera.nki.scheduling import ScheduleEdge, dependency
 from tessera.sim.arrays import Dependencies, ReuseArrays
+from tessera.sim.errors import ScheduleError
 from tessera.sim.flat import FlatStream
 
 
@@ -43,6 +50,48 @@ def dependencies(flat: FlatStream, reuse: ReuseArrays | None = None) -> Dependen
     core = flat.arrays.core
     cores = int(core.max()) + 1 if len(core) else 1
     return _loops.hazards.hazards(flat.arrays, reuse, tensors, cores)
+
+
+def edge_lists(n: int, consumer: np.ndarray, producer: np.ndarray) -> Dependencies:
+    """CSR over `n` positions of the edges consumer <- producer (any direction), each
+    position's producers ascending and once."""
+    consumer = np.asarray(consumer, np.int64)
+    producer = np.asarray(producer, np.int64)
+    if len(consumer) and (min(consumer.min(), producer.min()) < 0
+                          or max(consumer.max(), producer.max()) >= n):
+        raise ScheduleError(f"a scheduling edge names a position outside the {n}-instruction "
+                            "stream")
+    if len(consumer) and (consumer == producer).any():
+        raise ScheduleError("a scheduling edge makes an instruction wait for itself")
+    pairs = np.unique(np.stack([consumer, producer], axis=1), axis=0) if len(consumer) \
+        else np.zeros((0, 2), np.int64)
+    ptr = np.zeros(n + 1, np.int64)
+    np.cumsum(np.bincount(pairs[:, 0], minlength=n), out=ptr[1:])
+    return Dependencies(ptr, np.ascontiguousarray(pairs[:, 1]))
+
+
+def with_edges(deps: Dependencies, consumer: np.ndarray, producer: np.ndarray
+               ) -> Dependencies:
+    """`deps` plus the edges consumer <- producer (runtime dependencies the kernel added);
+    a producer may come later in program order."""
+    if not len(consumer):
+        return deps
+    n = len(deps.ptr) - 1
+    own = np.repeat(np.arange(n, dtype=np.int64), np.diff(deps.ptr))
+    return edge_lists(n, np.concatenate([own, np.asarray(consumer, np.int64)]),
+                      np.concatenate([deps.index, np.asarray(producer, np.int64)]))
+
+
+def kernel_edges(deps: Dependencies, edges: tuple[ScheduleEdge, ...], n: int
+                 ) -> tuple[Dependencies, Dependencies]:
+    """`deps` plus the kernel's runtime edges (`TraceResult.edges`), and its issue-order
+    edges as a CSR of their own (for `build_timeline(after=...)`)."""
+    runtime = [e for e in edges if e.kind is dependency.runtime]
+    issue = [e for e in edges if e.kind is not dependency.runtime]
+    deps = with_edges(deps, np.array([e.consumer for e in runtime], np.int64),
+                      np.array([e.producer for e in runtime], np.int64))
+    return deps, edge_lists(n, np.array([e.consumer for e in issue], np.int64),
+                            np.array([e.producer for e in issue], np.int64))
 
 
 def _empty_reuse() -> ReuseArrays:

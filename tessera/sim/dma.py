@@ -22,6 +22,20 @@ contiguous range, e.g. a 128 x 512 tile of a [K, 8192] matrix: 128 rows of 1 KiB
 apart) streams at `hbm_strided_efficiency` of that share: the published NC-v2 tutorial
 kernels move ~100-110 GB/s per core whatever their row length (256 B to 4 KiB), which no
 payload-size curve on the engine side reproduces (see calibration/trn.yaml for the fit).
+
+Broadcasts (a stride-0 dimension on the HBM side, e.g. one row copied into 128 partitions):
+a DMA buffer is one contiguous run and an SBUF destination takes at least one buffer per
+partition ([A2] "Data within a DMA buffer must be continuous"; "at least tensor.shape[0]
+... different DMA buffers"), and no NKI page describes reads being merged or cached, so
+every partition's buffer reads its row from HBM: the engines move, and HBM serves, all
+128 rows. What the docs do not support is charging that as a row gather: the distinct
+addresses are one contiguous range re-read, not rows scattered over the tensor, so the
+HBM side streams at the contiguous rate and a broadcast is bound by the DMA engines (16 x
+17 B/ns on NC-v2, below the core's 410 GB/s HBM share) rather than by HBM. The docs'
+cheaper broadcast (load the row once, replicate on chip with nc_matmul against ones,
+[A2]; or nc_stream_shuffle with a zero mask, the NKI library's stream_shuffle_broadcast,
+awsdocs-neuron.readthedocs-hosted.com/en/v2.33.0/nki/library/kernel-utils/
+stream-shuffle-broadcast.html) is what a kernel author can write instead.
 """
 
 from __future__ import annotations
@@ -61,11 +75,25 @@ def _run_elements(ap: AccessPattern) -> int:
     return max(1, ap.contiguous_bytes // ap.itemsize)
 
 
+def _one_range(ap: AccessPattern) -> bool:
+    """Whether the distinct addresses of `ap` form one contiguous range (dimensions of
+    stride 0 re-read it: a broadcast)."""
+    run = 1
+    for stride, count in reversed(ap.free_pattern):
+        if count == 1 or stride == 0:
+            continue
+        if stride != run:
+            return False
+        run *= count
+    return True
+
+
 def _hbm_seconds(ap: AccessPattern, share_bytes_per_s: float, cal: Calibration) -> float:
-    """Time an HBM access holds the core's HBM share: a single contiguous range streams at
-    the full share, a row gather at the strided efficiency."""
+    """Time an HBM access holds the core's HBM share: a single contiguous range (or one
+    re-read by a broadcast) streams at the full share, a row gather at the strided
+    efficiency."""
     size = ap.num_bytes
-    if ap.contiguous_bytes >= size:
+    if ap.contiguous_bytes >= size or _one_range(ap):
         return size / share_bytes_per_s
     return size / (share_bytes_per_s * cal.hbm_strided_efficiency)
 

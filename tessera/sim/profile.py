@@ -27,7 +27,7 @@ from tessera.nki.launch import TraceResult
 from tessera.nki.stream import Engine, Opcode, SourceLocation
 from tessera.sim.allocation import AddressPlan, allocate
 from tessera.sim.cost_rules import matmul_flops, precision_of
-from tessera.sim.dependencies import dependencies
+from tessera.sim.dependencies import dependencies, kernel_edges
 from tessera.sim.errors import ScheduleError
 from tessera.sim.facts import ENGINE_ORDER, instruction_facts
 from tessera.sim.flat import flatten
@@ -190,7 +190,9 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
         flat = flatten(trace.instructions, trace.tensors)  # the one lowering of the stream
         allocation = allocate(flat, chip, cal.sbuf_alignment_bytes)
         deps = dependencies(flat, allocation.reuse)
-        timeline = build_timeline(instruction_facts(flat, chip, cal), deps, chip, cal, order)
+        deps, after = kernel_edges(deps, trace.edges, flat.n)
+        timeline = build_timeline(instruction_facts(flat, chip, cal), deps, chip, cal, order,
+                                  after)
         return summarise(timeline, allocation, chip, overrides, notes)
 
 

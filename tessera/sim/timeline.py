@@ -1,16 +1,31 @@
-"""The timeline: an event-driven list scheduler over engine queues and DMA engines.
+"""The timeline: the compiler's list scheduler over engine queues and DMA engines.
 
-Each core has in-order queues for the Tensor, Vector, Scalar, GpSimd (and Sync) engines and
-a pool of DMA engines. An instruction starts when its queue is free and every dependency
-has finished, plus a cross-engine semaphore latency when producer and consumer run on
-different engines. Events are processed in time order from a heap.
+neuronx-cc orders a kernel's instructions after tracing ("How to Use the NKI Scheduling
+APIs"; `nki.compiler.SchedulingHeuristic`): the automatic scheduler reorders independent
+instructions, choosing among the ready ones by a heuristic. Each core has a queue for the
+Tensor, Vector, Scalar, GpSimd (and Sync) engines and a pool of DMA engines. An instruction
+is ready when every dependency has finished, plus a cross-engine semaphore latency when
+producer and consumer run on different engines; when its engine frees, the queue starts
+the best ready instruction whose shared ports are free:
 
-DMAs run from three in-order queues per core (loads into SBUF, stores to HBM, HBM-to-HBM
-copies) that share the core's DMA engines. A DMA is ready after its dependencies and its
-fixed issue latency; whenever the engines it needs are free, the ready queue head earliest
-in program order starts (non-preemptively). So prefetches use idle engines while a store
-waits for compute. A DMA holds its engines until it ends, including waiting for the core's
-HBM bandwidth share. Like any work-conserving list scheduler this admits Graham's
+* ASAP (the default): the one that became ready first;
+* CRITICAL_PATH: the one with the longest chain of work to the end of the kernel;
+* DMA_PREFETCH: as ASAP (DMAs have queues of their own here, so none competes with
+  compute for a queue);
+* TRIVIAL: program order, each queue issuing in the order the kernel was written.
+
+Ties go by `FactArrays.rank` (the longest path to the end, then program order), so the
+source order of independent work does not decide. The kernel's own edges constrain the
+choice: runtime ones (`depends_on(kind=runtime)`) are dependencies like data hazards;
+issue-order ones (`kind=schedule`, `nl.no_reorder`, `with_schedule`) release the consumer
+when the producer starts.
+
+DMAs run from three queues per core (loads into SBUF, stores to HBM, HBM-to-HBM copies)
+that share the core's DMA engines and take turns (in program order under TRIVIAL). A DMA
+is ready after its dependencies and its fixed issue latency; whenever the engines it needs
+are free, a ready DMA starts (non-preemptively), so prefetches use idle engines while a
+store waits for compute. A DMA holds its engines until it ends, including waiting for the
+core's HBM bandwidth share. Like any work-conserving list scheduler this admits Graham's
 anomalies (a DMA that becomes ready sooner can fill a gap and delay a chained one).
 
 Shared resources: on NC-v2 Vector and GpSimd share the SBUF port and Vector and Scalar the
@@ -130,10 +145,12 @@ class Timeline:
 
 def build_timeline(facts: StreamFacts, deps: Dependencies, chip: ChipSpec,
                    cal: Calibration,
-                   heuristic: SchedulingHeuristic = SchedulingHeuristic.ASAP) -> Timeline:
+                   heuristic: SchedulingHeuristic = SchedulingHeuristic.ASAP,
+                   after: Dependencies | None = None) -> Timeline:
     """Schedule a lowered stream with its facts (`instruction_facts`) and dependencies
-    (`dependencies`) on `chip`, each queue choosing among its ready instructions by
-    `heuristic` (TRIVIAL: program order)."""
+    (`dependencies`, with the kernel's runtime edges: `with_edges`) on `chip`, each queue
+    choosing among its ready instructions by `heuristic` (TRIVIAL: program order). `after`
+    are issue-order edges (`edge_lists`): a position starts no earlier than those do."""
     from tessera.sim import _loops  # numba loads with the first stream that is scheduled
 
     flat = facts.flat
@@ -146,20 +163,38 @@ def build_timeline(facts: StreamFacts, deps: Dependencies, chip: ChipSpec,
     if not 1 <= n_dma <= _MAX_DMA_ENGINES:
         raise ScheduleError(f"{n_dma} DMA engines per core: the scheduler handles 1 to "
                             f"{_MAX_DMA_ENGINES}")
+    if after is None:
+        after = Dependencies(np.zeros(n + 1, np.int64), np.zeros(0, np.int64))
+    elif len(after.ptr) != n + 1:
+        raise ScheduleError(f"{len(after.ptr) - 1} issue-order lists for {n} instructions")
     arrays = facts.arrays
+    forward = bool(len(deps.index)) and bool(
+        (deps.index >= np.repeat(np.arange(n), np.diff(deps.ptr))).any())
+    if forward:  # a kernel edge waits for a later instruction: is the graph still acyclic?
+        order = _loops.graph.topological_order(deps)
+        if len(order) < n:
+            left = np.setdiff1d(np.arange(n), order)[:3].tolist()
+            where = ", ".join(f"{flat.opcode_at(p).value} at {flat.location_at(p)}"
+                              for p in left)
+            raise ScheduleError(f"the kernel's depends_on edges and its data dependencies "
+                                f"form a cycle (through {where})")
+    else:
+        order = np.arange(n, dtype=np.int64)
     if heuristic is not SchedulingHeuristic.TRIVIAL:  # ties: the longest path first
-        path = _loops.event_loop.path_to_end(arrays, deps)
+        path = _loops.graph.path_to_end(arrays, deps, order)
         order = np.lexsort((np.arange(len(path)), -path))
         rank = np.empty(len(path), np.int64)
         rank[order] = np.arange(len(path))
         arrays = arrays._replace(rank=rank)
-    run = _loops.event_loop.run(arrays, deps, Machine(float(sync), n_dma, facts.cores,
+    run = _loops.event_loop.run(arrays, deps, after, Machine(float(sync), n_dma, facts.cores,
                                                       TENSOR_CODE, HEURISTIC_CODE[heuristic]))
     if run.done != n:
         stuck = np.flatnonzero((run.waiting > 0) | run.arrived)[:3].tolist()
         where = ", ".join(f"{flat.opcode_at(p).value} at {flat.location_at(p)}" for p in stuck)
+        cause = ("; the kernel's scheduling edges (depends_on, no_reorder, with_schedule) "
+                 "cannot all hold" if len(after.index) or forward else "")
         raise ScheduleError(f"scheduled {run.done} of {n} instructions; waiting forever: "
-                            f"{where}")
+                            f"{where}{cause}")
     fa = facts.arrays
     busy_of = fa.occupancy_s * np.maximum(fa.dma_engines, 1)  # DMA: engine-seconds
     # barriers occupy nothing; a sendrecv is joined with its partner and holds no DMA

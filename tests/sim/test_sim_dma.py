@@ -136,6 +136,25 @@ def test_row_gathers_stream_at_the_strided_hbm_efficiency():
     assert p.usage("hbm").busy_s == pytest.approx(hbm_s)
 
 
+def test_a_partition_broadcast_rereads_one_range_at_the_contiguous_rate():
+    # one 16 KiB row into all 128 partitions: 128 DMA buffers read the same range ([A2]:
+    # a buffer per partition, no merged reads), streamed like a contiguous access, so the
+    # DMA engines bind and not HBM (a row gather would take 2 MiB / 110.7 GB/s = 18.9 us)
+    @nki.jit
+    def broadcast_row(x):
+        t = nl.ndarray((128, COLS), x.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(t, x[0:1, :].broadcast(0, 128))
+        return x
+
+    p = _profile(broadcast_row)
+    (s,) = p.timeline.instructions
+    plan = p.timeline.dma_plans[0]
+    assert plan.hbm_read_bytes == TOTAL_BYTES and plan.descriptors == 128
+    assert plan.hbm_s == pytest.approx(TOTAL_BYTES / HBM_SHARE, rel=1e-9)
+    assert s.end_s - s.start_s == pytest.approx(_piece_s(COLS * 2), rel=1e-9)
+    assert p.bound is not MemoryKind.HBM
+
+
 def test_fewer_partitions_use_fewer_engines():
     @nki.jit
     def narrow(x):

@@ -98,10 +98,13 @@ def earliest(s, kind, lat, queue, ready, qfree, qlast, why):  # pragma: no cover
 
 
 @njit
-def run(facts, deps, machine):  # pragma: no cover - compiled
+def run(facts, deps, after, machine):  # pragma: no cover - compiled
     """The event loop over `FactArrays` with `Dependencies` on a `Machine`; returns a
     `Schedule` (start, end, the binding predecessor, DMA engine bits, HBM busy time per
-    core, instructions finished, and what still waits, for diagnostics)."""
+    core, instructions finished, and what still waits, for diagnostics).
+
+    `after` (CSR like `deps`) are issue-order edges: a position waits until each of them
+    has started, not finished (`nisa.dependency.schedule`, `nl.no_reorder`)."""
     kind, eng, queue, occ, lat = facts.kind, facts.engine, facts.queue, facts.occupancy_s, \
         facts.latency_s
     ports, core, dma_k, hbm_s, dma_q = facts.ports, facts.core, facts.dma_engines, \
@@ -144,6 +147,21 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
         for d in range(dep_ptr[pos], dep_ptr[pos + 1]):
             p = dep_idx[d]
             succ[fill[p]] = pos
+            fill[p] += 1
+    # the same for the issue-order edges: released when the producer starts
+    aft_ptr = np.zeros(n + 1, np.int64)
+    for pos in range(n):
+        npred[pos] += after.ptr[pos + 1] - after.ptr[pos]
+        for d in range(after.ptr[pos], after.ptr[pos + 1]):
+            aft_ptr[after.index[d] + 1] += 1
+    for pos in range(n):
+        aft_ptr[pos + 1] += aft_ptr[pos]
+    aft = np.empty(aft_ptr[n], np.int64)
+    fill = aft_ptr[:n].copy()
+    for pos in range(n):
+        for d in range(after.ptr[pos], after.ptr[pos + 1]):
+            p = after.index[d]
+            aft[fill[p]] = pos
             fill[p] += 1
     start = np.zeros(n, np.float64)
     end = np.zeros(n, np.float64)
@@ -457,8 +475,15 @@ def run(facts, deps, machine):  # pragma: no cover - compiled
             # depends on it accumulates into (or overwrites) the same bank, in pipeline order
             e_same = e_end - lat[pos] if mine == tensor_code else e_end
             done += 1
-            for z in range(succ_ptr[pos], succ_ptr[pos + 1] + 1):
-                if z < succ_ptr[pos + 1]:
+            n_aft = aft_ptr[pos + 1] - aft_ptr[pos]
+            for z in range(succ_ptr[pos] - n_aft, succ_ptr[pos + 1] + 1):
+                if z < succ_ptr[pos]:  # an issue-order successor: it may start now
+                    s = aft[aft_ptr[pos + 1] - (succ_ptr[pos] - z)]
+                    r = start[pos] if start[pos] > t else t
+                    if r > ready[s]:
+                        ready[s] = r
+                        why[s] = pos
+                elif z < succ_ptr[pos + 1]:
                     s = succ[z]
                     # a DMA's fixed issue latency already covers the semaphore hop
                     if eng[s] == mine:
@@ -497,20 +522,3 @@ def busy_by_engine(core, engine, busy_of, cores, codes):  # pragma: no cover - c
             seen[c, e] = pos
         total[c, e] += busy_of[pos]
     return total, seen
-
-
-@njit
-def path_to_end(facts, deps):  # pragma: no cover - compiled
-    """Per position, the longest chain of occupancy + latency from it to the end of the
-    stream (the reordering heuristics' priority): positions are topologically ordered, so
-    one pass from the last position back suffices."""
-    n = facts.kind.shape[0]
-    longest = np.zeros(n, np.float64)  # best chain after each position
-    out = np.zeros(n, np.float64)
-    for pos in range(n - 1, -1, -1):
-        out[pos] = facts.occupancy_s[pos] + facts.latency_s[pos] + longest[pos]
-        for d in range(deps.ptr[pos], deps.ptr[pos + 1]):
-            p = deps.index[d]
-            if out[pos] > longest[p]:
-                longest[p] = out[pos]
-    return out
