@@ -111,8 +111,9 @@ def run(
 ) -> None:
     """Run a kernel on its file's example inputs and compare with its reference.
 
-    The run applies the allocator's capacity rules too: tiles that cannot be live together
-    in SBUF/PSUM are an error, as in `kernel profile`.
+    The run applies the allocator's capacity rules too: what cannot fit even by spilling
+    (a tile larger than a partition, one instruction's operands, PSUM) is an error, as in
+    `kernel profile`.
     """
     chip_name = _chip(chip)
     parsed = parse_spec(spec)
@@ -120,7 +121,10 @@ def run(
     result = run_example(kernel_file, parsed.kernel, chip_name, symbolic, _shapes(shape),
                          _kwargs(kwarg))
     trace = result.trace
-    sim.allocate(sim.flatten(trace.instructions, trace.tensors), trace.chip)  # capacity
+    # capacity, as the kernel's compile config allocates (spilling where it would)
+    cal = sim.calibration_for(trace.chip.core.name, trace.chip.core.version)
+    sim.allocate_kernel(trace.instructions, trace.tensors, trace.edges, trace.chip,
+                        cal.sbuf_alignment_bytes, trace.compile_config)
     console = Console(highlight=False)
     console.print(_counts_table(result))
     cmp = result.comparison

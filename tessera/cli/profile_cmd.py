@@ -184,7 +184,27 @@ def print_summary(console: Console, kernel: str, p: Profile, chip: ChipSpec,
                   f"{_b(sbuf)} ({_pct(p.peak_sbuf_bytes / sbuf)}), PSUM "
                   f"{_b(p.peak_psum_bytes)} of {_b(psum)} ({_pct(p.peak_psum_bytes / psum)})",
                   soft_wrap=True)
+    for line in spill_lines(p):
+        console.print(line, soft_wrap=True)
     console.print(_hot_table(p))
+
+
+_SPILLS_LISTED = 5
+
+
+def spill_lines(p: Profile) -> list[str]:
+    """What the allocation spilled: the total, then the first tiles with their lines."""
+    if not p.spills:
+        return []
+    lines = [f"[yellow]SBUF spills[/yellow]: {len(p.spills)} tile(s), {_b(p.spill_bytes)} "
+             "stored to HBM and loaded back"]
+    for sp in p.spills[:_SPILLS_LISTED]:
+        lines.append(f"  {sp.tensor}{list(sp.shape)} {sp.dtype} ({_b(sp.tile_bytes)}) created "
+                     f"at {sp.created_at}: stored for {sp.needed_at}, reloaded for "
+                     f"{sp.reloaded_for}")
+    if len(p.spills) > _SPILLS_LISTED:
+        lines.append(f"  ... and {len(p.spills) - _SPILLS_LISTED} more")
+    return lines
 
 
 def wrote(console: Console, what: str, path: Path) -> None:

@@ -55,6 +55,12 @@ def profile_report(profile: Profile, *, kernel: str | None = None,
              "total_s": h.total_s} for h in profile.top_instructions],
         "peak_sbuf_bytes_per_partition": profile.peak_sbuf_bytes,
         "peak_psum_bytes_per_partition": profile.peak_psum_bytes,
+        "spill_bytes": profile.spill_bytes,
+        "spills": [
+            {"tensor": sp.tensor, "shape": list(sp.shape), "dtype": sp.dtype,
+             "tile_bytes": sp.tile_bytes, "created_at": str(sp.created_at),
+             "needed_at": str(sp.needed_at), "reloaded_for": str(sp.reloaded_for)}
+            for sp in profile.spills],
     })
     return report
 

@@ -10,10 +10,14 @@ stages in order, each available on its own:
 
     flat = sim.flatten(trace.instructions, trace.tensors)   # the stream as arrays, once
     allocation = sim.allocate(flat, chip)                    # addresses and reuse edges
-    deps = sim.dependencies(flat, allocation.reuse)          # CSR of earlier positions
+    deps = sim.dependencies(flat, allocation.reuse)          # CSR of what each waits for
     facts = sim.instruction_facts(flat, chip, calibration)   # costs, queues, ports
     timeline = sim.build_timeline(facts, deps, chip, calibration)
     profile = sim.summarise(timeline, allocation, chip)
+
+(`schedule` places tensors with `sim.allocate_kernel`, which follows the kernel's compile
+config and inserts spill DMAs when SBUF runs out, and adds the kernel's own scheduling
+edges with `sim.dependencies.kernel_edges`.)
 
 Model constants (formula coefficients, unpublished latencies, DMA overheads, HBM
 efficiency) live in `calibration/trn.yaml`, each with its source.
@@ -43,6 +47,7 @@ from tessera.sim.profile import (
     schedule,
     summarise,
 )
+from tessera.sim.spill import KernelAllocation, Spill, allocate_kernel
 from tessera.sim.timeline import ScheduledInstruction, Timeline, build_timeline
 from tessera.sim.timing_calibration import (
     CALIBRATION_FILE,
@@ -62,6 +67,7 @@ __all__ = [
     "DmaPlan",
     "EngineUsage",
     "FactArrays",
+    "KernelAllocation",
     "FlatStream",
     "HotSpot",
     "TensorPlacement",
@@ -74,10 +80,12 @@ __all__ = [
     "ScheduleError",
     "ScheduledInstruction",
     "SimError",
+    "Spill",
     "StreamArrays",
     "StreamFacts",
     "Timeline",
     "allocate",
+    "allocate_kernel",
     "build_timeline",
     "calibration_for",
     "dependencies",

@@ -8,10 +8,16 @@ HBM tensors need no placement: each is its own address space.
 Placement is first-fit from a rotating cursor (next-fit): the search starts where the last
 allocation ended, so freed space is reused as late as possible. That is what lets a loop's
 iteration i+1 load its tiles while iteration i computes (the multi-buffering a compiler
-gives `affine_range` loops) until memory runs out. Reusing a range makes the new tensor's
-accesses wait for the previous occupants' accesses to the same bytes (a `Reuse` records who
-held which bytes; `deps` resolves it per address, as the hardware's semaphores do): the
-reason SBUF pressure serialises a kernel, and only as far as the reused addresses go.
+gives `affine_range` loops) until memory runs out; it is NKI's `AllocationMode.RING` ("a
+fresh address ... reuse freed memory only after the allocation wraps around"). Best fit
+(`best_fit=True`) is `FAST` / `MAX_REUSE`. Reusing a range makes the new tensor's accesses
+wait for the previous occupants' accesses to the same bytes (a `Reuse` records who held
+which bytes; `deps` resolves it per address, as the hardware's semaphores do): the reason
+SBUF pressure serialises a kernel, and only as far as the reused addresses go.
+
+Which policy a kernel gets, and what happens when memory runs out, follows its
+`nki.compiler.CompileConfig` (`tessera.sim.spill.allocate_kernel`); allocation always
+comes before scheduling, on program-order live ranges.
 
 The placement loop runs compiled over arrays (`tessera.sim._loops.arena`).
 """
@@ -87,6 +93,14 @@ class AddressPlan:
     first: np.ndarray = field(repr=False, compare=False)
     last: np.ndarray = field(repr=False, compare=False)
     reuse: ReuseArrays = field(repr=False, compare=False)
+    # evictions (with `spill`): tensor id, the position that needed the room, the position
+    # of the tensor's next access
+    spill_tensor: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64),
+                                     repr=False, compare=False)
+    spill_at: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64), repr=False,
+                                 compare=False)
+    spill_back: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64),
+                                   repr=False, compare=False)
 
     @functools.cached_property
     def placements(self) -> tuple[TensorPlacement, ...]:
@@ -120,11 +134,17 @@ class AddressPlan:
         return tuple(out)
 
 
-def allocate(flat: FlatStream, chip: ChipSpec, sbuf_alignment_bytes: int = 64) -> AddressPlan:
+def allocate(flat: FlatStream, chip: ChipSpec, sbuf_alignment_bytes: int = 64,
+             best_fit: bool = False, spill: bool = False, offline: bool = False
+             ) -> AddressPlan:
     """Place every on-chip tensor of a lowered stream; raise a `CapacityError` when they
     don't fit.
 
-    Capacities come from `chip.core` (so `hw.with_overrides` what-ifs apply).
+    Placement is next fit (`best_fit`: best fit; `offline`: largest first, with every live
+    range known, `tessera.sim._loops.offline`). With `spill`, an SBUF tensor that finds
+    no room evicts live ones instead (`AddressPlan.spills`; `tessera.sim.spill` turns them
+    into DMAs); only what one instruction needs at once can still fail. Capacities come
+    from `chip.core` (so `hw.with_overrides` what-ifs apply).
     """
     from tessera.sim import _loops  # numba loads with the first stream that is scheduled
 
@@ -182,15 +202,33 @@ def allocate(flat: FlatStream, chip: ChipSpec, sbuf_alignment_bytes: int = 64) -
         parts_of[on_chip] = facts[:, 4]
     cap = np.array(capacity, dtype=np.int64)
     counts = np.bincount(arena_of[on_chip], minlength=len(capacity))
-    max_segments = np.minimum(counts + 1, -(-cap // np.array(align, dtype=np.int64)) + 1) + 1
+    by_size = -(-cap // np.array(align, dtype=np.int64)) + 1
+    # re-placed spilled tensors are births beyond the count, and fixed starts split free
+    # segments: only the size bound holds
+    max_segments = (by_size if spill or offline else np.minimum(counts + 1, by_size)) + 1
+    fixed = np.zeros(0, np.int64)
+    if offline:
+        ids = np.flatnonzero(arena_of >= 0)
+        order = ids[np.lexsort((first[ids], -size[ids], arena_of[ids]))]
+        fixed, failed = _loops.offline.offline_starts(first, last, arena_of, size, cap, order)
+        if failed >= 0:
+            info = infos[names[int(failed)]]
+            cls = SbufCapacityError if info.buffer is Buffer.SBUF else PsumCapacityError
+            raise cls(f"{'SBUF' if cls is SbufCapacityError else 'PSUM'} capacity exceeded "
+                      f"on core {info.core}: no address for {info.name}{list(info.shape)} at "
+                      f"{info.location} with every live range known")
+    spillable = np.array([spill and sb for (_, sb) in sorted(arenas, key=arenas.__getitem__)],
+                         dtype=np.bool_)
+    uses_ptr, uses = _loops.arena.uses_of(flat.arrays, tensors)
     placed = _loops.arena.place(
         _lifetime_keys(first, last, arena_of),
-        Arenas(arena_of, size, cap, max_segments.astype(np.int64)), _CANDIDATES)
+        Arenas(arena_of, size, cap, max_segments.astype(np.int64), spillable), _CANDIDATES,
+        best_fit, uses_ptr, uses, fixed)
     failed = int(placed.failed)
     if failed >= 0:
         _raise_capacity(flat, failed, int(size[failed] * unit_of[failed]),
                         int(cap[arena_of[failed]] * unit_of[failed]), int(unit_of[failed]),
-                        placed)
+                        placed, spill)
     start_bytes = placed.start_units * unit_of
     r_tensor, r_hp = placed.reuse_tensor, placed.held_ptr
     held_unit = unit_of[r_tensor].repeat(np.diff(r_hp))  # ranges are in the arena's units
@@ -206,7 +244,8 @@ def allocate(flat: FlatStream, chip: ChipSpec, sbuf_alignment_bytes: int = 64) -
     peak_psum = max((int(p) for p, sb in zip(peak, is_sbuf, strict=True) if not sb), default=0)
     hbm = tuple(sorted(t.name for t in flat.infos.values() if not t.buffer.on_chip))
     return AddressPlan(peak_sbuf, peak_psum * bank_bytes, hbm, flat, placed.born, start_bytes,
-                      size * unit_of, first, last, reuse)
+                       size * unit_of, first, last, reuse, placed.spill_tensor,
+                       placed.spill_at, placed.spill_back)
 
 
 def _lifetime_keys(first: np.ndarray, last: np.ndarray, arena_of: np.ndarray) -> np.ndarray:
@@ -220,7 +259,7 @@ def _lifetime_keys(first: np.ndarray, last: np.ndarray, arena_of: np.ndarray) ->
 
 
 def _raise_capacity(flat: FlatStream, t: int, need: int, capacity: int, unit: int,
-                    placed: Placed) -> None:
+                    placed: Placed, spill: bool = False) -> None:
     info = flat.infos[flat.names[t]]
     live = [((int(e) - int(s)) * unit, flat.infos[flat.names[o]])
             for s, e, o in zip(placed.segment_start, placed.segment_end,
@@ -230,10 +269,16 @@ def _raise_capacity(flat: FlatStream, t: int, need: int, capacity: int, unit: in
     listing = "; ".join(f"{x.name}{list(x.shape)} {x.dtype} {size} B/partition at {x.location}"
                         for size, x in live[:_LISTED])
     memory = "SBUF" if info.buffer is Buffer.SBUF else "PSUM"
-    why = (f"{total} B per partition are live and {need} more do not fit in {capacity}"
-           if total + need > capacity else
-           f"{total} + {need} B per partition would fit in {capacity} but no free range is "
-           "large enough (fragmentation)")
+    if need > capacity:
+        why = f"the tensor alone is larger than the {capacity} B of a partition"
+    elif spill and info.buffer is Buffer.SBUF:
+        why = (f"even after spilling every tensor this instruction does not use, its operands "
+               f"({total} B per partition live) and {need} more do not fit in {capacity}")
+    elif total + need > capacity:
+        why = f"{total} B per partition are live and {need} more do not fit in {capacity}"
+    else:
+        why = (f"{total} + {need} B per partition would fit in {capacity} but no free range "
+               "is large enough (fragmentation)")
     message = (f"{memory} capacity exceeded on core {info.core} allocating {info.name}"
                f"{list(info.shape)} {info.dtype} ({need} B per partition) at {info.location}: "
                f"{why}. Largest live tensors: {listing or 'none'}. Free tiles earlier (shorter "

@@ -78,10 +78,11 @@ class Arenas(NamedTuple):
     size_units: np.ndarray  # [tensors]
     capacity_units: np.ndarray  # [arenas]
     max_segments: np.ndarray  # [arenas] bound on the segments an arena can be cut into
+    spillable: np.ndarray  # [arenas] bool: a tensor that finds no room evicts others
 
 
 class Placed(NamedTuple):
-    """What next-fit placement returns: placements in arena units, reuses, or a failure."""
+    """What placement returns: placements in arena units, reuses, spills, or a failure."""
 
     born: np.ndarray  # tensor ids in birth order
     start_units: np.ndarray  # [tensors] start of each placed tensor (-1: none)
@@ -97,6 +98,9 @@ class Placed(NamedTuple):
     segment_start: np.ndarray  # the failing arena's segments at that moment
     segment_end: np.ndarray
     segment_owner: np.ndarray
+    spill_tensor: np.ndarray  # per spill: the tensor evicted
+    spill_at: np.ndarray  # the position whose instruction needed the room
+    spill_back: np.ndarray  # the position of its next access (placed again before it)
 
 
 class Dependencies(NamedTuple):

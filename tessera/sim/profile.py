@@ -25,12 +25,12 @@ from tessera.hw import ChipSpec, MemoryKind, Precision
 from tessera.nki.compiler import SchedulingHeuristic
 from tessera.nki.launch import TraceResult
 from tessera.nki.stream import Engine, Opcode, SourceLocation
-from tessera.sim.allocation import AddressPlan, allocate
+from tessera.sim.allocation import AddressPlan
 from tessera.sim.cost_rules import matmul_flops, precision_of
 from tessera.sim.dependencies import dependencies, kernel_edges
 from tessera.sim.errors import ScheduleError
 from tessera.sim.facts import ENGINE_ORDER, instruction_facts
-from tessera.sim.flat import flatten
+from tessera.sim.spill import Spill, allocate_kernel
 from tessera.sim.timeline import Timeline, build_timeline
 from tessera.sim.timing_calibration import Calibration, calibration_for
 
@@ -132,6 +132,13 @@ class Profile:
     overrides: Mapping[str, object] = field(default_factory=dict, repr=False, compare=False)
     # what the profile models only in part: compile options it does not model, ...
     notes: tuple[str, ...] = ()
+    # SBUF tiles the allocation stored to HBM and loaded back (`tessera.sim.spill`)
+    spills: tuple[Spill, ...] = ()
+
+    @property
+    def spill_bytes(self) -> int:
+        """Bytes the spills stored to HBM (as many were reloaded)."""
+        return sum(s.tile_bytes for s in self.spills)
 
     @property
     def heuristic(self) -> SchedulingHeuristic:
@@ -187,13 +194,16 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
     if cal_over:
         cal = cal.with_overrides(cal_over)
     with _no_gc():
-        flat = flatten(trace.instructions, trace.tensors)  # the one lowering of the stream
-        allocation = allocate(flat, chip, cal.sbuf_alignment_bytes)
+        # the one lowering of the stream, with any spill DMAs the allocation inserts
+        placed = allocate_kernel(trace.instructions, trace.tensors, trace.edges, chip,
+                                 cal.sbuf_alignment_bytes, config)
+        flat, allocation = placed.flat, placed.plan
         deps = dependencies(flat, allocation.reuse)
-        deps, after = kernel_edges(deps, trace.edges, flat.n)
+        deps, after = kernel_edges(deps, placed.edges, flat.n)
         timeline = build_timeline(instruction_facts(flat, chip, cal), deps, chip, cal, order,
                                   after)
-        return summarise(timeline, allocation, chip, overrides, notes)
+        return summarise(timeline, allocation, chip, overrides, notes + placed.notes,
+                         placed.spills)
 
 
 def _heuristic(value: SchedulingHeuristic | str) -> SchedulingHeuristic:
@@ -247,7 +257,7 @@ def profile(kernel: object, *inputs: object, chip: str | ChipSpec | None = None,
 
 def summarise(timeline: Timeline, allocation: AddressPlan, chip: ChipSpec,
               overrides: Mapping[str, object] | None = None,
-              notes: tuple[str, ...] = ()) -> Profile:
+              notes: tuple[str, ...] = (), spills: tuple[Spill, ...] = ()) -> Profile:
     """Turn a timeline into a `Profile` (rates, roofline point, bottleneck, hot spots).
 
     `chip` is the hardware the timeline was scheduled on (overrides applied); `overrides`
@@ -324,7 +334,7 @@ def summarise(timeline: Timeline, allocation: AddressPlan, chip: ChipSpec,
         critical_path=_critical(timeline), top_instructions=_hot_spots(timeline),
         peak_sbuf_bytes=allocation.peak_sbuf_bytes, peak_psum_bytes=allocation.peak_psum_bytes,
         timeline=timeline, allocation=allocation, chip_spec=chip,
-        overrides=dict(overrides or {}), notes=notes)
+        overrides=dict(overrides or {}), notes=notes, spills=spills)
 
 
 _STREAMING = (Engine.VECTOR, Engine.SCALAR, Engine.GPSIMD)

@@ -11,7 +11,7 @@ or with `TESSERA_JIT=0` in the environment when the package is first imported, t
 functions run as plain Python with identical results (`tessera.sim._loops.njit.ENABLED`).
 """
 
-from tessera.sim._loops import arena, boxes, event_loop, graph, hazards
+from tessera.sim._loops import arena, boxes, event_loop, graph, hazards, offline
 from tessera.sim._loops.njit import ENABLED
 
-__all__ = ["ENABLED", "arena", "boxes", "event_loop", "graph", "hazards"]
+__all__ = ["ENABLED", "arena", "boxes", "event_loop", "graph", "hazards", "offline"]

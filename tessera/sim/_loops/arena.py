@@ -1,4 +1,5 @@
-"""The allocator's loops: liveness and next-fit placement (policy: `tessera.sim.allocation`)."""
+"""The allocator's loops: liveness, placement (next or best fit) and spilling (policy:
+`tessera.sim.allocation`)."""
 
 from __future__ import annotations
 
@@ -39,18 +40,115 @@ def segment_at(starts, n, x):  # pragma: no cover - compiled
 
 
 @njit
-def place(keys, arenas, candidates):  # pragma: no cover - compiled
-    """Next-fit placement of every tensor with an arena (`Arenas`), in birth order.
+def uses_of(stream, tensors):  # pragma: no cover - compiled
+    """Each tensor's on-chip access positions, ascending, as CSR (ptr [tensors + 1], pos)."""
+    ap_ptr, ap_tensor, ap_onchip = stream.ap_ptr, stream.ap_tensor, stream.ap_onchip
+    ptr = np.zeros(tensors + 1, np.int64)
+    for a in range(ap_tensor.shape[0]):
+        if ap_onchip[a]:
+            ptr[ap_tensor[a] + 1] += 1
+    for t in range(tensors):
+        ptr[t + 1] += ptr[t]
+    pos_of = np.empty(ptr[tensors], np.int64)
+    fill = ptr[:tensors].copy()
+    for pos in range(ap_ptr.shape[0] - 1):
+        for a in range(ap_ptr[pos], ap_ptr[pos + 1]):
+            if ap_onchip[a]:
+                t = ap_tensor[a]
+                pos_of[fill[t]] = pos
+                fill[t] += 1
+    return ptr, pos_of
+
+
+@njit
+def next_use(ptr, pos_of, t, pos):  # pragma: no cover - compiled
+    """The first access of tensor t at or after `pos` (-1: none)."""
+    lo, hi = ptr[t], ptr[t + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if pos_of[mid] < pos:
+            lo = mid + 1
+        else:
+            hi = mid
+    return pos_of[lo] if lo < ptr[t + 1] else -1
+
+
+@njit
+def find_run(starts, ends, owners, lasts, n, cursor, need_units, candidates,
+             best_fit):  # pragma: no cover - compiled
+    """Free segments j..stop-1 that hold `need_units` from starts[j] (-1: none).
+
+    Next fit: from the segment at the cursor on, the first `candidates` runs that fit, the
+    one whose previous occupants were last used earliest (a never-used run at once). Best
+    fit: of the maximal free runs that fit, the shortest (ties: the lowest address)."""
+    best_i = -1
+    best_stop = -1
+    if best_fit:
+        best_len = -1
+        j = 0
+        while j < n:
+            if owners[j] >= 0:
+                j += 1
+                continue
+            q = j
+            while q < n and owners[q] < 0:
+                q += 1
+            length = ends[q - 1] - starts[j]
+            if length >= need_units and (best_i < 0 or length < best_len):
+                need = starts[j] + need_units
+                stop = j
+                while ends[stop] < need:
+                    stop += 1
+                best_i, best_stop, best_len = j, stop + 1, length
+            j = q
+        return best_i, best_stop
+    best_score = 0
+    j = segment_at(starts, n, cursor)
+    seen = 0
+    for _ in range(n):
+        if owners[j] < 0:  # extend a free run from segment j until it holds size
+            need = starts[j] + need_units
+            stop = j
+            while stop < n and owners[stop] < 0 and ends[stop] < need:
+                stop += 1
+            if stop < n and owners[stop] < 0:
+                stop += 1
+                score = lasts[j]
+                for q in range(j + 1, stop):
+                    if lasts[q] > score:
+                        score = lasts[q]
+                if best_i < 0 or score < best_score:
+                    best_i, best_stop, best_score = j, stop, score
+                seen += 1
+                if score < 0 or seen >= candidates:
+                    break
+        j += 1
+        if j == n:
+            j = 0
+    return best_i, best_stop
+
+
+@njit
+def place(keys, arenas, candidates, best_fit, uses_ptr, uses,
+          fixed):  # pragma: no cover - compiled
+    """Placement of every tensor with an arena (`Arenas`), in birth order: next fit, best
+    fit with `best_fit`, or at the starts `fixed` gives (when it is not empty).
 
     `keys` are the births and deaths in order: (position * 2 + death) * tensors + tensor
     (births sort before deaths at the same position). Each arena (a core's SBUF bytes or
     PSUM banks) is a list of segments tiling [0, capacity): live (owner >= 0) or free with
     its previous occupant and that occupant's last access (-1: never used). Free segments
-    are not merged, so every reuse edge survives. Returns a `Placed`: the placements, the
-    reuse records and, if a tensor does not fit, its id with the arena's segments then.
+    are not merged, so every reuse edge survives.
+
+    In an arena that may spill (`Arenas.spillable`), a tensor that finds no room evicts
+    live tensors that the current instruction does not access, the one used again last
+    first (Belady), until a free run holds it; an evicted tensor is placed again just
+    before its next access (`uses_ptr`/`uses`: `uses_of`). Returns a `Placed`: the
+    placements, the reuse records, the spills and, if a tensor does not fit, its id with
+    the arena's segments then.
     """
     arena_of, size, capacity = arenas.arena_of, arenas.size_units, arenas.capacity_units
-    max_segments = arenas.max_segments
+    max_segments, spillable = arenas.max_segments, arenas.spillable
     n_t = arena_of.shape[0]
     n_a = capacity.shape[0]
     k = keys.shape[0]
@@ -67,7 +165,7 @@ def place(keys, arenas, candidates):  # pragma: no cover - compiled
     live = np.zeros(n_a, np.int64)
     peak = np.zeros(n_a, np.int64)
     start_of = np.full(n_t, -1, np.int64)
-    born = np.empty(k // 2, np.int64)
+    born = np.empty(max(16, k // 2), np.int64)
     n_born = 0
     r_tensor = np.empty(16, np.int64)
     r_prod_ptr = np.zeros(17, np.int64)
@@ -77,8 +175,36 @@ def place(keys, arenas, candidates):  # pragma: no cover - compiled
     held_lo = np.empty(16, np.int64)  # and the range, in arena units
     held_hi = np.empty(16, np.int64)
     n_r = 0
-    for e in range(k):
-        key = keys[e]
+    # spills: the tensor, the position whose instruction needed the room, and the position
+    # of its next access (where it is placed again); re-placements wait in a min-heap of
+    # keys (position * 2) * tensors + tensor, taken before the births of that position
+    sp_t = np.empty(16, np.int64)
+    sp_at = np.empty(16, np.int64)
+    sp_back = np.empty(16, np.int64)
+    n_sp = 0
+    rb = np.empty(16, np.int64)
+    n_rb = 0
+    e = 0
+    while e < k or n_rb:
+        if n_rb and (e >= k or rb[0] // n_t <= keys[e] // n_t):
+            key = rb[0]
+            n_rb -= 1
+            last_key = rb[n_rb]
+            q = 0
+            while True:  # sift the last entry down from the root
+                child = 2 * q + 1
+                if child >= n_rb:
+                    break
+                if child + 1 < n_rb and rb[child + 1] < rb[child]:
+                    child += 1
+                if last_key <= rb[child]:
+                    break
+                rb[q] = rb[child]
+                q = child
+            rb[q] = last_key
+        else:
+            key = keys[e]
+            e += 1
         i = key % n_t
         pos = key // n_t // 2
         a = arena_of[i]
@@ -93,38 +219,70 @@ def place(keys, arenas, candidates):  # pragma: no cover - compiled
             lasts[j] = pos
             continue
         need_units = size[i]
-        best_i = -1
-        best_stop = -1
-        best_score = 0
-        if need_units <= capacity[a]:
-            j = segment_at(starts, n, cursor[a])
-            seen = 0
-            for _ in range(n):
-                if owners[j] < 0:  # extend a free run from segment j until it holds size
-                    need = starts[j] + need_units
-                    stop = j
-                    while stop < n and owners[stop] < 0 and ends[stop] < need:
-                        stop += 1
-                    if stop < n and owners[stop] < 0:
-                        stop += 1
-                        score = lasts[j]
-                        for q in range(j + 1, stop):
-                            if lasts[q] > score:
-                                score = lasts[q]
-                        if best_i < 0 or score < best_score:
-                            best_i, best_stop, best_score = j, stop, score
-                        seen += 1
-                        if score < 0 or seen >= candidates:
-                            break
+        best_i, best_stop = -1, -1
+        if fixed.shape[0] and need_units <= capacity[a]:
+            x = fixed[i]
+            j = segment_at(starts, n, x)
+            if owners[j] < 0 and starts[j] < x:  # split the free segment at x
+                for q in range(n - 1, j - 1, -1):
+                    starts[q + 1] = starts[q]
+                    ends[q + 1] = ends[q]
+                    owners[q + 1] = owners[q]
+                    lasts[q + 1] = lasts[q]
+                    prevs[q + 1] = prevs[q]
+                ends[j] = x
+                starts[j + 1] = x
+                n += 1
+                n_seg[a] = n
                 j += 1
-                if j == n:
-                    j = 0
+            stop = j
+            while stop < n and owners[stop] < 0 and ends[stop] < x + need_units:
+                stop += 1
+            if stop < n and owners[stop] < 0 and starts[j] == x:
+                best_i, best_stop = j, stop + 1
+        elif need_units <= capacity[a]:
+            while True:
+                best_i, best_stop = find_run(starts, ends, owners, lasts, n, cursor[a],
+                                             need_units, candidates, best_fit)
+                if best_i >= 0 or not spillable[a]:
+                    break
+                victim = -1
+                victim_j = -1
+                victim_next = -1
+                for j in range(n):
+                    o = owners[j]
+                    if o < 0:
+                        continue
+                    nxt = next_use(uses_ptr, uses, o, pos)
+                    if nxt == pos or nxt < 0:
+                        continue  # an operand of this instruction stays
+                    if nxt > victim_next:
+                        victim, victim_j, victim_next = o, j, nxt
+                if victim < 0:
+                    break
+                live[a] -= ends[victim_j] - starts[victim_j]
+                prevs[victim_j] = victim
+                owners[victim_j] = -1
+                lasts[victim_j] = pos
+                sp_t = append(sp_t, n_sp, victim)
+                sp_at = append(sp_at, n_sp, pos)
+                sp_back = append(sp_back, n_sp, victim_next)
+                n_sp += 1
+                rb = append(rb, n_rb, (victim_next * 2) * n_t + victim)
+                q = n_rb  # sift up
+                n_rb += 1
+                while q > 0 and rb[(q - 1) // 2] > rb[q]:
+                    tmp = rb[q]
+                    rb[q] = rb[(q - 1) // 2]
+                    rb[(q - 1) // 2] = tmp
+                    q = (q - 1) // 2
         if best_i < 0:
             return Placed(born[:n_born], start_of, peak, r_tensor[:n_r],
                           r_prod_ptr[:n_r + 1], r_prod[:r_prod_ptr[n_r]],
                           r_held_ptr[:n_r + 1], held_t[:r_held_ptr[n_r]],
                           held_lo[:r_held_ptr[n_r]], held_hi[:r_held_ptr[n_r]], i,
-                          starts[:n].copy(), ends[:n].copy(), owners[:n].copy())
+                          starts[:n].copy(), ends[:n].copy(), owners[:n].copy(),
+                          sp_t[:n_sp], sp_at[:n_sp], sp_back[:n_sp])
         j, stop = best_i, best_stop
         start = starts[j]
         end = start + need_units
@@ -187,9 +345,10 @@ def place(keys, arenas, candidates):  # pragma: no cover - compiled
         if live[a] > peak[a]:
             peak[a] = live[a]
         start_of[i] = start
-        born[n_born] = i
+        born = append(born, n_born, i)
         n_born += 1
     return Placed(born[:n_born], start_of, peak, r_tensor[:n_r], r_prod_ptr[:n_r + 1],
                   r_prod[:r_prod_ptr[n_r]], r_held_ptr[:n_r + 1], held_t[:r_held_ptr[n_r]],
                   held_lo[:r_held_ptr[n_r]], held_hi[:r_held_ptr[n_r]], np.int64(-1),
-                  np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64))
+                  np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0, np.int64),
+                  sp_t[:n_sp], sp_at[:n_sp], sp_back[:n_sp])
