@@ -24,6 +24,9 @@ demo: $(STAMP)
 	$(BIN)/tessera kernel run examples/kernels/softmax.py::softmax_rows
 	$(BIN)/tessera kernel run examples/kernels/rmsnorm.py::rmsnorm
 	$(BIN)/tessera kernel profile examples/kernels/matmul_tutorial.py::matmul_block_all_dims --chip trn1 --symbolic
+	@echo "the compiler's scheduler (ASAP, the default) against program order (trivial):"
+	$(BIN)/tessera kernel profile examples/kernels/matmul_tutorial.py::matmul_block_free_dims --chip trn1 --symbolic --shape lhsT=8192x4096 --shape rhs=8192x8192
+	$(BIN)/tessera kernel profile examples/kernels/matmul_tutorial.py::matmul_block_free_dims --chip trn1 --symbolic --shape lhsT=8192x4096 --shape rhs=8192x8192 --schedule trivial
 	$(BIN)/tessera collective ALL_REDUCE --bytes 64MiB --ranks 16 --instance trn1.32xlarge
 
 test: $(STAMP)

@@ -69,7 +69,7 @@ _NOT_MODELLED = ("address_rotation", "barrier_check", "dead_code_elim",
                  "non_ssa_legalization", "prefetch_auto", "split_reused_buffers",
                  "tensor_copy_elim", "dma_copy_elim", "element_widening", "engine_balancing",
                  "register_load_reuse", "remove_unused_instructions",
-                 "remove_overwritten_writes")
+                 "remove_overwritten_writes", "sbuf_allocation_fallback")
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,8 @@ import pytest
 
 from tessera import kernels, nki, sim
 from tessera.kernels.tune import input_specs as library_specs
+from tessera.nki import isa as nisa
+from tessera.nki import language as nl
 from tessera.nki.dtypes import to_dtype
 from tessera.nki.kernel_files import input_specs, load_kernel_file
 from tessera.nki.stream import Opcode
@@ -171,3 +173,26 @@ def test_every_heuristic_schedules_and_critical_path_prefers_long_chains() -> No
         assert profile.total_s > 0 and len(profile.timeline.start_s) == len(trace.instructions)
     with pytest.raises(sim.ScheduleError, match="unknown scheduling heuristic"):
         sim.schedule(trace, heuristic="fastest")
+
+
+def test_sequential_range_keeps_its_loop_carried_order() -> None:
+    def running_sum(x):
+        acc = nl.ndarray((128, 512), x.dtype, buffer=nl.sbuf)
+        nisa.memset(acc, 0.0)
+        tiles = []
+        for i in nl.affine_range(4):  # independent loads: free to go in any order
+            t = nl.ndarray((128, 512), x.dtype, buffer=nl.sbuf)
+            nisa.dma_copy(t, x[:, (3 - i) * 512:(4 - i) * 512])
+            tiles.append(t)
+        for i in nl.sequential_range(4):  # each step reads the previous one's result
+            nisa.tensor_tensor(acc, acc, tiles[i], op=nl.add)
+        out = nl.ndarray((128, 512), x.dtype, buffer=nl.shared_hbm)
+        nisa.dma_copy(out, acc)
+        return out
+
+    p = sim.profile(running_sum, nki.TensorSpec((128, 2048), "float32"), chip="trn1",
+                    symbolic=True)
+    adds = [i for i in p.timeline.instructions if i.opcode is Opcode.TENSOR_TENSOR]
+    assert [a.index for a in sorted(adds, key=lambda a: a.start_s)] == [a.index for a in adds]
+    for before, after in zip(adds, adds[1:], strict=False):
+        assert after.start_s >= before.end_s

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tessera.sim._loops.grow import append, sort_range
+from tessera.sim._loops.grow import append, min_heap_pop, min_heap_push, sort_range
 from tessera.sim._loops.njit import njit
 from tessera.sim.arrays import Placed
 
@@ -187,21 +187,8 @@ def place(keys, arenas, candidates, best_fit, uses_ptr, uses,
     e = 0
     while e < k or n_rb:
         if n_rb and (e >= k or rb[0] // n_t <= keys[e] // n_t):
-            key = rb[0]
+            key = min_heap_pop(rb, n_rb)
             n_rb -= 1
-            last_key = rb[n_rb]
-            q = 0
-            while True:  # sift the last entry down from the root
-                child = 2 * q + 1
-                if child >= n_rb:
-                    break
-                if child + 1 < n_rb and rb[child + 1] < rb[child]:
-                    child += 1
-                if last_key <= rb[child]:
-                    break
-                rb[q] = rb[child]
-                q = child
-            rb[q] = last_key
         else:
             key = keys[e]
             e += 1
@@ -268,14 +255,8 @@ def place(keys, arenas, candidates, best_fit, uses_ptr, uses,
                 sp_at = append(sp_at, n_sp, pos)
                 sp_back = append(sp_back, n_sp, victim_next)
                 n_sp += 1
-                rb = append(rb, n_rb, (victim_next * 2) * n_t + victim)
-                q = n_rb  # sift up
+                rb = min_heap_push(rb, n_rb, (victim_next * 2) * n_t + victim)
                 n_rb += 1
-                while q > 0 and rb[(q - 1) // 2] > rb[q]:
-                    tmp = rb[q]
-                    rb[q] = rb[(q - 1) // 2]
-                    rb[(q - 1) // 2] = tmp
-                    q = (q - 1) // 2
         if best_i < 0:
             return Placed(born[:n_born], start_of, peak, r_tensor[:n_r],
                           r_prod_ptr[:n_r + 1], r_prod[:r_prod_ptr[n_r]],

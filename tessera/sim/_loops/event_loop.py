@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tessera.sim._loops.grow import append
+from tessera.sim._loops.grow import append, successors
 from tessera.sim._loops.njit import njit
 from tessera.sim._loops.ready_heaps import heap_pop, heap_push
 from tessera.sim.arrays import Schedule
@@ -134,35 +134,11 @@ def run(facts, deps, after, machine):  # pragma: no cover - compiled
                 qnext[last_in_queue[q]] = pos
                 npred[pos] += 1
             last_in_queue[q] = pos
-    succ_ptr = np.zeros(n + 1, np.int64)
     for pos in range(n):
-        npred[pos] += dep_ptr[pos + 1] - dep_ptr[pos]
-        for d in range(dep_ptr[pos], dep_ptr[pos + 1]):
-            succ_ptr[dep_idx[d] + 1] += 1
-    for pos in range(n):
-        succ_ptr[pos + 1] += succ_ptr[pos]
-    succ = np.empty(succ_ptr[n], np.int64)
-    fill = succ_ptr[:n].copy()
-    for pos in range(n):
-        for d in range(dep_ptr[pos], dep_ptr[pos + 1]):
-            p = dep_idx[d]
-            succ[fill[p]] = pos
-            fill[p] += 1
-    # the same for the issue-order edges: released when the producer starts
-    aft_ptr = np.zeros(n + 1, np.int64)
-    for pos in range(n):
-        npred[pos] += after.ptr[pos + 1] - after.ptr[pos]
-        for d in range(after.ptr[pos], after.ptr[pos + 1]):
-            aft_ptr[after.index[d] + 1] += 1
-    for pos in range(n):
-        aft_ptr[pos + 1] += aft_ptr[pos]
-    aft = np.empty(aft_ptr[n], np.int64)
-    fill = aft_ptr[:n].copy()
-    for pos in range(n):
-        for d in range(after.ptr[pos], after.ptr[pos + 1]):
-            p = after.index[d]
-            aft[fill[p]] = pos
-            fill[p] += 1
+        npred[pos] += dep_ptr[pos + 1] - dep_ptr[pos] + after.ptr[pos + 1] - after.ptr[pos]
+    succ_ptr, succ = successors(dep_ptr, dep_idx)
+    # the issue-order edges' successors: released when the producer starts
+    aft_ptr, aft = successors(after.ptr, after.index)
     start = np.zeros(n, np.float64)
     end = np.zeros(n, np.float64)
     ready = np.zeros(n, np.float64)
