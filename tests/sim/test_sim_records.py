@@ -110,8 +110,9 @@ def test_a_reused_range_waits_only_for_the_same_addresses():
 
 # Totals of the tutorial kernels at a small shape in program order (TRIVIAL), pinned when
 # the allocator, dependency analysis and scheduler were rewritten for speed (same results,
-# faster): the reference the reordering heuristics are compared with. Update them only with
-# a deliberate change of the model.
+# faster): the reference the reordering heuristics are compared with, at the strided HBM
+# efficiency they were pinned with (0.27; refitted to 0.255 for the ASAP scheduler). Update
+# them only with a deliberate change of the model.
 PINNED_S = {"matmul_tiled": 2.1697644361002877e-04,
             "matmul_hoist_loads": 1.848509471394409e-04,
             "matmul_block_free_dims": 1.0867331423409471e-04,
@@ -124,7 +125,8 @@ def test_tutorial_totals_are_pinned(name):
     kernel = load_kernel_file(TUTORIAL).kernel(name)
     p = sim.profile(kernel, nki.TensorSpec((1024, 512), nl.bfloat16),
                     nki.TensorSpec((1024, 2048), nl.bfloat16), chip="trn1", symbolic=True,
-                    heuristic="trivial")
+                    heuristic="trivial",
+                    overrides={"calibration.hbm_strided_efficiency": 0.27})
     assert p.total_s == pytest.approx(PINNED_S[name], rel=1e-12)
 
 
