@@ -9,10 +9,10 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "tessera"
 # lowest first; a layer may import itself and the layers before it (DESIGN.md), except that
-# `plan` and `parallel` are siblings (neither imports the other) and `plan` reads `cost` and
-# `net`, never `compiler`
-LAYERS = ["hw", "nki", "sim", "kernels", "cost", "net", "compiler", "parallel", "plan",
-          "report", "cli"]
+# `plan` and `parallel` are siblings (neither imports the other) and `plan` reads `cost`,
+# `net` and `models`, never `compiler`
+LAYERS = ["hw", "nki", "sim", "kernels", "cost", "net", "models", "compiler", "parallel",
+          "plan", "report", "cli"]
 EXCLUDED = {"plan": {"parallel", "compiler"}, "parallel": {"plan"}}
 # third-party packages a layer must not import
 FORBIDDEN = {"net": {"torch"}, "hw": {"torch", "numba"}}
@@ -75,6 +75,8 @@ def test_siblings_do_not_import_each_other() -> None:
     assert "plan" not in allowed_layers("parallel")
     assert {"net", "cost", "compiler"} <= allowed_layers("parallel")
     assert {"net", "cost"} <= allowed_layers("plan") and "compiler" not in allowed_layers("plan")
+    assert "models" in allowed_layers("plan") and "models" in allowed_layers("compiler")
+    assert "models" not in allowed_layers("net")
 
 
 @pytest.mark.parametrize("path", _modules(), ids=lambda p: str(p.relative_to(PACKAGE)))

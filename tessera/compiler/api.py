@@ -1,0 +1,104 @@
+"""`tessera.compile(model, example_inputs, ...)` -> `CompiledModel`.
+
+    compiled = tessera.compile(model, (ids,), chip="trn2")
+    logits = compiled(ids)          # runs on the simulated NeuronCore (library kernels)
+    print(compiled.profile)         # per op, per layer and total predicted time
+    print(compiled.graph)           # the graph IR after the passes
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+
+from tessera import hw
+from tessera.compiler.errors import CompileError
+from tessera.compiler.export import export
+from tessera.compiler.frontend import to_graph
+from tessera.compiler.graph import Graph, ValueRole
+from tessera.compiler.lowering import Lowered, lower
+from tessera.compiler.passes.memory import plan_memory
+from tessera.compiler.pipeline import optimise
+from tessera.compiler.price import price
+from tessera.compiler.profile import ModelProfile
+from tessera.cost import Fidelity
+from tessera.nki.runtime import default_chip
+
+
+class CompiledModel:
+    """A model compiled for one chip: call it like the model; `.profile`, `.graph`."""
+
+    def __init__(self, graph: Graph, lowered: dict[str, Lowered], profile: ModelProfile,
+                 symbolic: bool, single_output: bool) -> None:
+        self.graph = graph
+        self.lowered = lowered
+        self.profile = profile
+        self.symbolic = symbolic
+        self._single = single_output
+
+    def __call__(self, *inputs: torch.Tensor) -> object:
+        if self.symbolic:
+            raise CompileError("this model was compiled symbolically (shapes only): compile "
+                               "it with real weights and inputs to run it")
+        user = [v for v in self.graph.inputs if v.role is ValueRole.USER]
+        if len(inputs) != len(user):
+            raise CompileError(f"the compiled model takes {len(user)} input(s) "
+                               f"({', '.join(v.name for v in user)}), got {len(inputs)}")
+        env: dict[str, object] = dict(self.graph.constants)
+        for value, given in zip(user, inputs, strict=True):
+            if not isinstance(given, torch.Tensor):
+                raise CompileError(f"input {value.name} must be a torch.Tensor, got "
+                                   f"{type(given).__name__}")
+            if tuple(given.shape) != value.shape:
+                raise CompileError(f"input {value.name} was compiled for shape "
+                                   f"{list(value.shape)}, got {list(given.shape)} (compile "
+                                   "one graph per shape, or use buckets)")
+            env[value.name] = given
+        with torch.no_grad():
+            for node in self.graph.nodes:
+                env[node.name] = self.lowered[node.name].run([env[i] for i in node.inputs])
+        outs = tuple(env[o] for o in self.graph.outputs)
+        return outs[0] if self._single else outs
+
+    def __repr__(self) -> str:
+        return (f"CompiledModel({len(self.graph.nodes)} nodes, {self.profile.chip}, "
+                f"{self.profile.total_s * 1e6:.1f} us predicted)")
+
+
+def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = None,  # noqa: A001
+            dtype: torch.dtype | str | None = None, kernels: Mapping[str, object] | None = None,
+            symbolic: bool = False, fallback: str = "error",
+            fidelity: Fidelity | str = Fidelity.SIMULATED) -> CompiledModel:
+    """Compile `model` for `chip` (a preset name; default `nki.default_chip()`).
+
+    `example_inputs`: a tensor or a tuple of them (the shapes the graph is compiled for).
+    `dtype` casts the model and its floating inputs first (e.g. torch.bfloat16).
+    `symbolic`: predict only (a model on the meta device works; calling it is an error).
+    `fallback`: "error" lists every op without a lowering; "host" runs them on the host.
+    `fidelity`: SIMULATED (library kernels scheduled by tessera.sim; the default) or
+    ROOFLINE (formulas: fast).
+    """
+    if kernels:
+        raise CompileError("kernel overrides are not supported yet")
+    chip_name = chip or default_chip()
+    try:
+        spec = hw.load_chip(chip_name)
+    except hw.HwError as err:
+        raise CompileError(f"chip {chip_name!r}: {err}") from None
+    fid = Fidelity(fidelity)
+    args = example_inputs if isinstance(example_inputs, tuple | list) else (example_inputs,)
+    if dtype is not None:
+        dt = getattr(torch, dtype) if isinstance(dtype, str) else dtype
+        model = model.to(dt)
+        args = tuple(a.to(dt) if isinstance(a, torch.Tensor) and a.is_floating_point() else a
+                     for a in args)
+    if symbolic and any(p.is_meta for p in model.parameters()):
+        args = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
+    program = export(model, tuple(args))
+    graph = optimise(to_graph(program, fallback))
+    lowered = lower(graph)
+    costs = tuple(price(n, lowered[n.name], spec, fid) for n in graph.nodes)
+    profile = ModelProfile(spec.name, fid.value, costs, plan_memory(graph, lowered))
+    single = len(graph.outputs) == 1
+    return CompiledModel(graph, lowered, profile, symbolic, single)

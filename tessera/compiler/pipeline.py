@@ -1,0 +1,36 @@
+"""The compiler's passes, in order: this file is the table of contents.
+
+    graph = dead_code(graph)               # passes/dead_code.py
+    graph = fold_constants(graph)          # passes/constants.py: positions, rope tables
+    graph = dead_code(graph)
+    graph = fuse_swiglu(graph)             # passes/fusion.py: silu(gate) * up
+    graph = fuse_matmul_activation(graph)  # passes/fusion.py: activation in the epilogue
+then `lowering.lower` picks a kernel per node and `passes/memory.plan_memory` plans HBM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from tessera.compiler.graph import Graph
+from tessera.compiler.passes.constants import fold_constants
+from tessera.compiler.passes.dead_code import dead_code
+from tessera.compiler.passes.fusion import fuse_matmul_activation, fuse_swiglu
+
+Pass = Callable[[Graph], Graph]
+PASSES: tuple[tuple[str, Pass], ...] = (
+    ("dead_code", dead_code),
+    ("fold_constants", fold_constants),
+    ("dead_code_after_folding", dead_code),
+    ("fuse_swiglu", fuse_swiglu),
+    ("fuse_matmul_activation", fuse_matmul_activation),
+)
+
+
+def optimise(graph: Graph, verify: bool = False) -> Graph:
+    """Run `PASSES` in order (`verify`: check the graph after each, as the tests do)."""
+    for _, fn in PASSES:
+        graph = fn(graph)
+        if verify:
+            graph.verify()
+    return graph

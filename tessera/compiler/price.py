@@ -1,0 +1,111 @@
+"""What each lowered node costs on one NeuronCore (`OpCost`).
+
+* library kernels: `cost.estimate(kernel, shapes, dtype, chip, fidelity)` per `KernelCall`,
+  times its `calls`; the busy time per resource comes from the SIMULATED profile (or, at
+  ROOFLINE, the bound resource for the op's whole time);
+* views: nothing;
+* copies and pointwise ops without a kernel: the roofline memory term, `moved_bytes` over
+  min(HBM share, DMA engines) plus one DMA fixed latency (`cost.roofline.fixed_overhead_s`);
+* host ops: the tensors cross the host link both ways and the host streams them, plus a
+  round trip (`calibration/host.yaml`, every constant with its source and status).
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from tessera import cost, hw
+from tessera.compiler.graph import Node, NodeKind
+from tessera.compiler.lowering import Lowered
+from tessera.cost import Fidelity
+from tessera.cost.roofline import fixed_overhead_s
+from tessera.hw import MemoryKind
+
+HOST_FILE = Path(__file__).with_name("calibration") / "host.yaml"
+
+
+class PriceKind:
+    """How an op's time was made (a label in the profile)."""
+
+    KERNEL = "kernel"
+    VIEW = "view"
+    COPY = "copy"
+    HOST = "host"
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """The predicted time of one node and what bounds it."""
+
+    node: str
+    op: str
+    kind: NodeKind
+    module: str
+    priced_as: str  # PriceKind
+    kernels: tuple[str, ...]  # library kernels run (with repeats per call)
+    time_s: float
+    bound: str  # the resource (engine, "hbm", "latency", "host")
+    flops: float
+    hbm_bytes: float
+    busy_s: tuple[tuple[str, float], ...]  # per resource (engine name, "hbm")
+    peak_sbuf_bytes: int  # per partition, the largest of its kernels
+
+
+@functools.cache
+def host_constants(path: Path = HOST_FILE) -> dict[str, float]:
+    """The host-fallback constants (`calibration/host.yaml`)."""
+    data = yaml.safe_load(path.read_text())
+    return {k: float(v["value"]) for k, v in data.items()}
+
+
+def price(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity) -> OpCost:
+    """The cost of one lowered node (see the module docstring)."""
+    if lowered.kernels:
+        return _kernels(node, lowered, chip, fidelity)
+    if lowered.host:
+        c = host_constants()
+        t = (lowered.moved_bytes / c["host_link_bytes_per_s"]
+             + lowered.moved_bytes / c["host_memory_bytes_per_s"] + c["host_sync_s"])
+        return OpCost(node.name, node.op, node.kind, node.module, PriceKind.HOST, (), t,
+                      "host", 0.0, 0.0, (("host", t),), 0)
+    if lowered.is_view:
+        return OpCost(node.name, node.op, node.kind, node.module, PriceKind.VIEW, (), 0.0,
+                      "none", 0.0, 0.0, (), 0)
+    rate = min(chip.hbm_bytes_per_s_per_core, chip.core.dma.core_bytes_per_s)
+    memory_s = lowered.moved_bytes / rate
+    t = memory_s + fixed_overhead_s(chip)
+    bound = "latency" if fixed_overhead_s(chip) > memory_s else MemoryKind.HBM.value
+    return OpCost(node.name, node.op, node.kind, node.module, PriceKind.COPY, (), t, bound,
+                  0.0, float(lowered.moved_bytes), ((MemoryKind.HBM.value, memory_s),), 0)
+
+
+def _kernels(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity) -> OpCost:
+    total = flops = hbm = 0.0
+    busy: dict[str, float] = {}
+    names: list[str] = []
+    peak_sbuf = 0
+    bound_time: dict[str, float] = {}
+    for call in lowered.kernels:
+        e = cost.estimate(call.kernel, dict(call.shapes), call.dtype, chip.name, fidelity)
+        total += e.time_s * call.calls
+        flops += e.flops * call.calls
+        hbm += e.hbm_bytes * call.calls
+        names += [call.kernel] * call.calls
+        bound = str(getattr(e.bound, "value", e.bound))
+        bound_time[bound] = bound_time.get(bound, 0.0) + e.time_s * call.calls
+        if e.simulated is not None:
+            peak_sbuf = max(peak_sbuf, e.simulated.peak_sbuf_bytes)
+            for r, b in e.simulated.busy_s.items():
+                key = str(getattr(r, "value", r))
+                busy[key] = busy.get(key, 0.0) + b * call.calls
+        else:
+            busy[bound] = busy.get(bound, 0.0) + e.time_s * call.calls
+    bound = max(bound_time, key=bound_time.__getitem__)
+    return OpCost(node.name, node.op, node.kind, node.module, PriceKind.KERNEL, tuple(names),
+                  total, bound, flops, hbm, tuple(sorted(busy.items())), peak_sbuf)
+
+

@@ -1,0 +1,126 @@
+"""A compiled model's predicted time: per op, per layer (module path) and in total.
+
+The model's time is the sum of its ops' times: the compiled graph runs as one instruction
+stream on one NeuronCore, one op after the other, and each op's estimate already includes
+its own DMA fixed latency and pipeline fill. No launch gap is added between ops (the graph
+is one compiled program: nothing is launched per op), and no overlap between neighbouring
+ops is credited (the next op's loads could start under the previous op's tail on the real
+chip), so the sum is an upper bound of a graph-level schedule; see docs/compiler.md.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tessera.compiler.passes.memory import MemoryPlan
+from tessera.compiler.price import OpCost, PriceKind
+
+
+@dataclass(frozen=True)
+class LayerTime:
+    """The ops of one module path (or a prefix of it) together."""
+
+    module: str
+    time_s: float
+    ops: int
+    flops: float
+    hbm_bytes: float
+
+
+@dataclass(frozen=True)
+class ModelProfile:
+    """Per-op costs of a compiled model and what they add up to."""
+
+    chip: str
+    fidelity: str
+    ops: tuple[OpCost, ...]
+    memory: MemoryPlan
+    # the total: sum of the ops (see the module docstring)
+
+    @property
+    def total_s(self) -> float:
+        return sum(op.time_s for op in self.ops)
+
+    @property
+    def device_s(self) -> float:
+        """Time on the device (host fallback ops excluded)."""
+        return sum(op.time_s for op in self.ops if op.priced_as != PriceKind.HOST)
+
+    @property
+    def host_s(self) -> float:
+        return sum(op.time_s for op in self.ops if op.priced_as == PriceKind.HOST)
+
+    @property
+    def flops(self) -> float:
+        return sum(op.flops for op in self.ops)
+
+    @property
+    def hbm_bytes(self) -> float:
+        return sum(op.hbm_bytes for op in self.ops)
+
+    @property
+    def peak_sbuf_bytes(self) -> int:
+        """Per partition, the most any op's kernel holds (SIMULATED only; 0 at ROOFLINE)."""
+        return max((op.peak_sbuf_bytes for op in self.ops), default=0)
+
+    @property
+    def peak_hbm_bytes(self) -> int:
+        return self.memory.peak_bytes
+
+    def busy_s(self) -> dict[str, float]:
+        """Busy time per resource (engine name, "hbm", "host") summed over the ops."""
+        out: dict[str, float] = {}
+        for op in self.ops:
+            for r, b in op.busy_s:
+                out[r] = out.get(r, 0.0) + b
+        return out
+
+    def utilisation(self) -> dict[str, float]:
+        """Busy time per resource over the total time (DMA: summed over its engines)."""
+        total = self.total_s
+        return {r: (b / total if total else 0.0) for r, b in self.busy_s().items()}
+
+    def by_module(self, depth: int | None = None) -> tuple[LayerTime, ...]:
+        """Time per module path, cut to its first `depth` components (`layers.3` at depth
+        2), in the order the model first reaches each."""
+        groups: dict[str, list[OpCost]] = {}
+        for op in self.ops:
+            parts = op.module.split(".") if op.module else []
+            key = ".".join(parts[:depth] if depth is not None else parts)
+            groups.setdefault(key, []).append(op)
+        return tuple(LayerTime(k or "(top)", sum(o.time_s for o in v), len(v),
+                               sum(o.flops for o in v), sum(o.hbm_bytes for o in v))
+                     for k, v in groups.items())
+
+    def top(self, n: int = 10) -> tuple[OpCost, ...]:
+        """The `n` costliest ops."""
+        return tuple(sorted(self.ops, key=lambda o: -o.time_s)[:n])
+
+    def format(self, depth: int | None = 2, top: int = 8) -> str:
+        """A text summary: total, per layer, costliest ops."""
+        lines = [f"{len(self.ops)} ops on {self.chip} ({self.fidelity}): "
+                 f"{_t(self.total_s)} predicted, {self.flops / 1e9:.3g} GFLOP, "
+                 f"{self.hbm_bytes / 1e6:.3g} MB of HBM traffic, peak HBM "
+                 f"{self.peak_hbm_bytes / 1e6:.3g} MB"]
+        if self.host_s:
+            lines.append(f"  host fallback ops: {_t(self.host_s)}")
+        lines.append("per layer:")
+        for layer in self.by_module(depth):
+            share = layer.time_s / self.total_s if self.total_s else 0.0
+            lines.append(f"  {layer.module:<28} {_t(layer.time_s):>10}  {share:6.1%}  "
+                         f"{layer.ops} ops")
+        lines.append("costliest ops:")
+        for op in self.top(top):
+            what = "+".join(dict.fromkeys(op.kernels)) or op.priced_as
+            lines.append(f"  {op.node:<24} {what:<22} {_t(op.time_s):>10}  bound by "
+                         f"{op.bound}  ({op.module or 'top'})")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.format()
+
+
+def _t(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.2f} us"

@@ -1,0 +1,145 @@
+"""A Llama-style decoder in one readable file (random weights; shapes in the comments).
+
+Per layer: RMSNorm -> attention (q/k/v/o without bias, rotary positions, grouped-query
+heads, causal) -> residual; RMSNorm -> SwiGLU MLP -> residual. Then a final RMSNorm and the
+LM head. Shapes: B batch, S sequence, H hidden, nh query heads, nkv key/value heads,
+hd head width, I MLP width, V vocabulary.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from tessera.models.config import ModelConfig, ModelConfigError, ModelFamily
+
+INIT_STD = 0.02  # std of every weight matrix and embedding at init (GPT-2/Llama practice)
+
+
+def rope_tables(seq_len: int, head_dim: int, theta: float,
+                device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """cos and sin of the rotary angles, each [S, hd], in float32.
+
+    Position p and frequency j = 0..hd/2-1 turn by p * theta**(-2j/hd); both halves of a head
+    use the same angles (rotate-half form).
+    """
+    # float32 whatever the model dtype: bf16 angles at position ~1000 are off by whole turns
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim
+    inv_freq = 1.0 / (theta ** exponents)  # [hd/2]
+    positions = torch.arange(seq_len, dtype=torch.float32, device=device)  # [S]
+    angles = torch.outer(positions, inv_freq)  # [S, hd/2]
+    angles = torch.cat((angles, angles), dim=-1)  # [S, hd]
+    return angles.cos(), angles.sin()
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    """(x1, x2) -> (-x2, x1) over the last dimension's two halves."""
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    """Rotate each head of x [B, heads, S, hd] by its position's angles (cos, sin [S, hd])."""
+    return x * cos + rotate_half(x) * sin
+
+
+class LlamaAttention(nn.Module):
+    """Causal self-attention with rotary positions and grouped-query key/value heads."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.num_kv_heads = config.num_kv_heads
+        self.head_dim = config.head_dim
+        h, kv_width = config.hidden_size, config.num_kv_heads * config.head_dim
+        self.q_proj = nn.Linear(h, h, bias=False)
+        self.k_proj = nn.Linear(h, kv_width, bias=False)
+        self.v_proj = nn.Linear(h, kv_width, bias=False)
+        self.o_proj = nn.Linear(h, h, bias=False)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        b, s, h = x.shape  # [B, S, H]
+        q = self.q_proj(x).view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        # q [B, nh, S, hd]; k, v [B, nkv, S, hd]
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        # query head i reads key/value head i // (nh / nkv); SDPA repeats them itself, so
+        # plain MHA (nkv == nh) exports without the GQA flag
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+                                           enable_gqa=self.num_kv_heads != self.num_heads)
+        y = y.transpose(1, 2).reshape(b, s, h)  # [B, S, H]
+        return self.o_proj(y)
+
+
+class LlamaMlp(nn.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        h, i = config.hidden_size, config.intermediate_size
+        self.gate_proj = nn.Linear(h, i, bias=False)
+        self.up_proj = nn.Linear(h, i, bias=False)
+        self.down_proj = nn.Linear(i, h, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # [B, S, I] -> H
+
+
+class LlamaBlock(nn.Module):
+    """One pre-norm decoder layer: x + attn(norm(x)), then + mlp(norm(.))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        # torch.nn.RMSNorm, not a hand-written one: it exports as one aten rms_norm
+        self.input_layernorm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
+        self.self_attn = LlamaAttention(config)
+        self.post_attention_layernorm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
+        self.mlp = LlamaMlp(config)
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class LlamaModel(nn.Module):
+    """Token ids [B, S] (int64) -> logits [B, S, V]; the LM head is tied if the config says."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        if config.family is not ModelFamily.LLAMA:
+            raise ModelConfigError(f"family: {config.family.value} is not llama")
+        self.config = config
+        self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.layers = nn.ModuleList(LlamaBlock(config) for _ in range(config.num_layers))
+        self.norm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        if config.tie_word_embeddings:
+            self.lm_head.weight = self.embed_tokens.weight
+
+    @torch.no_grad()
+    def init_weights(self, seed: int = 0) -> None:
+        """Seeded weights, independent of torch's global RNG: N(0, 0.02) matrices, unit norms."""
+        generator = torch.Generator().manual_seed(seed)
+        norms = {id(p) for m in self.modules() if isinstance(m, nn.RMSNorm)
+                 for p in m.parameters()}
+        for param in self.parameters():  # a tied weight appears once
+            if id(param) in norms:
+                param.fill_(1.0)
+            else:
+                param.copy_(torch.randn(param.shape, generator=generator) * INIT_STD)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        _, s = input_ids.shape  # [B, S]
+        if s > self.config.max_position_embeddings:
+            raise ValueError(f"input_ids: {s} tokens exceed max_position_embeddings "
+                             f"{self.config.max_position_embeddings}")
+        x = self.embed_tokens(input_ids)  # [B, S, H]
+        cos, sin = rope_tables(s, self.config.head_dim, self.config.rope_theta, x.device)
+        if x.dtype != cos.dtype:
+            # cast only when needed: a no-op .to() stays in exported graphs as an assert node
+            cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # [S, hd]
+        for layer in self.layers:
+            x = layer(x, cos, sin)
+        return self.lm_head(self.norm(x))  # [B, S, V], in the model dtype

@@ -1,0 +1,74 @@
+"""The passes: each keeps the graph valid and does its one job."""
+
+from __future__ import annotations
+
+import torch
+
+from tessera.compiler.export import export
+from tessera.compiler.frontend import to_graph
+from tessera.compiler.graph import ValueRole
+from tessera.compiler.passes.constants import fold_constants
+from tessera.compiler.passes.dead_code import dead_code
+from tessera.compiler.passes.fusion import fuse_matmul_activation, fuse_swiglu
+from tessera.compiler.pipeline import PASSES, optimise
+from tessera.models import TINY_GPT2, TINY_LLAMA, build_model
+
+
+def _graph(cfg):
+    model = build_model(cfg)
+    ids = torch.randint(0, cfg.vocab_size, (1, 8))
+    return to_graph(export(model, (ids,)))
+
+
+def _ops(graph) -> set[str]:
+    return {n.op for n in graph.nodes}
+
+
+def test_export_keeps_library_ops_whole_and_records_module_paths() -> None:
+    g = _graph(TINY_LLAMA)
+    ops = _ops(g)
+    assert {"aten.linear.default", "aten.rms_norm.default",
+            "aten.scaled_dot_product_attention.default"} <= ops
+    assert not ops & {"aten.bmm.default", "aten._softmax.default", "aten.rsqrt.default"}
+    modules = {n.module for n in g.nodes}
+    assert "layers.0.self_attn.q_proj" in modules
+    params = [v for v in g.inputs if v.role is ValueRole.PARAMETER]
+    assert params and all(v.name in g.constants for v in params)
+
+
+def test_every_pass_keeps_the_graph_valid() -> None:
+    for cfg in (TINY_LLAMA, TINY_GPT2):
+        graph = _graph(cfg)
+        for name, fn in PASSES:
+            graph = fn(graph)
+            graph.verify()
+            assert name
+
+
+def test_constant_folding_computes_the_rope_tables_once() -> None:
+    g = _graph(TINY_LLAMA)
+    assert {"aten.cos.default", "aten.sin.default"} <= _ops(g)
+    folded = dead_code(fold_constants(g))
+    assert not {"aten.cos.default", "aten.sin.default"} & _ops(folded)
+    consts = [v for v in folded.inputs if v.role is ValueRole.CONSTANT]
+    assert any(v.name in folded.constants for v in consts)
+
+
+def test_dead_code_drops_unread_nodes() -> None:
+    g = _graph(TINY_LLAMA)
+    extra = g.nodes[0].__class__("unused", g.nodes[-1].kind, g.nodes[-1].op,
+                                 g.nodes[-1].inputs, g.nodes[-1].shape, g.nodes[-1].dtype,
+                                 g.nodes[-1].attrs)
+    g2 = g.replace_nodes([*g.nodes, extra])
+    assert "unused" in {n.name for n in g2.nodes}
+    assert "unused" not in {n.name for n in dead_code(g2).nodes}
+
+
+def test_swiglu_and_epilogue_fusion() -> None:
+    llama = fuse_swiglu(dead_code(fold_constants(_graph(TINY_LLAMA))))
+    assert "swiglu" in _ops(llama) and "aten.silu.default" not in _ops(llama)
+    gpt2 = fuse_matmul_activation(_graph(TINY_GPT2))
+    assert "aten.gelu.default" not in _ops(gpt2)
+    acts = {n.attr("activation") for n in gpt2.nodes if n.op == "aten.linear.default"}
+    assert "gelu_tanh" in acts
+    assert len(optimise(_graph(TINY_GPT2), verify=True).nodes) < len(_graph(TINY_GPT2).nodes)
