@@ -18,6 +18,7 @@ from tessera.compiler.export import export
 from tessera.compiler.frontend import to_graph
 from tessera.compiler.graph import Graph, ValueRole
 from tessera.compiler.lowering import Lowered, lower
+from tessera.compiler.overrides import op_key
 from tessera.compiler.passes.memory import plan_memory
 from tessera.compiler.pipeline import optimise
 from tessera.compiler.price import price
@@ -78,9 +79,10 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     `fallback`: "error" lists every op without a lowering; "host" runs them on the host.
     `fidelity`: SIMULATED (library kernels scheduled by tessera.sim; the default) or
     ROOFLINE (formulas: fast).
+    `kernels`: op (name like "rms_norm", or a torch op) -> an NKI kernel to use instead of
+    the library's (see `tessera.compiler.overrides`).
     """
-    if kernels:
-        raise CompileError("kernel overrides are not supported yet")
+    given = {op_key(k): v for k, v in (kernels or {}).items()}
     chip_name = chip or default_chip()
     try:
         spec = hw.load_chip(chip_name)
@@ -96,8 +98,8 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     if symbolic and any(p.is_meta for p in model.parameters()):
         args = tuple(a.to("meta") if isinstance(a, torch.Tensor) else a for a in args)
     program = export(model, tuple(args))
-    graph = optimise(to_graph(program, fallback))
-    lowered = lower(graph)
+    graph = optimise(to_graph(program, fallback, frozenset(given)))
+    lowered = lower(graph, given)
     costs = tuple(price(n, lowered[n.name], spec, fid) for n in graph.nodes)
     profile = ModelProfile(spec.name, fid.value, costs, plan_memory(graph, lowered))
     single = len(graph.outputs) == 1

@@ -12,12 +12,14 @@ reported together (`UnsupportedOpsError`), or kept as HOST nodes with `fallback=
 from __future__ import annotations
 
 import operator
+import re
 
 import torch
 from torch.export.graph_signature import InputKind, OutputKind
 
 from tessera.compiler.errors import CompileError, UnsupportedOpsError
 from tessera.compiler.graph import Arg, Graph, Node, NodeKind, Value, ValueRole, make_attrs
+from tessera.compiler.overrides import is_custom, op_key
 
 _K = NodeKind
 # ATen op (without overload) -> kind
@@ -70,8 +72,11 @@ def base_name(op: str) -> str:
     return parts[1] if len(parts) >= 3 else parts[-1]
 
 
-def to_graph(program: torch.export.ExportedProgram, fallback: str = "error") -> Graph:
-    """The exported program as a `Graph` (see the module docstring)."""
+def to_graph(program: torch.export.ExportedProgram, fallback: str = "error",
+             kernels: frozenset[str] = frozenset()) -> Graph:
+    """The exported program as a `Graph` (see the module docstring); ops named in
+    `kernels` (op keys with a user kernel) and custom ops made by `nki_op` are KERNEL
+    nodes."""
     if fallback not in ("error", "host"):
         raise CompileError(f"fallback must be 'error' or 'host', got {fallback!r}")
     sig = program.graph_signature
@@ -105,6 +110,8 @@ def to_graph(program: torch.export.ExportedProgram, fallback: str = "error") -> 
                 constants[fx.name] = value
                 continue
             kind = ATEN_KINDS.get(base)
+            if kind is None and (op_key(name) in kernels or is_custom(name)):
+                kind = NodeKind.KERNEL
             module = _module_path(fx)
             if kind is None:
                 unsupported.append((name, module))
@@ -182,5 +189,9 @@ def _module_path(fx: torch.fx.Node) -> str:
     stack = fx.meta.get("nn_module_stack") or {}
     if not stack:
         return ""
-    path = list(stack.values())[-1][0]
-    return str(path)
+    path = str(list(stack.values())[-1][0])
+    # graphs captured by dynamo name modules from the frame: L['self'].h[0].attn
+    path = re.sub(r"^L\['self'\]\.?", "", path)
+    path = re.sub(r"\[(\d+)\]", r".\1", path)
+    path = re.sub(r"\['([^']*)'\]", r".\1", path)
+    return path.strip(".")

@@ -30,18 +30,21 @@ import torch
 
 from tessera.compiler.errors import CompileError
 from tessera.compiler.graph import Arg, Graph, Node, NodeKind
+from tessera.compiler.overrides import UserKernel, bind, kernel_for
 
 Run = Callable[[list[torch.Tensor]], torch.Tensor]
 
 
 @dataclass(frozen=True)
 class KernelCall:
-    """One library kernel a node runs: `calls` times at `shapes` in `dtype`."""
+    """One library kernel a node runs: `calls` times at `shapes` in `dtype` (times
+    `factor` for work priced as a multiple of a kernel's)."""
 
     kernel: str  # a tessera.kernels op name ("matmul", "flash_attention", ...)
     shapes: Mapping[str, int]
     dtype: str
     calls: int = 1
+    factor: float = 1.0  # the work is this multiple of the kernel's (attention backward)
 
 
 @dataclass(frozen=True)
@@ -54,10 +57,12 @@ class Lowered:
     kernels: tuple[KernelCall, ...] = ()
     moved_bytes: int = 0  # copy/pointwise and host ops: bytes read + written
     host: bool = False
+    user: UserKernel | None = None  # a user kernel in place of the library's
 
     @property
     def is_view(self) -> bool:
-        return not self.kernels and self.moved_bytes == 0 and not self.host
+        return not self.kernels and self.moved_bytes == 0 and not self.host \
+            and self.user is None
 
 
 Rule = Callable[[Node, Graph], Lowered | None]
@@ -75,17 +80,35 @@ def rule(*ops: str) -> Callable[[Rule], Rule]:
     return add
 
 
-def lower(graph: Graph) -> dict[str, Lowered]:
-    """A `Lowered` for every node of `graph`."""
+def lower(graph: Graph, kernels: Mapping[str, object] | None = None) -> dict[str, Lowered]:
+    """A `Lowered` for every node of `graph`; `kernels` (op key -> NKI kernel) and the
+    registered overrides take precedence over the library (`tessera.compiler.overrides`)."""
     from tessera.compiler import lower_library  # noqa: F401  (registers the kernel rules)
     from tessera.compiler.frontend import base_name
 
     out: dict[str, Lowered] = {}
     for node in graph.nodes:
+        kernel = kernel_for(node, kernels)
+        if kernel is not None:
+            out[node.name] = _user(node, graph, kernel)
+            continue
         found = RULES.get(base_name(node.op))
         lowered = found(node, graph) if found is not None else None
         out[node.name] = lowered or generic(node, graph)
     return out
+
+
+def _user(node: Node, graph: Graph, kernel: object) -> Lowered:
+    from tessera import nki
+
+    user = bind(node, graph, kernel)
+    run_kernel = nki.simulate(kernel)
+
+    def run(inputs: list[torch.Tensor]) -> torch.Tensor:
+        return run_kernel(*[t.to(torch.int32) if t.dtype == torch.int64 else t
+                            for t in inputs])
+
+    return Lowered(node.name, run, user=user)
 
 
 # views: what a reshape/alias of a contiguous value needs on the device

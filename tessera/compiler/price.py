@@ -1,5 +1,6 @@
 """What each lowered node costs on one NeuronCore (`OpCost`).
 
+* user kernels (`tessera.compiler.overrides`): their own `sim` profile;
 * library kernels: `cost.estimate(kernel, shapes, dtype, chip, fidelity)` per `KernelCall`,
   times its `calls`; the busy time per resource comes from the SIMULATED profile (or, at
   ROOFLINE, the bound resource for the op's whole time);
@@ -21,6 +22,7 @@ import yaml
 from tessera import cost, hw
 from tessera.compiler.graph import Node, NodeKind
 from tessera.compiler.lowering import Lowered
+from tessera.compiler.overrides import profile_user_kernel
 from tessera.cost import Fidelity
 from tessera.cost.roofline import fixed_overhead_s
 from tessera.hw import MemoryKind
@@ -53,6 +55,7 @@ class OpCost:
     hbm_bytes: float
     busy_s: tuple[tuple[str, float], ...]  # per resource (engine name, "hbm")
     peak_sbuf_bytes: int  # per partition, the largest of its kernels
+    phase: str = "forward"  # "backward" for ops of the backward pass (eager profiles)
 
 
 @functools.cache
@@ -64,6 +67,8 @@ def host_constants(path: Path = HOST_FILE) -> dict[str, float]:
 
 def price(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity) -> OpCost:
     """The cost of one lowered node (see the module docstring)."""
+    if lowered.user is not None:
+        return _user(node, lowered, chip)
     if lowered.kernels:
         return _kernels(node, lowered, chip, fidelity)
     if lowered.host:
@@ -83,6 +88,18 @@ def price(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity) -
                   0.0, float(lowered.moved_bytes), ((MemoryKind.HBM.value, memory_s),), 0)
 
 
+def _user(node: Node, lowered: Lowered, chip: hw.ChipSpec) -> OpCost:
+    """A user kernel: its own profile (at SIMULATED fidelity whatever the compile's)."""
+    user = lowered.user
+    p = profile_user_kernel(user, chip.name)
+    busy = tuple(sorted((str(getattr(u.resource, "value", u.resource)), u.busy_s)
+                        for u in p.engines))
+    bound = str(getattr(p.bound, "value", p.bound))
+    return OpCost(node.name, node.op, node.kind, node.module, PriceKind.KERNEL,
+                  (f"user:{user.name}",), p.total_s, bound, p.flops,
+                  float(p.hbm_read_bytes + p.hbm_write_bytes), busy, p.peak_sbuf_bytes)
+
+
 def _kernels(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity) -> OpCost:
     total = flops = hbm = 0.0
     busy: dict[str, float] = {}
@@ -91,19 +108,20 @@ def _kernels(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity
     bound_time: dict[str, float] = {}
     for call in lowered.kernels:
         e = cost.estimate(call.kernel, dict(call.shapes), call.dtype, chip.name, fidelity)
-        total += e.time_s * call.calls
-        flops += e.flops * call.calls
-        hbm += e.hbm_bytes * call.calls
+        times = call.calls * call.factor
+        total += e.time_s * times
+        flops += e.flops * times
+        hbm += e.hbm_bytes * times
         names += [call.kernel] * call.calls
         bound = str(getattr(e.bound, "value", e.bound))
-        bound_time[bound] = bound_time.get(bound, 0.0) + e.time_s * call.calls
+        bound_time[bound] = bound_time.get(bound, 0.0) + e.time_s * times
         if e.simulated is not None:
             peak_sbuf = max(peak_sbuf, e.simulated.peak_sbuf_bytes)
             for r, b in e.simulated.busy_s.items():
                 key = str(getattr(r, "value", r))
-                busy[key] = busy.get(key, 0.0) + b * call.calls
+                busy[key] = busy.get(key, 0.0) + b * times
         else:
-            busy[bound] = busy.get(bound, 0.0) + e.time_s * call.calls
+            busy[bound] = busy.get(bound, 0.0) + e.time_s * times
     bound = max(bound_time, key=bound_time.__getitem__)
     return OpCost(node.name, node.op, node.kind, node.module, PriceKind.KERNEL, tuple(names),
                   total, bound, flops, hbm, tuple(sorted(busy.items())), peak_sbuf)

@@ -92,6 +92,13 @@ class ModelProfile:
                                sum(o.flops for o in v), sum(o.hbm_bytes for o in v))
                      for k, v in groups.items())
 
+    def by_phase(self) -> dict[str, float]:
+        """Time per phase ("forward", "backward")."""
+        out: dict[str, float] = {}
+        for op in self.ops:
+            out[op.phase] = out.get(op.phase, 0.0) + op.time_s
+        return out
+
     def top(self, n: int = 10) -> tuple[OpCost, ...]:
         """The `n` costliest ops."""
         return tuple(sorted(self.ops, key=lambda o: -o.time_s)[:n])
@@ -104,6 +111,9 @@ class ModelProfile:
                  f"{self.peak_hbm_bytes / 1e6:.3g} MB"]
         if self.host_s:
             lines.append(f"  host fallback ops: {_t(self.host_s)}")
+        phases = self.by_phase()
+        if len(phases) > 1:
+            lines.append("  " + ", ".join(f"{k} {_t(v)}" for k, v in phases.items()))
         lines.append("per layer:")
         for layer in self.by_module(depth):
             share = layer.time_s / self.total_s if self.total_s else 0.0
