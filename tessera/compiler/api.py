@@ -8,23 +8,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from tessera import hw
+from tessera.compiler import graph_cache
 from tessera.compiler.errors import CompileError
 from tessera.compiler.export import export
 from tessera.compiler.frontend import to_graph
 from tessera.compiler.graph import Graph, ValueRole
+from tessera.compiler.graph_cache import graph_key
 from tessera.compiler.lowering import Lowered, lower
 from tessera.compiler.overrides import op_key
 from tessera.compiler.passes.memory import plan_memory
 from tessera.compiler.pipeline import optimise
-from tessera.compiler.price import price
+from tessera.compiler.price import OpCost, price
 from tessera.compiler.profile import ModelProfile
 from tessera.cost import Fidelity
 from tessera.nki.runtime import default_chip
+
+if TYPE_CHECKING:  # buckets builds on this module
+    from tessera.compiler.buckets import BucketedModel
 
 
 class CompiledModel:
@@ -62,6 +69,14 @@ class CompiledModel:
         outs = tuple(env[o] for o in self.graph.outputs)
         return outs[0] if self._single else outs
 
+    def report(self, path: str | Path) -> dict[str, Path]:
+        """Write profile.json, layers.png (per-layer breakdown) and trace.json (Perfetto:
+        one lane per engine, ops as spans named by module path) into folder `path`;
+        returns {kind: file written}."""
+        from tessera.compiler.reports.model_folder import write_model_report  # imports this module
+
+        return write_model_report(self, path)
+
     def __repr__(self) -> str:
         return (f"CompiledModel({len(self.graph.nodes)} nodes, {self.profile.chip}, "
                 f"{self.profile.total_s * 1e6:.1f} us predicted)")
@@ -70,7 +85,8 @@ class CompiledModel:
 def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = None,  # noqa: A001
             dtype: torch.dtype | str | None = None, kernels: Mapping[str, object] | None = None,
             symbolic: bool = False, fallback: str = "error",
-            fidelity: Fidelity | str = Fidelity.SIMULATED) -> CompiledModel:
+            fidelity: Fidelity | str = Fidelity.SIMULATED, cache: bool = True,
+            buckets: Sequence[int] | None = None) -> CompiledModel | BucketedModel:
     """Compile `model` for `chip` (a preset name; default `nki.default_chip()`).
 
     `example_inputs`: a tensor or a tuple of them (the shapes the graph is compiled for).
@@ -81,7 +97,19 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     ROOFLINE (formulas: fast).
     `kernels`: op (name like "rms_norm", or a torch op) -> an NKI kernel to use instead of
     the library's (see `tessera.compiler.overrides`).
+    `cache`: reuse the prices of an identical graph compiled before (on disk,
+    `tessera.compiler.graph_cache`).
+    `buckets`: sequence lengths (dim 1 of every input): one graph per bucket, calls padded
+    to the next one (a `BucketedModel`; see `tessera.compiler.buckets`).
     """
+    if buckets is not None:
+        from tessera.compiler.buckets import BucketedModel, pad_to
+
+        inputs = example_inputs if isinstance(example_inputs, tuple | list) \
+            else (example_inputs,)
+        return BucketedModel(buckets, lambda b: compile(  # type: ignore[return-value]
+            model, tuple(pad_to(a, b) for a in inputs), chip, dtype, kernels, symbolic,
+            fallback, fidelity, cache))
     given = {op_key(k): v for k, v in (kernels or {}).items()}
     chip_name = chip or default_chip()
     try:
@@ -100,7 +128,22 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     program = export(model, tuple(args))
     graph = optimise(to_graph(program, fallback, frozenset(given)))
     lowered = lower(graph, given)
-    costs = tuple(price(n, lowered[n.name], spec, fid) for n in graph.nodes)
+    costs = _priced(graph, lowered, spec, fid, cache and not any(
+        low.user is not None for low in lowered.values()))
     profile = ModelProfile(spec.name, fid.value, costs, plan_memory(graph, lowered))
     single = len(graph.outputs) == 1
     return CompiledModel(graph, lowered, profile, symbolic, single)
+
+
+def _priced(graph: Graph, lowered: dict[str, Lowered], spec: hw.ChipSpec, fid: Fidelity,
+            cache: bool) -> tuple[OpCost, ...]:
+    """Each node's cost, from the graph cache when an identical graph was priced before."""
+    key = graph_key(graph, lowered, spec.name, fid.value) if cache else ""
+    if cache:
+        found = graph_cache.load(key)
+        if found is not None and [o.node for o in found] == [n.name for n in graph.nodes]:
+            return found
+    costs = tuple(price(n, lowered[n.name], spec, fid) for n in graph.nodes)
+    if cache:
+        graph_cache.store(key, costs)
+    return costs

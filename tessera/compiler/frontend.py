@@ -46,7 +46,7 @@ ATEN_KINDS: dict[str, NodeKind] = {
     **dict.fromkeys(("slice", "select", "narrow", "split", "split_with_sizes", "unbind",
                      "chunk"), _K.SLICE),
     "cat": _K.CONCAT,
-    **dict.fromkeys(("embedding", "index_select"), _K.GATHER),
+    **dict.fromkeys(("embedding", "index_select", "gather", "index"), _K.GATHER),
 }
 # ops that make a tensor from their arguments alone: evaluated at compile time
 CREATION = frozenset(("arange", "full", "zeros", "ones", "scalar_tensor", "empty", "eye",

@@ -123,7 +123,7 @@ class GraphError(ValueError):
 
 _ARITY = {NodeKind.DOT: (2, 3), NodeKind.ELEMENTWISE: (1, 3), NodeKind.REDUCE: (1, 1),
           NodeKind.BROADCAST: (1, 1), NodeKind.RESHAPE: (1, 1), NodeKind.TRANSPOSE: (1, 1),
-          NodeKind.SLICE: (1, 1), NodeKind.CONCAT: (1, 1 << 16), NodeKind.GATHER: (2, 2),
+          NodeKind.SLICE: (1, 1), NodeKind.CONCAT: (1, 1 << 16), NodeKind.GATHER: (2, 1 << 8),
           NodeKind.KERNEL: (1, 1 << 16), NodeKind.HOST: (0, 1 << 16)}
 
 

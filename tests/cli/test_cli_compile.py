@@ -1,0 +1,198 @@
+"""`tessera compile`: a model from a factory, a preset or a config.json; the profile summary,
+the report folder, and one `error:` line for every mistake."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from tessera.cli.app import app
+from tessera.cli.compile_cmd import make_inputs, parse_input
+from tessera.cli.errors import USAGE_ERROR
+
+MODEL_FILE = textwrap.dedent('''\
+    import torch
+
+
+    class Mlp(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.up = torch.nn.Linear(64, 128)
+            self.down = torch.nn.Linear(128, 64)
+
+        def forward(self, x):
+            return self.down(torch.relu(self.up(x)))
+
+
+    class Cumsum(torch.nn.Module):
+        def forward(self, x):
+            return torch.cumsum(x, dim=-1)
+
+
+    def make():
+        return Mlp()
+
+
+    def cumsum():
+        return Cumsum()
+
+
+    def not_a_module():
+        return 3
+
+
+    def boom():
+        return 1 / 0
+
+
+    NUMBER = 5
+''')
+TINY_LLAMA_CONFIG = {
+    "model_type": "llama", "vocab_size": 256, "hidden_size": 64, "num_hidden_layers": 1,
+    "num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 128,
+    "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "hidden_act": "silu",
+}
+
+
+def _invoke(*args: str):  # noqa: ANN202 - click Result
+    return CliRunner().invoke(app, ["compile", *args], terminal_width=200)
+
+
+def _one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
+    assert result.exit_code == USAGE_ERROR, result.output
+    text = result.output.strip()
+    assert "Traceback" not in text and "\n" not in text, text
+    assert text.startswith("error: ")
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in {text!r}"
+
+
+@pytest.fixture()
+def model_file(tmp_path: Path) -> Path:
+    path = tmp_path / "mymodels.py"
+    path.write_text(MODEL_FILE)
+    return path
+
+
+# ------------------------------------------------------------------ success
+def test_factory_from_a_file(model_file: Path) -> None:
+    result = _invoke(f"{model_file}:make", "--inputs", "x=4x64", "--chip", "trn1",
+                     "--fidelity", "roofline")
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith(f"compiled {model_file}:make (4x64 float32; with weights) "
+                               "for trn1 in ")
+    assert lines[1].startswith("2 ops on trn1 (roofline): ")
+    assert "per layer:" in lines and any(line.strip().startswith("up ") for line in lines)
+
+
+def test_factory_by_module_name_symbolic(model_file: Path,
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(model_file.parent)
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the command adds the current folder
+    monkeypatch.delitem(sys.modules, "mymodels", raising=False)
+    result = _invoke("mymodels:make", "--inputs", "x=4x64:bfloat16", "--symbolic",
+                     "--fidelity", "roofline")
+    assert result.exit_code == 0, result.output
+    assert "(4x64 bfloat16; symbolic)" in result.output.splitlines()[0]
+
+
+def test_preset_with_a_report_folder(tmp_path: Path) -> None:
+    folder = tmp_path / "reports" / "tiny"
+    result = _invoke("--preset", "tiny-llama", "--seq", "32", "--fidelity", "roofline",
+                     "--chip", "trn2", "--report", str(folder))
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.splitlines()[0].startswith("compiled tiny-llama (1x32 int64; with weights)")
+    assert "layers.1" in out and "costliest ops:" in out
+    for name in ("profile.json", "layers.png", "trace.json"):
+        assert (folder / name).stat().st_size > 0
+        assert str(folder / name) in out
+    report = json.loads((folder / "profile.json").read_text())
+    assert report["model"] == "tiny-llama" and report["chip"] == "trn2"
+    assert report["inputs"] == {"input_ids": {"shape": [1, 32], "dtype": "int64"}}
+    assert report["settings"] == {"symbolic": False, "dtype": None, "fallback": "error"}
+
+
+def test_hf_config_symbolic(tmp_path: Path) -> None:
+    config = tmp_path / "my-llama" / "config.json"
+    config.parent.mkdir()
+    config.write_text(json.dumps(TINY_LLAMA_CONFIG))
+    result = _invoke("--hf-config", str(config), "--seq", "16", "--batch", "2", "--symbolic",
+                     "--dtype", "bfloat16", "--fidelity", "roofline")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].startswith(
+        "compiled my-llama (2x16 int64; symbolic)")
+    assert "layers.0" in result.output and "layers.1" not in result.output
+
+
+def test_fallback_host_prices_unsupported_ops(model_file: Path) -> None:
+    result = _invoke(f"{model_file}:cumsum", "--inputs", "x=4x8", "--fidelity", "roofline",
+                     "--fallback", "host")
+    assert result.exit_code == 0, result.output
+    assert "host fallback ops:" in result.output
+
+
+def test_inputs_syntax_and_values() -> None:
+    assert parse_input("x=1x128:int64") == ("x", (1, 128), "int64")
+    assert parse_input("h = 2X3 ") == ("h", (2, 3), "float32")
+    ids, h = make_inputs([("ids", (2, 3), "int64"), ("h", (4, 5), "bfloat16")])
+    assert ids.dtype.is_floating_point is False and int(ids.abs().sum()) == 0
+    assert str(h.dtype) == "torch.bfloat16" and float(h.float().std()) > 0.1
+
+
+# ------------------------------------------------------------------ errors
+BAD = {
+    "nothing": ((), ("MODULE:FACTORY", "--preset", "--hf-config")),
+    "two models": (("--preset", "tiny-llama", "--hf-config", "c.json"), ("once",)),
+    "no colon": (("{file}",), ("expected MODULE:FACTORY",)),
+    "missing file": (("{dir}/nope.py:make", "--inputs", "x=4x64"), ("does not exist",)),
+    "unknown module": (("no_such_module_xyz:make", "--inputs", "x=4x64"),
+                       ("no_such_module_xyz", "not found")),
+    "missing factory": (("{file}:nope", "--inputs", "x=4x64"), ("has no 'nope'",)),
+    "not callable": (("{file}:NUMBER", "--inputs", "x=4x64"), ("not callable",)),
+    "not a module": (("{file}:not_a_module", "--inputs", "x=4x64"),
+                     ("not_a_module()", "int", "torch.nn.Module")),
+    "factory raises": (("{file}:boom", "--inputs", "x=4x64"),
+                       ("mymodels.py:", "in boom: ZeroDivisionError")),
+    "no inputs": (("{file}:make",), ("--inputs NAME=AxB",)),
+    "bad inputs": (("{file}:make", "--inputs", "x=4xq"), ("--inputs 'x=4xq'", "NAME=AxB")),
+    "bad input dtype": (("{file}:make", "--inputs", "x=4x64:float99"), ("float99",)),
+    "inputs with preset": (("--preset", "tiny-llama", "--inputs", "x=4"), ("--seq",)),
+    "unknown preset": (("--preset", "llama99"), ("llama99", "tiny-llama")),
+    "missing config": (("--hf-config", "{dir}/none.json"), ("none.json", "no such file")),
+    "bad config": (("--hf-config", "{dir}/bad.json"), ("model_type",)),
+    "seq too long": (("--preset", "tiny-llama", "--seq", "4096"), ("4096", "128")),
+    "weights too big": (("--preset", "llama3-8b"), ("--symbolic", "GB")),
+    "bad chip": (("--preset", "tiny-llama", "--chip", "trn9"), ("trn9", "trn2")),
+    "bad fidelity": (("--preset", "tiny-llama", "--fidelity", "exact"), ("roofline",)),
+    "bad fallback": (("--preset", "tiny-llama", "--fallback", "cpu"), ("host",)),
+    "bad dtype": (("--preset", "tiny-llama", "--dtype", "int3"), ("int3", "bfloat16")),
+    "report is a file": (("--preset", "tiny-llama", "--report", "{file}"), ("is a file",)),
+    "report cannot be made": (("--preset", "tiny-llama", "--report", "{file}/sub"),
+                              ("--report", "cannot create")),
+    "shape mismatch": (("{file}:make", "--inputs", "x=4x32", "--fidelity", "roofline"),
+                       ("torch.export could not trace Mlp",)),
+    "unsupported op": (("{file}:cumsum", "--inputs", "x=4x8", "--fidelity", "roofline"),
+                       ("aten.cumsum.default", "fallback")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_mistakes_are_one_line(case: str, model_file: Path) -> None:
+    (model_file.parent / "bad.json").write_text('{"vocab_size": 10}')
+    args, fragments = BAD[case]
+    args = tuple(a.format(file=model_file, dir=model_file.parent) for a in args)
+    _one_line_error(_invoke(*args), *fragments)
+
+
+def test_syntax_error_in_the_model_file(tmp_path: Path) -> None:
+    path = tmp_path / "broken.py"
+    path.write_text("def make(:\n")
+    _one_line_error(_invoke(f"{path}:make", "--inputs", "x=4"), "broken.py:1",
+                    "SyntaxError")
