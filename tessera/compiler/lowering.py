@@ -126,7 +126,17 @@ def generic(node: Node, graph: Graph) -> Lowered:
         return Lowered(node.name, run, moved_bytes=_io_bytes(node, graph), host=True)
     if base_name(node.op) in _VIEW_OPS:
         return Lowered(node.name, run)
+    if node.kind is NodeKind.SCATTER:
+        return Lowered(node.name, run, moved_bytes=_update_bytes(node, graph))
     return Lowered(node.name, run, moved_bytes=_io_bytes(node, graph))
+
+
+def _update_bytes(node: Node, graph: Graph) -> int:
+    """A scatter writes its updates into the destination where it lies (the output aliases
+    input 0, as a KV cache stays on the device between calls and is written slot by slot):
+    it reads the indices and updates and writes the updates, never copying the rest."""
+    rest = [_bytes(graph.shape_of(i), graph.dtype_of(i)) for i in node.inputs[1:]]
+    return sum(rest) + rest[-1]
 
 
 def _io_bytes(node: Node, graph: Graph) -> int:

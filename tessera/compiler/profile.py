@@ -10,10 +10,47 @@ chip), so the sum is an upper bound of a graph-level schedule; see docs/compiler
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from tessera.compiler.passes.memory import MemoryPlan
 from tessera.compiler.price import OpCost, PriceKind
+
+TOP = "(top)"  # the ops traced at the top module itself
+
+
+def layer_names(modules: Iterable[str]) -> dict[str, str]:
+    """Module path -> the layer it belongs to, as a reader of the model names its layers.
+
+    A path with a numeric component (an item of a ModuleList or Sequential) belongs to that
+    block: `model.layers.3.self_attn.q_proj` -> `model.layers.3`, `encoder.layer.5.output`
+    -> `encoder.layer.5`, `h.0.mlp` -> `h.0`. Any other path is cut to its shortest prefix
+    that does not contain a block list, so siblings of the blocks stay apart
+    (`model.embed_tokens`, `model.norm`, `lm_head`) and a module's parts stay together
+    (`embeddings.word_embeddings` -> `embeddings`). The top module's own ops are "(top)".
+    """
+    paths = set(modules)
+    containers = set()
+    for path in paths:
+        parts = path.split(".") if path else []
+        for i, part in enumerate(parts):
+            if part.isdigit():
+                containers.add(".".join(parts[:i]))
+                break
+    out = {}
+    for path in paths:
+        parts = path.split(".") if path else []
+        numeric = next((i for i, p in enumerate(parts) if p.isdigit()), None)
+        if not parts:
+            out[path] = TOP
+        elif numeric is not None:
+            out[path] = ".".join(parts[:numeric + 1])
+        else:
+            cut = next((i for i in range(1, len(parts) + 1) if not any(
+                c == ".".join(parts[:i]) or c.startswith(".".join(parts[:i]) + ".")
+                for c in containers)), len(parts))
+            out[path] = ".".join(parts[:cut])
+    return out
 
 
 @dataclass(frozen=True)
@@ -88,7 +125,28 @@ class ModelProfile:
             parts = op.module.split(".") if op.module else []
             key = ".".join(parts[:depth] if depth is not None else parts)
             groups.setdefault(key, []).append(op)
-        return tuple(LayerTime(k or "(top)", sum(o.time_s for o in v), len(v),
+        return tuple(LayerTime(k or TOP, sum(o.time_s for o in v), len(v),
+                               sum(o.flops for o in v), sum(o.hbm_bytes for o in v))
+                     for k, v in groups.items())
+
+    def layer_of(self, op: OpCost) -> str:
+        """The layer `op` belongs to (see `layer_names`)."""
+        return self._layers()[op.module]
+
+    def _layers(self) -> dict[str, str]:
+        cached = self.__dict__.get("_layer_names")
+        if cached is None:  # frozen dataclass: memoised outside the fields
+            cached = layer_names(op.module for op in self.ops)
+            object.__setattr__(self, "_layer_names", cached)
+        return cached
+
+    def by_layer(self) -> tuple[LayerTime, ...]:
+        """Time per layer (`layer_names`: `layers.3`, `model.embed_tokens`, `lm_head`), in
+        the order the model first reaches each."""
+        groups: dict[str, list[OpCost]] = {}
+        for op in self.ops:
+            groups.setdefault(self.layer_of(op), []).append(op)
+        return tuple(LayerTime(k, sum(o.time_s for o in v), len(v),
                                sum(o.flops for o in v), sum(o.hbm_bytes for o in v))
                      for k, v in groups.items())
 
@@ -103,8 +161,9 @@ class ModelProfile:
         """The `n` costliest ops."""
         return tuple(sorted(self.ops, key=lambda o: -o.time_s)[:n])
 
-    def format(self, depth: int | None = 2, top: int = 8) -> str:
-        """A text summary: total, per layer, costliest ops."""
+    def format(self, depth: int | None = None, top: int = 8) -> str:
+        """A text summary: total, per layer (`by_layer`; or per module path cut to `depth`
+        components when given), costliest ops."""
         lines = [f"{len(self.ops)} ops on {self.chip} ({self.fidelity}): "
                  f"{_t(self.total_s)} predicted, {self.flops / 1e9:.3g} GFLOP, "
                  f"{self.hbm_bytes / 1e6:.3g} MB of HBM traffic, peak HBM "
@@ -115,9 +174,11 @@ class ModelProfile:
         if len(phases) > 1:
             lines.append("  " + ", ".join(f"{k} {_t(v)}" for k, v in phases.items()))
         lines.append("per layer:")
-        for layer in self.by_module(depth):
+        rows = self.by_layer() if depth is None else self.by_module(depth)
+        width = max((len(r.module) for r in rows), default=0)
+        for layer in rows:
             share = layer.time_s / self.total_s if self.total_s else 0.0
-            lines.append(f"  {layer.module:<28} {_t(layer.time_s):>10}  {share:6.1%}  "
+            lines.append(f"  {layer.module:<{width}} {_t(layer.time_s):>10}  {share:6.1%}  "
                          f"{layer.ops} ops")
         lines.append("costliest ops:")
         for op in self.top(top):

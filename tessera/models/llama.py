@@ -58,19 +58,41 @@ class LlamaAttention(nn.Module):
         self.v_proj = nn.Linear(h, kv_width, bias=False)
         self.o_proj = nn.Linear(h, h, bias=False)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        b, s, h = x.shape  # [B, S, H]
+    def project(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
+                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """q [B, nh, S, hd] and k, v [B, nkv, S, hd] of x [B, S, H], q and k rotated."""
+        b, s, _ = x.shape
         q = self.q_proj(x).view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        # q [B, nh, S, hd]; k, v [B, nkv, S, hd]
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
+
+    def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Causal attention (or attention under a boolean `mask`, True = attend) of q over
+        k, v, then the output projection: [B, S, H]."""
+        b, _, s, _ = q.shape
         # query head i reads key/value head i // (nh / nkv); SDPA repeats them itself, so
         # plain MHA (nkv == nh) exports without the GQA flag
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True,
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
                                            enable_gqa=self.num_kv_heads != self.num_heads)
-        y = y.transpose(1, 2).reshape(b, s, h)  # [B, S, H]
-        return self.o_proj(y)
+        return self.o_proj(y.transpose(1, 2).reshape(b, s, -1))  # [B, S, H]
+
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+                position: torch.Tensor | None = None, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attention of x [B, S, H] -> ([B, S, H], (k, v)).
+
+        Without `cache`: causal over x, and (k, v) are x's own [B, nkv, S, hd]. With a
+        cache (k, v [B, nkv, T, hd]): x's keys and values are written at slot `position`
+        ([S] int64) and x attends to the cache under `mask` (True = visible); (k, v) are the
+        updated caches (`tessera.models.llama_cache`)."""
+        q, k, v = self.project(x, cos, sin)
+        if cache is not None:
+            k = cache[0].index_copy(2, position, k)  # [B, nkv, T, hd]
+            v = cache[1].index_copy(2, position, v)
+        return self.attend(q, k, v, mask), (k, v)
 
 
 class LlamaMlp(nn.Module):
@@ -98,9 +120,14 @@ class LlamaBlock(nn.Module):
         self.post_attention_layernorm = nn.RMSNorm(config.hidden_size, eps=config.norm_eps)
         self.mlp = LlamaMlp(config)
 
-    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        x = x + self.self_attn(self.input_layernorm(x), cos, sin)
-        return x + self.mlp(self.post_attention_layernorm(x))
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+                cache: tuple[torch.Tensor, torch.Tensor] | None = None,
+                position: torch.Tensor | None = None, mask: torch.Tensor | None = None
+                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """-> (the layer's output [B, S, H], the attention's (k, v): see LlamaAttention)."""
+        y, kv = self.self_attn(self.input_layernorm(x), cos, sin, cache, position, mask)
+        x = x + y
+        return x + self.mlp(self.post_attention_layernorm(x)), kv
 
 
 class LlamaModel(nn.Module):
@@ -141,5 +168,5 @@ class LlamaModel(nn.Module):
             # cast only when needed: a no-op .to() stays in exported graphs as an assert node
             cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # [S, hd]
         for layer in self.layers:
-            x = layer(x, cos, sin)
+            x, _ = layer(x, cos, sin)
         return self.lm_head(self.norm(x))  # [B, S, V], in the model dtype

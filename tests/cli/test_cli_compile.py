@@ -29,17 +29,17 @@ MODEL_FILE = textwrap.dedent('''\
             return self.down(torch.relu(self.up(x)))
 
 
-    class Cumsum(torch.nn.Module):
+    class Flip(torch.nn.Module):
         def forward(self, x):
-            return torch.cumsum(x, dim=-1)
+            return torch.flip(x, dims=[-1])
 
 
     def make():
         return Mlp()
 
 
-    def cumsum():
-        return Cumsum()
+    def flip():
+        return Flip()
 
 
     def not_a_module():
@@ -132,7 +132,7 @@ def test_hf_config_symbolic(tmp_path: Path) -> None:
 
 
 def test_fallback_host_prices_unsupported_ops(model_file: Path) -> None:
-    result = _invoke(f"{model_file}:cumsum", "--inputs", "x=4x8", "--fidelity", "roofline",
+    result = _invoke(f"{model_file}:flip", "--inputs", "x=4x8", "--fidelity", "roofline",
                      "--fallback", "host")
     assert result.exit_code == 0, result.output
     assert "host fallback ops:" in result.output
@@ -178,8 +178,8 @@ BAD = {
                               ("--report", "cannot create")),
     "shape mismatch": (("{file}:make", "--inputs", "x=4x32", "--fidelity", "roofline"),
                        ("torch.export could not trace Mlp",)),
-    "unsupported op": (("{file}:cumsum", "--inputs", "x=4x8", "--fidelity", "roofline"),
-                       ("aten.cumsum.default", "fallback")),
+    "unsupported op": (("{file}:flip", "--inputs", "x=4x8", "--fidelity", "roofline"),
+                       ("aten.flip.default", "fallback")),
 }
 
 

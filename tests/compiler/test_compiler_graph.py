@@ -42,3 +42,23 @@ def test_verify_rejects(nodes, outputs, message) -> None:
 
 def test_movement_kinds_are_marked() -> None:
     assert NodeKind.TRANSPOSE.moves_data_only and not NodeKind.DOT.moves_data_only
+
+
+def test_layer_names_follow_the_blocks_of_the_model() -> None:
+    from tessera.compiler.profile import TOP, layer_names
+
+    hf_llama = ["model.embed_tokens", "model.layers.0.self_attn.q_proj", "model.layers.0",
+                "model.layers.11.mlp.down_proj", "model.norm", "lm_head", ""]
+    assert layer_names(hf_llama) == {
+        "model.embed_tokens": "model.embed_tokens",
+        "model.layers.0.self_attn.q_proj": "model.layers.0", "model.layers.0": "model.layers.0",
+        "model.layers.11.mlp.down_proj": "model.layers.11", "model.norm": "model.norm",
+        "lm_head": "lm_head", "": TOP}
+    bert = ["embeddings.word_embeddings", "embeddings", "encoder.layer.5.attention.self",
+            "pooler.dense"]
+    assert layer_names(bert) == {
+        "embeddings.word_embeddings": "embeddings", "embeddings": "embeddings",
+        "encoder.layer.5.attention.self": "encoder.layer.5", "pooler.dense": "pooler"}
+    # no block list at all: each top-level child is a layer
+    assert layer_names(["fc1", "act", "fc2.inner"]) == {"fc1": "fc1", "act": "act",
+                                                         "fc2.inner": "fc2"}

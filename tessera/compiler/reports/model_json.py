@@ -11,7 +11,8 @@ name, its inputs (shape and dtype) and the compile settings. Then:
 * `memory`: the HBM plan (resident weights, inputs, peak activations and where);
 * `utilisation`: per resource, busy seconds summed over the ops and their share of total_s;
 * `groups`: seconds per op group (matmul, attention, norm, ...: `model_ops.op_group`);
-* `layers`: one row per module path at depth 2 (`by_module(2)`); `modules`: per full path;
+* `layers`: one row per layer (`ModelProfile.by_layer`: `layers.3`, `model.embed_tokens`,
+  `lm_head`); `modules`: one per full module path;
 * `ops`: one row per node in graph order, its start time in the sum included.
 
 Every number is as the compiler produced it; a non-finite one would be written as null.
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import tessera
 from tessera.compiler.profile import LayerTime, ModelProfile
-from tessera.compiler.reports.model_ops import GROUPS, LAYER_DEPTH, layer_of, op_group
+from tessera.compiler.reports.model_ops import GROUPS, op_group
 
 SCHEMA = "tessera.model_profile/1"
 
@@ -100,7 +101,7 @@ def model_report(profile: ModelProfile, *, model: str | None = None,
     start = 0.0
     for op in profile.ops:
         ops.append({"node": op.node, "op": op.op, "kind": op.kind.value, "module": op.module,
-                    "layer": layer_of(op), "group": op_group(op), "priced_as": op.priced_as,
+                    "layer": profile.layer_of(op), "group": op_group(op), "priced_as": op.priced_as,
                     "kernels": list(op.kernels), "start_s": start, "time_s": op.time_s,
                     "bound": op.bound, "flops": op.flops, "hbm_bytes": op.hbm_bytes,
                     "busy_s": dict(op.busy_s), "peak_sbuf_bytes": op.peak_sbuf_bytes})
@@ -119,8 +120,7 @@ def model_report(profile: ModelProfile, *, model: str | None = None,
         "utilisation": {r: {"busy_s": b, "utilisation": b / total if total else 0.0}
                         for r, b in busy.items()},
         "groups": group_times(profile),
-        "layer_depth": LAYER_DEPTH,
-        "layers": [_layer(row, total) for row in profile.by_module(LAYER_DEPTH)],
+        "layers": [_layer(row, total) for row in profile.by_layer()],
         "modules": [_layer(row, total) for row in profile.by_module()],
         "ops": ops,
     })

@@ -2,8 +2,8 @@
 
 Shared by the JSON report, the per-layer PNG and the Perfetto trace, so the three agree.
 
-* `layer_of`: the module path cut to `LAYER_DEPTH` components (`layers.3`, `lm_head`), the
-  rows of `ModelProfile.by_module(depth=2)`; ops traced at the top module are "(top)".
+* layers are `ModelProfile.layer_of` (`layers.3`, `model.embed_tokens`, `lm_head`; "(top)"
+  for ops of the top module), the rows of `ModelProfile.by_layer()`.
 * `op_group`: what the time is spent on: `matmul` (linear, matmul, bmm), `attention` (a
   whole SDPA: the flash kernel, or matmuls around a masked softmax), `norm` (rms/layer
   norm, softmax), `elementwise` (the library's pointwise kernels: residual add, SwiGLU,
@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from tessera.compiler.price import OpCost, PriceKind
 
-LAYER_DEPTH = 2
-TOP = "(top)"  # as `ModelProfile.by_module` names the ops of the top module
 GROUPS = ("matmul", "attention", "norm", "elementwise", "embedding", "copy", "host", "view")
 _KERNEL_GROUPS = {
     "matmul": "matmul", "batched_matmul": "matmul", "flash_attention": "attention",
@@ -28,11 +26,6 @@ _KERNEL_GROUPS = {
 # lanes in the order a reader scans them: the engines, memory, then the non-kernel work
 LANES = ("tensor", "vector", "scalar", "gpsimd", "sync", "dma", "hbm", "latency", "unknown",
          "copy", "host")
-
-
-def layer_of(op: OpCost, depth: int = LAYER_DEPTH) -> str:
-    """The op's module path cut to `depth` components ("(top)" for the top module)."""
-    return ".".join(op.module.split(".")[:depth]) if op.module else TOP
 
 
 def op_group(op: OpCost) -> str:

@@ -1,6 +1,6 @@
 """A compiled model's time per layer as a PNG: one horizontal stacked bar per layer.
 
-Rows are the module paths at depth 2 (`embed_tokens`, `layers.0`, ..., `lm_head`), in the
+Rows are the layers, `ModelProfile.layer_of` (`embed_tokens`, `layers.0`, ..., `lm_head`), in the
 order the model reaches them, top to bottom; each bar is split by what its time is spent
 on (`model_ops.op_group`: matmul, attention, norm, elementwise, embedding, copy, host;
 views take no time). The bar's total and its share of the model's time are written at its
@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 import tessera  # noqa: E402
 from tessera.compiler.profile import ModelProfile  # noqa: E402
-from tessera.compiler.reports.model_ops import GROUPS, LAYER_DEPTH, layer_of, op_group  # noqa: E402
+from tessera.compiler.reports.model_ops import GROUPS, op_group  # noqa: E402
 
 COLOURS = {
     "matmul": "#d62728", "attention": "#9467bd", "norm": "#2ca02c", "elementwise": "#1f77b4",
@@ -35,12 +35,11 @@ def _time_unit(total_s: float) -> tuple[float, str]:
     return _TIME_UNITS[-1]
 
 
-def layer_groups(profile: ModelProfile, depth: int = LAYER_DEPTH
-                 ) -> dict[str, dict[str, float]]:
-    """Per layer (module path at `depth`, in first-reached order), seconds per op group."""
+def layer_groups(profile: ModelProfile) -> dict[str, dict[str, float]]:
+    """Per layer (`ModelProfile.layer_of`, in first-reached order), seconds per op group."""
     rows: dict[str, dict[str, float]] = {}
     for op in profile.ops:
-        row = rows.setdefault(layer_of(op, depth), dict.fromkeys(GROUPS, 0.0))
+        row = rows.setdefault(profile.layer_of(op), dict.fromkeys(GROUPS, 0.0))
         row[op_group(op)] += op.time_s
     return rows
 

@@ -5,7 +5,7 @@ its ops' times (docs/compiler.md), so the ops are laid out back to back in graph
 0. One process, named by the chip, holds:
 
 * `model`: every op, views included (they last 0 us);
-* `layers`: one slice per run of consecutive ops of one module path at depth 2
+* `layers`: one slice per run of consecutive ops of one layer (`ModelProfile.layer_of`)
   (`layers.3`), to see the layers at a glance;
 * one lane per resource that bounds a library kernel (`tensor`, `vector`, `scalar`,
   `gpsimd`, `dma`, `hbm`, `latency`: fixed latencies dominate) and the lanes `copy`
@@ -23,9 +23,9 @@ import json
 from collections.abc import Mapping
 from pathlib import Path
 
-from tessera.compiler.profile import ModelProfile
+from tessera.compiler.profile import TOP, ModelProfile
 from tessera.compiler.reports.model_json import plain, provenance
-from tessera.compiler.reports.model_ops import TOP, lane_order, layer_of, op_group, op_lane
+from tessera.compiler.reports.model_ops import lane_order, op_group, op_lane
 
 SCHEMA = "tessera.model_trace/1"
 MODEL_LANE = "model"
@@ -72,7 +72,7 @@ def model_chrome_trace(profile: ModelProfile, *, model: str | None = None,
         lane = op_lane(op)
         if lane is not None:
             events.append({**base, "tid": tids[lane]})
-        layer = layer_of(op)
+        layer = profile.layer_of(op)
         if spans and spans[-1][0] == layer:
             spans[-1] = (layer, spans[-1][1], end)
         else:
