@@ -32,6 +32,11 @@ demo: $(STAMP)
 	$(BIN)/tessera kernel profile examples/kernels/matmul_tutorial.py::matmul_block_free_dims --chip trn1 --symbolic --shape lhsT=8192x4096 --shape rhs=8192x8192
 	$(BIN)/tessera kernel profile examples/kernels/matmul_tutorial.py::matmul_block_free_dims --chip trn1 --symbolic --shape lhsT=8192x4096 --shape rhs=8192x8192 --schedule trivial
 	$(BIN)/tessera collective ALL_REDUCE --bytes 64MiB --ranks 16 --instance trn1.32xlarge
+	@echo "the graph compiler: a small built-in Llama compiled, run on the simulated chip and timed per layer, on trn1 and trn2:"
+	$(BIN)/tessera compile --preset tiny-llama --chip trn1
+	$(BIN)/tessera compile --preset tiny-llama --chip trn2
+	@echo "and Llama-3-8B, prefill of 2048 tokens in bf16, predicted from shapes alone:"
+	$(BIN)/tessera compile --preset llama3-8b --seq 2048 --dtype bfloat16 --symbolic --fidelity roofline --chip trn2
 
 test: $(STAMP)
 	$(BIN)/ruff check

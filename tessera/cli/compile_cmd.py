@@ -27,13 +27,16 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from tessera import hw
 from tessera.cli.errors import debug_enabled, fail, guard
 from tessera.nki.runtime import default_chip
+
+if TYPE_CHECKING:
+    from tessera.kernels.tune import TuneStep
 
 CHIP_HELP = ("Target chip preset: trn1, inf2, trn2, trn3 (default: "
              "NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")
@@ -241,6 +244,57 @@ def _quiet_torch() -> Iterator[None]:
         logger.setLevel(level)
 
 
+class _TuningProgress:
+    """On a terminal, one line per kernel shape being tuned (the first SIMULATED compile of
+    a large model tunes for minutes), rewritten in place as configurations finish."""
+
+    def __init__(self) -> None:
+        self.shapes = 0
+
+    def __call__(self, step: TuneStep) -> None:
+        if step.evaluated == 1:
+            self.shapes += 1
+        typer.echo(f"\r  tuning kernel shape {self.shapes}: {step.kernel}, configuration "
+                   f"{step.evaluated}/{step.planned}   ", err=True, nl=False)
+
+    def done(self) -> None:
+        if self.shapes:
+            typer.echo(f"\r  tuned {self.shapes} kernel shape(s); cached for the next "
+                       "compile" + " " * 20, err=True)
+
+
+def _run_check(compiled: object, model: object, args: tuple[object, ...]) -> str:
+    """Run the compiled model on the simulated device (library kernels through
+    tessera.nki) and eagerly on the CPU; say how far apart their outputs are."""
+    import torch
+
+    _stage("running it on the simulated device and eagerly ...")
+    start = time.perf_counter()
+    got = compiled(*args)  # type: ignore[operator]
+    seconds = time.perf_counter() - start
+    with torch.no_grad():
+        want = model(*args)  # type: ignore[operator]
+    pairs = list(zip(_tensors(got), _tensors(want), strict=False))
+    diff = max(((g.float() - w.float()).abs().max().item() for g, w in pairs if
+                g.shape == w.shape), default=float("nan"))
+    return (f"ran on the simulated device in {seconds:.2f} s: max |compiled - eager| = "
+            f"{diff:.2e} over {len(pairs)} output(s)")
+
+
+def _tensors(value: object) -> list[object]:
+    """The tensors of a model output (a tensor, a tuple/list, or a dataclass-like output
+    with tensor fields such as a transformers ModelOutput), in order."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, tuple | list):
+        return [t for v in value for t in _tensors(v)]
+    if hasattr(value, "to_tuple"):
+        return _tensors(value.to_tuple())
+    return []
+
+
 @guard
 def compile_model(
     spec: Annotated[str | None, typer.Argument(
@@ -325,17 +379,24 @@ def compile_model(
         args = (torch.zeros(batch, seq, dtype=torch.int64),)
     _stage(f"compiling for {chip_name} (torch.export, passes, lowering, {fid} pricing) ...")
     start = time.perf_counter()
+    progress = _TuningProgress() if sys.stderr.isatty() else None
     try:
         with _quiet_torch():
             compiled = tessera.compile(model, args, chip=chip_name, dtype=cast,
-                                       symbolic=symbolic, fallback=fb, fidelity=fid)
+                                       symbolic=symbolic, fallback=fb, fidelity=fid,
+                                       progress=progress)
     except CompileError as err:
         raise fail(" ".join(str(err).split())) from None
+    finally:
+        if progress is not None:
+            progress.done()
     seconds = time.perf_counter() - start
     mode = "symbolic" if symbolic else "with weights"
     shapes = ", ".join("x".join(map(str, a.shape)) + f" {str(a.dtype).removeprefix('torch.')}"
                        for a in args)
     typer.echo(f"compiled {name} ({shapes}; {mode}) for {chip_name} in {seconds:.1f} s")
+    if not symbolic:
+        typer.echo(_run_check(compiled, model, args))
     typer.echo(compiled.profile.format())
     if report_dir is not None:
         from tessera.report import write_model_report

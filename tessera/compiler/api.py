@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -28,6 +28,7 @@ from tessera.compiler.pipeline import optimise
 from tessera.compiler.price import OpCost, price
 from tessera.compiler.profile import ModelProfile
 from tessera.cost import Fidelity
+from tessera.kernels.tune import TuneStep
 from tessera.nki.runtime import default_chip
 
 if TYPE_CHECKING:  # buckets builds on this module
@@ -86,7 +87,9 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
             dtype: torch.dtype | str | None = None, kernels: Mapping[str, object] | None = None,
             symbolic: bool = False, fallback: str = "error",
             fidelity: Fidelity | str = Fidelity.SIMULATED, cache: bool = True,
-            buckets: Sequence[int] | None = None) -> CompiledModel | BucketedModel:
+            buckets: Sequence[int] | None = None,
+            progress: Callable[[TuneStep], None] | None = None
+            ) -> CompiledModel | BucketedModel:
     """Compile `model` for `chip` (a preset name; default `nki.default_chip()`).
 
     `example_inputs`: a tensor or a tuple of them (the shapes the graph is compiled for).
@@ -101,6 +104,8 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     `tessera.compiler.graph_cache`).
     `buckets`: sequence lengths (dim 1 of every input): one graph per bucket, calls padded
     to the next one (a `BucketedModel`; see `tessera.compiler.buckets`).
+    `progress`: called with each `tessera.kernels.tune.TuneStep` while a library kernel
+    shape is tuned for the first time (SIMULATED: minutes for a large model's shapes).
     """
     if buckets is not None:
         from tessera.compiler.buckets import BucketedModel, pad_to
@@ -109,7 +114,7 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
             else (example_inputs,)
         return BucketedModel(buckets, lambda b: compile(  # type: ignore[return-value]
             model, tuple(pad_to(a, b) for a in inputs), chip, dtype, kernels, symbolic,
-            fallback, fidelity, cache))
+            fallback, fidelity, cache, progress=progress))
     given = {op_key(k): v for k, v in (kernels or {}).items()}
     chip_name = chip or default_chip()
     try:
@@ -129,21 +134,22 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     graph = optimise(to_graph(program, fallback, frozenset(given)))
     lowered = lower(graph, given)
     costs = _priced(graph, lowered, spec, fid, cache and not any(
-        low.user is not None for low in lowered.values()))
+        low.user is not None for low in lowered.values()), progress)
     profile = ModelProfile(spec.name, fid.value, costs, plan_memory(graph, lowered))
     single = len(graph.outputs) == 1
     return CompiledModel(graph, lowered, profile, symbolic, single)
 
 
 def _priced(graph: Graph, lowered: dict[str, Lowered], spec: hw.ChipSpec, fid: Fidelity,
-            cache: bool) -> tuple[OpCost, ...]:
+            cache: bool, progress: Callable[[TuneStep], None] | None
+            ) -> tuple[OpCost, ...]:
     """Each node's cost, from the graph cache when an identical graph was priced before."""
     key = graph_key(graph, lowered, spec.name, fid.value) if cache else ""
     if cache:
         found = graph_cache.load(key)
         if found is not None and [o.node for o in found] == [n.name for n in graph.nodes]:
             return found
-    costs = tuple(price(n, lowered[n.name], spec, fid) for n in graph.nodes)
+    costs = tuple(price(n, lowered[n.name], spec, fid, progress) for n in graph.nodes)
     if cache:
         graph_cache.store(key, costs)
     return costs

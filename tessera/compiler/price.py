@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,7 @@ from tessera.compiler.overrides import profile_user_kernel
 from tessera.cost import Fidelity
 from tessera.cost.roofline import fixed_overhead_s
 from tessera.hw import MemoryKind
+from tessera.kernels.tune import TuneStep
 
 HOST_FILE = Path(__file__).with_name("calibration") / "host.yaml"
 
@@ -65,12 +67,14 @@ def host_constants(path: Path = HOST_FILE) -> dict[str, float]:
     return {k: float(v["value"]) for k, v in data.items()}
 
 
-def price(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity) -> OpCost:
-    """The cost of one lowered node (see the module docstring)."""
+def price(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity,
+          progress: Callable[[TuneStep], None] | None = None) -> OpCost:
+    """The cost of one lowered node (see the module docstring). `progress` receives the
+    tuner's steps when a library kernel shape is tuned for the first time (SIMULATED)."""
     if lowered.user is not None:
         return _user(node, lowered, chip)
     if lowered.kernels:
-        return _kernels(node, lowered, chip, fidelity)
+        return _kernels(node, lowered, chip, fidelity, progress)
     if lowered.host:
         c = host_constants()
         t = (lowered.moved_bytes / c["host_link_bytes_per_s"]
@@ -100,14 +104,16 @@ def _user(node: Node, lowered: Lowered, chip: hw.ChipSpec) -> OpCost:
                   float(p.hbm_read_bytes + p.hbm_write_bytes), busy, p.peak_sbuf_bytes)
 
 
-def _kernels(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity) -> OpCost:
+def _kernels(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity,
+             progress: Callable[[TuneStep], None] | None) -> OpCost:
     total = flops = hbm = 0.0
     busy: dict[str, float] = {}
     names: list[str] = []
     peak_sbuf = 0
     bound_time: dict[str, float] = {}
     for call in lowered.kernels:
-        e = cost.estimate(call.kernel, dict(call.shapes), call.dtype, chip.name, fidelity)
+        e = cost.estimate(call.kernel, dict(call.shapes), call.dtype, chip.name, fidelity,
+                          progress=progress)
         times = call.calls * call.factor
         total += e.time_s * times
         flops += e.flops * times

@@ -10,6 +10,7 @@ chip), so the sum is an upper bound of a graph-level schedule; see docs/compiler
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -174,12 +175,14 @@ class ModelProfile:
         if len(phases) > 1:
             lines.append("  " + ", ".join(f"{k} {_t(v)}" for k, v in phases.items()))
         lines.append("per layer:")
-        rows = self.by_layer() if depth is None else self.by_module(depth)
-        width = max((len(r.module) for r in rows), default=0)
-        for layer in rows:
-            share = layer.time_s / self.total_s if self.total_s else 0.0
-            lines.append(f"  {layer.module:<{width}} {_t(layer.time_s):>10}  {share:6.1%}  "
-                         f"{layer.ops} ops")
+        rows = _runs(self.by_layer() if depth is None else self.by_module(depth))
+        width = max((len(name) for name, _, _ in rows), default=0)
+        for name, layer, count in rows:
+            time_s = layer.time_s * count
+            share = time_s / self.total_s if self.total_s else 0.0
+            each = f"  ({count} x {_t(layer.time_s)}, {layer.ops} ops each)" if count > 1 \
+                else f"  {layer.ops} ops"
+            lines.append(f"  {name:<{width}} {_t(time_s):>10}  {share:6.1%}{each}")
         lines.append("costliest ops:")
         for op in self.top(top):
             what = "+".join(dict.fromkeys(op.kernels)) or op.priced_as
@@ -189,6 +192,25 @@ class ModelProfile:
 
     def __str__(self) -> str:
         return self.format()
+
+
+def _runs(rows: tuple[LayerTime, ...]) -> list[tuple[str, LayerTime, int]]:
+    """Consecutive identical blocks (`layers.0`, `layers.1`, ... with the same time and op
+    count) as one row `layers.0-31` with their count: a 32-layer model reads in a few
+    lines."""
+    out: list[tuple[str, LayerTime, int]] = []
+    for row in rows:
+        stem, _, index = row.module.rpartition(".")
+        if out and index.isdigit():
+            name, first, count = out[-1]
+            prev_stem, _, prev_index = first.module.rpartition(".")
+            if (prev_stem == stem and prev_index.isdigit()
+                    and int(prev_index) + count == int(index) and first.ops == row.ops
+                    and math.isclose(first.time_s, row.time_s, rel_tol=1e-9)):
+                out[-1] = (f"{first.module}-{index}", first, count + 1)
+                continue
+        out.append((row.module, row, 1))
+    return out
 
 
 def _t(seconds: float) -> str:

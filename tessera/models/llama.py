@@ -80,19 +80,22 @@ class LlamaAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-                position: torch.Tensor | None = None, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """Attention of x [B, S, H] -> ([B, S, H], (k, v)).
+                position: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                return_kv: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """Attention of x [B, S, H] -> [B, S, H], or ([B, S, H], (k, v)) with `return_kv`.
 
         Without `cache`: causal over x, and (k, v) are x's own [B, nkv, S, hd]. With a
         cache (k, v [B, nkv, T, hd]): x's keys and values are written at slot `position`
         ([S] int64) and x attends to the cache under `mask` (True = visible); (k, v) are the
-        updated caches (`tessera.models.llama_cache`)."""
+        updated caches (`tessera.models.llama_cache`). Training returns the tensor alone:
+        outputs that take no gradient would hide the module from backward hooks."""
         q, k, v = self.project(x, cos, sin)
         if cache is not None:
             k = cache[0].index_copy(2, position, k)  # [B, nkv, T, hd]
             v = cache[1].index_copy(2, position, v)
-        return self.attend(q, k, v, mask), (k, v)
+        y = self.attend(q, k, v, mask)
+        return (y, (k, v)) if return_kv else y
 
 
 class LlamaMlp(nn.Module):
@@ -122,12 +125,17 @@ class LlamaBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
                 cache: tuple[torch.Tensor, torch.Tensor] | None = None,
-                position: torch.Tensor | None = None, mask: torch.Tensor | None = None
-                ) -> tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
-        """-> (the layer's output [B, S, H], the attention's (k, v): see LlamaAttention)."""
-        y, kv = self.self_attn(self.input_layernorm(x), cos, sin, cache, position, mask)
+                position: torch.Tensor | None = None, mask: torch.Tensor | None = None,
+                return_kv: bool = False
+                ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, torch.Tensor]]:
+        """The layer's output [B, S, H]; with `return_kv` also the attention's (k, v) (see
+        LlamaAttention)."""
+        y = self.self_attn(self.input_layernorm(x), cos, sin, cache, position, mask,
+                           return_kv=return_kv)
+        y, kv = y if return_kv else (y, None)
         x = x + y
-        return x + self.mlp(self.post_attention_layernorm(x)), kv
+        x = x + self.mlp(self.post_attention_layernorm(x))
+        return (x, kv) if return_kv else x
 
 
 class LlamaModel(nn.Module):
@@ -168,5 +176,5 @@ class LlamaModel(nn.Module):
             # cast only when needed: a no-op .to() stays in exported graphs as an assert node
             cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # [S, hd]
         for layer in self.layers:
-            x, _ = layer(x, cos, sin)
+            x = layer(x, cos, sin)
         return self.lm_head(self.norm(x))  # [B, S, V], in the model dtype

@@ -47,7 +47,7 @@ class LlamaPrefill(nn.Module):
         cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         keys, values = [], []
         for layer in m.layers:
-            x, (k, v) = layer(x, cos, sin)
+            x, (k, v) = layer(x, cos, sin, return_kv=True)
             keys.append(self._padded(k))
             values.append(self._padded(v))
         return (m.lm_head(m.norm(x)), *keys, *values)
@@ -93,7 +93,8 @@ class LlamaDecode(nn.Module):
         keys, values = [], []
         for i, layer in enumerate(m.layers):
             # the caches are updated in place on the device (input and output aliased)
-            x, (k, v) = layer(x, cos, sin, (caches[i], caches[n + i]), position, visible)
+            x, (k, v) = layer(x, cos, sin, (caches[i], caches[n + i]), position, visible,
+                              return_kv=True)
             keys.append(k)
             values.append(v)
         return (m.lm_head(m.norm(x)), *keys, *values)

@@ -4,6 +4,7 @@ the report folder, and one `error:` line for every mistake."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -87,7 +88,10 @@ def test_factory_from_a_file(model_file: Path) -> None:
     lines = result.output.splitlines()
     assert lines[0].startswith(f"compiled {model_file}:make (4x64 float32; with weights) "
                                "for trn1 in ")
-    assert lines[1].startswith("2 ops on trn1 (roofline): ")
+    ran = re.fullmatch(r"ran on the simulated device in [\d.]+ s: max \|compiled - eager\| "
+                       r"= ([\d.e+-]+) over 1 output\(s\)", lines[1])
+    assert ran is not None and float(ran.group(1)) < 1e-4, lines[1]
+    assert lines[2].startswith("2 ops on trn1 (roofline): ")
     assert "per layer:" in lines and any(line.strip().startswith("up ") for line in lines)
 
 
@@ -196,3 +200,25 @@ def test_syntax_error_in_the_model_file(tmp_path: Path) -> None:
     path.write_text("def make(:\n")
     _one_line_error(_invoke(f"{path}:make", "--inputs", "x=4"), "broken.py:1",
                     "SyntaxError")
+
+
+def test_tuning_progress_is_reported_per_kernel_shape(tmp_path: Path, monkeypatch,
+                                                      capsys) -> None:
+    import torch
+
+    import tessera
+    from tessera.cli.compile_cmd import _TuningProgress
+
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))  # nothing tuned yet
+    steps = []
+    tessera.compile(torch.nn.Linear(40, 24), (torch.randn(3, 40),), chip="trn1",
+                    progress=steps.append, cache=False)
+    assert steps and {s.kernel for s in steps} == {"matmul"}
+    assert [s.evaluated for s in steps] == list(range(1, len(steps) + 1))
+    shown = _TuningProgress()
+    for step in steps:
+        shown(step)
+    shown.done()
+    err = capsys.readouterr().err
+    assert f"tuning kernel shape 1: matmul, configuration {len(steps)}/" in err
+    assert err.rstrip().endswith("cached for the next compile")
