@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tessera.models.config import Activation, ModelConfig, ModelConfigError, ModelFamily
-
-INIT_STD = 0.02  # std of every weight matrix and embedding at init (BERT's initializer_range)
+from tessera.models.init import seeded_init
 
 
 def additive_padding_mask(attention_mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
@@ -109,19 +108,10 @@ class BertModel(nn.Module):
         self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.num_layers))
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size)
 
-    @torch.no_grad()
     def init_weights(self, seed: int = 0) -> None:
         """Seeded weights, independent of torch's global RNG: N(0, 0.02) matrices and
         embeddings, zero biases, unit LayerNorm scales."""
-        generator = torch.Generator().manual_seed(seed)
-        norm_weights = {id(m.weight) for m in self.modules() if isinstance(m, nn.LayerNorm)}
-        for name, param in self.named_parameters():
-            if name.endswith("bias"):
-                param.zero_()
-            elif id(param) in norm_weights:
-                param.fill_(1.0)
-            else:
-                param.copy_(torch.randn(param.shape, generator=generator) * INIT_STD)
+        seeded_init(self, seed)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:

@@ -16,8 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tessera.models.config import Activation, ModelConfig, ModelConfigError, ModelFamily
-
-INIT_STD = 0.02  # std of every weight matrix and embedding at init (GPT-2 practice)
+from tessera.models.init import seeded_init
 
 
 class Gpt2Attention(nn.Module):
@@ -85,19 +84,10 @@ class Gpt2Model(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.wte.weight
 
-    @torch.no_grad()
     def init_weights(self, seed: int = 0) -> None:
         """Seeded weights, independent of torch's global RNG: N(0, 0.02) matrices and
         embeddings, zero biases, unit LayerNorm scales."""
-        generator = torch.Generator().manual_seed(seed)
-        norm_weights = {id(m.weight) for m in self.modules() if isinstance(m, nn.LayerNorm)}
-        for name, param in self.named_parameters():  # a tied weight appears once
-            if name.endswith("bias"):
-                param.zero_()
-            elif id(param) in norm_weights:
-                param.fill_(1.0)
-            else:
-                param.copy_(torch.randn(param.shape, generator=generator) * INIT_STD)
+        seeded_init(self, seed)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         _, s = input_ids.shape  # [B, S]

@@ -13,8 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from tessera.models.config import ModelConfig, ModelConfigError, ModelFamily
-
-INIT_STD = 0.02  # std of every weight matrix and embedding at init (GPT-2/Llama practice)
+from tessera.models.init import seeded_init
 
 
 def rope_tables(seq_len: int, head_dim: int, theta: float,
@@ -153,17 +152,9 @@ class LlamaModel(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
 
-    @torch.no_grad()
     def init_weights(self, seed: int = 0) -> None:
         """Seeded weights, independent of torch's global RNG: N(0, 0.02) matrices, unit norms."""
-        generator = torch.Generator().manual_seed(seed)
-        norms = {id(p) for m in self.modules() if isinstance(m, nn.RMSNorm)
-                 for p in m.parameters()}
-        for param in self.parameters():  # a tied weight appears once
-            if id(param) in norms:
-                param.fill_(1.0)
-            else:
-                param.copy_(torch.randn(param.shape, generator=generator) * INIT_STD)
+        seeded_init(self, seed)
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         _, s = input_ids.shape  # [B, S]

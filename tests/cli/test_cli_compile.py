@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from tessera.cli.app import app
 from tessera.cli.compile_cmd import make_inputs, parse_input
-from tessera.cli.errors import USAGE_ERROR
 
 MODEL_FILE = textwrap.dedent('''\
     import torch
@@ -62,15 +61,6 @@ TINY_LLAMA_CONFIG = {
 
 def _invoke(*args: str):  # noqa: ANN202 - click Result
     return CliRunner().invoke(app, ["compile", *args], terminal_width=200)
-
-
-def _one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
-    assert result.exit_code == USAGE_ERROR, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and "\n" not in text, text
-    assert text.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
 
 
 @pytest.fixture()
@@ -188,17 +178,17 @@ BAD = {
 
 
 @pytest.mark.parametrize("case", sorted(BAD))
-def test_mistakes_are_one_line(case: str, model_file: Path) -> None:
+def test_mistakes_are_one_line(case: str, model_file: Path, one_line_error) -> None:
     (model_file.parent / "bad.json").write_text('{"vocab_size": 10}')
     args, fragments = BAD[case]
     args = tuple(a.format(file=model_file, dir=model_file.parent) for a in args)
-    _one_line_error(_invoke(*args), *fragments)
+    one_line_error(_invoke(*args), *fragments)
 
 
-def test_syntax_error_in_the_model_file(tmp_path: Path) -> None:
+def test_syntax_error_in_the_model_file(tmp_path: Path, one_line_error) -> None:
     path = tmp_path / "broken.py"
     path.write_text("def make(:\n")
-    _one_line_error(_invoke(f"{path}:make", "--inputs", "x=4"), "broken.py:1",
+    one_line_error(_invoke(f"{path}:make", "--inputs", "x=4"), "broken.py:1",
                     "SyntaxError")
 
 

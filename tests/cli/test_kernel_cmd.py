@@ -62,16 +62,6 @@ def _write(tmp_path: Path, body: str, name: str = "kern.py") -> Path:
     return path
 
 
-def _assert_one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
-    assert result.exit_code == USAGE_ERROR, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text
-    assert "\n" not in text, f"expected one line, got:\n{text}"
-    assert text.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-
-
 # ------------------------------------------------------------------ success
 def test_run_prints_counts_comparison_and_wall_time() -> None:
     result = _invoke(f"{VECTOR_ADD}::vector_add", "--chip", "trn1")
@@ -124,40 +114,40 @@ def test_default_chip_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch
 
 
 # ------------------------------------------------------------------ errors
-def test_missing_file() -> None:
-    _assert_one_line_error(_invoke("no/such/file.py::k"), "no/such/file.py", "no such file")
+def test_missing_file(one_line_error) -> None:
+    one_line_error(_invoke("no/such/file.py::k"), "no/such/file.py", "no such file")
 
 
-def test_missing_kernel_part() -> None:
-    _assert_one_line_error(_invoke(str(VECTOR_ADD)), "FILE::KERNEL")
+def test_missing_kernel_part(one_line_error) -> None:
+    one_line_error(_invoke(str(VECTOR_ADD)), "FILE::KERNEL")
 
 
-def test_empty_kernel_name() -> None:
-    _assert_one_line_error(_invoke(f"{VECTOR_ADD}::"), "empty")
+def test_empty_kernel_name(one_line_error) -> None:
+    one_line_error(_invoke(f"{VECTOR_ADD}::"), "empty")
 
 
-def test_unknown_kernel_lists_available_ones() -> None:
+def test_unknown_kernel_lists_available_ones(one_line_error) -> None:
     result = _invoke(f"{EXAMPLES / 'matmul_tutorial.py'}::matmul_fast")
-    _assert_one_line_error(result, "matmul_fast", "matmul_tiled", "matmul_hoist_loads",
+    one_line_error(result, "matmul_fast", "matmul_tiled", "matmul_hoist_loads",
                            "matmul_block_free_dims", "matmul_block_all_dims")
 
 
-def test_file_without_example_inputs(tmp_path: Path) -> None:
+def test_file_without_example_inputs(tmp_path: Path, one_line_error) -> None:
     path = _write(tmp_path, ADD_KERNEL + "\ndef reference(a, b):\n    return a + b\n")
-    _assert_one_line_error(_invoke(f"{path}::add"), "example_inputs")
+    one_line_error(_invoke(f"{path}::add"), "example_inputs")
 
 
-def test_file_without_reference(tmp_path: Path) -> None:
+def test_file_without_reference(tmp_path: Path, one_line_error) -> None:
     path = _write(tmp_path, ADD_KERNEL + INPUTS)
-    _assert_one_line_error(_invoke(f"{path}::add"), "reference")
+    one_line_error(_invoke(f"{path}::add"), "reference")
 
 
-def test_file_with_a_syntax_error(tmp_path: Path) -> None:
+def test_file_with_a_syntax_error(tmp_path: Path, one_line_error) -> None:
     path = _write(tmp_path, "def broken(:\n    pass\n")
-    _assert_one_line_error(_invoke(f"{path}::broken"), "syntax error", str(path))
+    one_line_error(_invoke(f"{path}::broken"), "syntax error", str(path))
 
 
-def test_kernel_error_names_the_kernel_line(tmp_path: Path) -> None:
+def test_kernel_error_names_the_kernel_line(tmp_path: Path, one_line_error) -> None:
     body = textwrap.dedent("""
     @nki.jit
     def bad(a, b):
@@ -169,15 +159,15 @@ def test_kernel_error_names_the_kernel_line(tmp_path: Path) -> None:
     path = _write(tmp_path, body)
     line = 1 + path.read_text().splitlines().index(
         "    nisa.nc_matmul(acc, a, b)  # operands straight from HBM: not allowed")
-    _assert_one_line_error(_invoke(f"{path}::bad"), "[buffer-kind]", f"kern.py:{line}",
+    one_line_error(_invoke(f"{path}::bad"), "[buffer-kind]", f"kern.py:{line}",
                            "nc_matmul")
 
 
-def test_kernel_assertion_is_reported(tmp_path: Path) -> None:
+def test_kernel_assertion_is_reported(tmp_path: Path, one_line_error) -> None:
     body = ADD_KERNEL.replace("    out = ", "    assert a.shape[0] == 64, 'need 64 rows'\n"
                               "    out = ") + INPUTS + "\ndef reference(a, b):\n    return a + b\n"
     path = _write(tmp_path, body)
-    _assert_one_line_error(_invoke(f"{path}::add"), "need 64 rows")
+    one_line_error(_invoke(f"{path}::add"), "need 64 rows")
 
 
 def test_unknown_chip_is_rejected() -> None:

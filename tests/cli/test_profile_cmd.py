@@ -22,15 +22,6 @@ def _invoke(*args: str):  # noqa: ANN202 - click Result
     return CliRunner().invoke(app, ["profile", *args], terminal_width=200)
 
 
-def _one_line_error(result, *fragments: str) -> None:  # noqa: ANN001
-    assert result.exit_code == USAGE_ERROR, result.output
-    text = result.output.strip()
-    assert "Traceback" not in text and "\n" not in text, text
-    assert text.startswith("error: ")
-    for fragment in fragments:
-        assert fragment in text, f"{fragment!r} not in {text!r}"
-
-
 def _value(line_start: str, output: str) -> str:
     return next(line for line in output.splitlines() if line.startswith(line_start))
 
@@ -84,8 +75,8 @@ def test_lnc2_profiles_two_cores() -> None:
 
 
 # ------------------------------------------------------------------ errors
-def test_unknown_chip() -> None:
-    _one_line_error(_invoke(VECTOR_ADD, "--chip", "trn9"), "trn9", "trn1", "trn2")
+def test_unknown_chip(one_line_error) -> None:
+    one_line_error(_invoke(VECTOR_ADD, "--chip", "trn9"), "trn9", "trn1", "trn2")
 
 
 @pytest.mark.parametrize(("setting", "fragments"), [
@@ -94,17 +85,17 @@ def test_unknown_chip() -> None:
     ("calibration.nope=1", ("nope", "cross_engine_sync_s")),
     ("nokey", ("KEY=VALUE",)),
 ])
-def test_bad_set_is_one_line(setting: str, fragments: tuple[str, ...]) -> None:
-    _one_line_error(_invoke(VECTOR_ADD, "--chip", "trn1", "--set", setting), *fragments)
+def test_bad_set_is_one_line(setting: str, fragments: tuple[str, ...], one_line_error) -> None:
+    one_line_error(_invoke(VECTOR_ADD, "--chip", "trn1", "--set", setting), *fragments)
 
 
-def test_sbuf_capacity_error_names_the_tensor_and_line() -> None:
+def test_sbuf_capacity_error_names_the_tensor_and_line(one_line_error) -> None:
     result = _invoke(BLOCKED, "--chip", "trn1", "--symbolic",
                      "--set", "core.sbuf.bytes_per_partition=4096")
-    _one_line_error(result, "SBUF capacity", "matmul_tutorial.py:")
+    one_line_error(result, "SBUF capacity", "matmul_tutorial.py:")
 
 
-def test_kernel_errors_are_one_line(tmp_path: Path) -> None:
+def test_kernel_errors_are_one_line(tmp_path: Path, one_line_error) -> None:
     path = tmp_path / "bad.py"
     path.write_text(textwrap.dedent("""\
         import numpy as np
@@ -123,9 +114,9 @@ def test_kernel_errors_are_one_line(tmp_path: Path) -> None:
         def example_inputs():
             return (np.ones((128, 128), np.float32),)
         """))
-    _one_line_error(_invoke(f"{path}::bad", "--chip", "trn1", "--symbolic"), "bad.py:11")
-    _one_line_error(_invoke(f"{path}::missing", "--chip", "trn1"), "missing", "bad")
-    _one_line_error(_invoke(f"{path}::bad", "--lnc", "3"), "1 or 2")
+    one_line_error(_invoke(f"{path}::bad", "--chip", "trn1", "--symbolic"), "bad.py:11")
+    one_line_error(_invoke(f"{path}::missing", "--chip", "trn1"), "missing", "bad")
+    one_line_error(_invoke(f"{path}::bad", "--lnc", "3"), "1 or 2")
 
 
 def test_unwritable_report_path_is_one_line(tmp_path: Path) -> None:
