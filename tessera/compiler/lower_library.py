@@ -212,6 +212,23 @@ def _rms_norm(node: Node, graph: Graph) -> Lowered | None:
                                                node.dtype),))
 
 
+@rule("add_rms_norm")
+def _add_rms_norm(node: Node, graph: Graph) -> Lowered | None:
+    """The fused residual add + RMSNorm (passes/fusion.py): inputs x, residual, weight."""
+    shape = graph.shape_of(node.inputs[0])
+    rows, cols = _rows(shape), shape[-1]
+    eps = float(node.attr("eps"))
+
+    def run(inputs: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        x, residual, w = inputs
+        h, y = _sim("add_rmsnorm")(x.reshape(rows, cols), residual.reshape(rows, cols), w,
+                                   eps=eps)
+        return h.reshape(shape), y.reshape(shape)
+
+    return Lowered(node.name, run, (KernelCall("add_rmsnorm", {"rows": rows, "cols": cols},
+                                               node.dtype),))
+
+
 @rule("layer_norm")
 def _layer_norm(node: Node, graph: Graph) -> Lowered | None:
     shape = _shape(node, graph, 0, "input")

@@ -5,6 +5,7 @@
     graph = dead_code(graph)
     graph = fuse_swiglu(graph)             # passes/fusion.py: silu(gate) * up
     graph = fuse_matmul_activation(graph)  # passes/fusion.py: activation in the epilogue
+    graph = fuse_residual_norm(graph)      # passes/fusion.py: residual add into RMSNorm
 then `lowering.lower` picks a kernel per node and `passes/memory.plan_memory` plans HBM.
 """
 
@@ -15,7 +16,11 @@ from collections.abc import Callable
 from tessera.compiler.graph import Graph
 from tessera.compiler.passes.constants import fold_constants
 from tessera.compiler.passes.dead_code import dead_code
-from tessera.compiler.passes.fusion import fuse_matmul_activation, fuse_swiglu
+from tessera.compiler.passes.fusion import (
+    fuse_matmul_activation,
+    fuse_residual_norm,
+    fuse_swiglu,
+)
 
 Pass = Callable[[Graph], Graph]
 PASSES: tuple[tuple[str, Pass], ...] = (
@@ -24,6 +29,7 @@ PASSES: tuple[tuple[str, Pass], ...] = (
     ("dead_code_after_folding", dead_code),
     ("fuse_swiglu", fuse_swiglu),
     ("fuse_matmul_activation", fuse_matmul_activation),
+    ("fuse_residual_norm", fuse_residual_norm),
 )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 # Each kernel module registers its KernelDef(s) when imported.
 from tessera.kernels import (  # noqa: F401
+    add_norm,
     attention,
     cross_entropy,
     decode_attention,

@@ -22,6 +22,7 @@ class Op(Enum):
     BATCHED_MATMUL = "batched_matmul"
     SOFTMAX = "softmax"                    # rows, cols
     RMSNORM = "rmsnorm"
+    ADD_RMSNORM = "add_rmsnorm"            # residual add + RMSNorm: rows, cols; (h, y) out
     LAYERNORM = "layernorm"
     GELU = "gelu"
     GELU_TANH = "gelu_tanh"

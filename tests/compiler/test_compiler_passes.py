@@ -9,7 +9,7 @@ from tessera.compiler.frontend import to_graph
 from tessera.compiler.graph import ValueRole
 from tessera.compiler.passes.constants import fold_constants
 from tessera.compiler.passes.dead_code import dead_code
-from tessera.compiler.passes.fusion import fuse_matmul_activation, fuse_swiglu
+from tessera.compiler.passes.fusion import fuse_matmul_activation, fuse_residual_norm, fuse_swiglu
 from tessera.compiler.pipeline import PASSES, optimise
 from tessera.models import TINY_GPT2, TINY_LLAMA, build_model
 
@@ -72,3 +72,46 @@ def test_swiglu_and_epilogue_fusion() -> None:
     acts = {n.attr("activation") for n in gpt2.nodes if n.op == "aten.linear.default"}
     assert "gelu_tanh" in acts
     assert len(optimise(_graph(TINY_GPT2), verify=True).nodes) < len(_graph(TINY_GPT2).nodes)
+
+
+def test_residual_adds_fuse_into_the_norms_that_read_them() -> None:
+    import tessera
+    from tessera.compiler.graph import NodeKind
+
+    graph = dead_code(fold_constants(_graph(TINY_LLAMA)))
+    fused = fuse_residual_norm(graph)
+    fused.verify()
+    kernels = [n for n in fused.nodes if n.op == "add_rms_norm"]
+    # per layer the post-attention norm, then the next layer's input norm and the final
+    # norm; the first input norm reads the embedding, not an add
+    assert len(kernels) == 2 * TINY_LLAMA.num_layers
+    assert sum(n.op == "aten.rms_norm.default" for n in fused.nodes) == 1
+    for node in kernels:
+        views = [n for n in fused.nodes if n.inputs == (node.name,)]
+        assert [v.attr("args")[1] for v in views] == [0, 1]  # the sum, then its norm
+        assert all(v.kind is NodeKind.RESHAPE and v.module == node.module for v in views)
+    # every name the unfused graph had still exists: readers need no renaming
+    assert {n.name for n in graph.nodes} <= {n.name for n in fused.nodes}
+
+    model = build_model(TINY_LLAMA)
+    ids = torch.randint(0, TINY_LLAMA.vocab_size, (2, 16))
+    compiled = tessera.compile(model, (ids,), chip="trn2", fidelity="roofline")
+    assert (compiled(ids) - model(ids)).abs().max() < 1e-4
+    ops = {op.node: op for op in compiled.profile.ops}
+    assert sum("add_rmsnorm" in op.kernels for op in ops.values()) == 2 * TINY_LLAMA.num_layers
+
+
+def test_a_sum_read_before_its_norm_is_not_fused() -> None:
+    class Early(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.norm = torch.nn.RMSNorm(16)
+
+        def forward(self, x, r):
+            h = x + r
+            early = h * 2.0  # reads the sum before the norm
+            return self.norm(h) + early
+
+    x = torch.randn(4, 16)
+    graph = to_graph(export(Early(), (x, x)))
+    assert fuse_residual_norm(graph) is graph

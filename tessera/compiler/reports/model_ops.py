@@ -21,7 +21,8 @@ from tessera.compiler.price import OpCost, PriceKind
 GROUPS = ("matmul", "attention", "norm", "elementwise", "embedding", "copy", "host", "view")
 _KERNEL_GROUPS = {
     "matmul": "matmul", "batched_matmul": "matmul", "flash_attention": "attention",
-    "rmsnorm": "norm", "layernorm": "norm", "softmax": "norm", "embedding": "embedding",
+    "rmsnorm": "norm", "add_rmsnorm": "norm", "layernorm": "norm", "softmax": "norm",
+    "embedding": "embedding",
 }
 # lanes in the order a reader scans them: the engines, memory, then the non-kernel work
 LANES = ("tensor", "vector", "scalar", "gpsimd", "sync", "dma", "hbm", "latency", "unknown",
