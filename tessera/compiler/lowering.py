@@ -124,7 +124,8 @@ def generic(node: Node, graph: Graph) -> Lowered:
     run = replay(node)
     if node.kind is NodeKind.HOST:
         return Lowered(node.name, run, moved_bytes=_io_bytes(node, graph), host=True)
-    if base_name(node.op) in _VIEW_OPS:
+    # a transpose that only copies read is a strided view (passes/layout.py)
+    if base_name(node.op) in _VIEW_OPS or node.attr("layout") == "strided":
         return Lowered(node.name, run)
     if node.kind is NodeKind.SCATTER:
         return Lowered(node.name, run, moved_bytes=_update_bytes(node, graph))

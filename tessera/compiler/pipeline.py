@@ -6,6 +6,7 @@
     graph = fuse_swiglu(graph)             # passes/fusion.py: silu(gate) * up
     graph = fuse_matmul_activation(graph)  # passes/fusion.py: activation in the epilogue
     graph = fuse_residual_norm(graph)      # passes/fusion.py: residual add into RMSNorm
+    graph = elide_transposes(graph)        # passes/layout.py: permute-then-copy moves once
 then `lowering.lower` picks a kernel per node and `passes/memory.plan_memory` plans HBM.
 """
 
@@ -21,6 +22,7 @@ from tessera.compiler.passes.fusion import (
     fuse_residual_norm,
     fuse_swiglu,
 )
+from tessera.compiler.passes.layout import elide_transposes
 
 Pass = Callable[[Graph], Graph]
 PASSES: tuple[tuple[str, Pass], ...] = (
@@ -30,6 +32,7 @@ PASSES: tuple[tuple[str, Pass], ...] = (
     ("fuse_swiglu", fuse_swiglu),
     ("fuse_matmul_activation", fuse_matmul_activation),
     ("fuse_residual_norm", fuse_residual_norm),
+    ("elide_transposes", elide_transposes),
 )
 
 
