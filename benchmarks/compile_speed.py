@@ -112,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
           f"(target <= 60 s; {_tuned(steps)}); predicted {c.profile.total_s * 1e3:.3f} ms",
           flush=True)
     print(c.profile.format(top=5))
-    layer = c.profile.by_layer()[1]
+    # a typical block: the first one's input norm reads the embedding (no residual add)
+    blocks = [row for row in c.profile.by_layer() if row.module[-1:].isdigit()]
+    layer = blocks[1] if len(blocks) > 1 else blocks[0]
     print(f"inside {layer.module} ({layer.time_s * 1e3:.3f} ms), by module:")
     for row in c.profile.by_module():
         if row.module == layer.module or row.module.startswith(layer.module + "."):

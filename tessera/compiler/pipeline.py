@@ -3,6 +3,8 @@
     graph = dead_code(graph)               # passes/dead_code.py
     graph = fold_constants(graph)          # passes/constants.py: positions, rope tables
     graph = dead_code(graph)
+    graph = recognise_rms_norm(graph)      # passes/patterns.py: hand-written RMSNorm
+    graph = dead_code(graph)
     graph = fuse_swiglu(graph)             # passes/fusion.py: silu(gate) * up
     graph = fuse_matmul_activation(graph)  # passes/fusion.py: activation in the epilogue
     graph = fuse_residual_norm(graph)      # passes/fusion.py: residual add into RMSNorm
@@ -23,12 +25,15 @@ from tessera.compiler.passes.fusion import (
     fuse_swiglu,
 )
 from tessera.compiler.passes.layout import elide_transposes
+from tessera.compiler.passes.patterns import recognise_rms_norm
 
 Pass = Callable[[Graph], Graph]
 PASSES: tuple[tuple[str, Pass], ...] = (
     ("dead_code", dead_code),
     ("fold_constants", fold_constants),
     ("dead_code_after_folding", dead_code),
+    ("recognise_rms_norm", recognise_rms_norm),
+    ("dead_code_after_patterns", dead_code),
     ("fuse_swiglu", fuse_swiglu),
     ("fuse_matmul_activation", fuse_matmul_activation),
     ("fuse_residual_norm", fuse_residual_norm),

@@ -152,3 +152,42 @@ def test_a_transpose_that_only_a_copy_reads_is_a_strided_view() -> None:
     # so the symbolic prediction equals the one made with real tensors: one copy each way
     real = tessera.compile(build_model(TINY_LLAMA), (ids,), chip="trn2", fidelity="roofline")
     assert symbolic.profile.total_s == pytest.approx(real.profile.total_s, rel=1e-9)
+
+
+class _HfLogits(torch.nn.Module):
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids):
+        return self.model(input_ids=input_ids, use_cache=False).logits
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_hugging_face_rmsnorm_is_recognised_and_fused(dtype) -> None:
+    import transformers
+
+    import tessera
+    from tessera.compiler.passes.patterns import recognise_rms_norm
+    config = transformers.LlamaConfig(
+        vocab_size=128, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=64)
+    torch.manual_seed(0)
+    model = _HfLogits(transformers.LlamaForCausalLM(config).to(dtype).eval())
+    ids = torch.randint(0, 128, (1, 8))
+    graph = dead_code(fold_constants(to_graph(export(model, (ids,)))))
+    assert sum(n.op == "aten.rsqrt.default" for n in graph.nodes) == 2 * 2 + 1
+    found = dead_code(recognise_rms_norm(graph))
+    found.verify()
+    assert sum(n.op == "aten.rms_norm.default" for n in found.nodes) == 2 * 2 + 1
+    assert not any(n.op in ("aten.rsqrt.default", "aten.pow.Tensor_Scalar")
+                   for n in found.nodes)
+    compiled = tessera.compile(model, (ids,), chip="trn2", fidelity="roofline")
+    kernels = [k for op in compiled.profile.ops for k in op.kernels]
+    # the first input norm reads the embedding; the other four follow a residual add
+    assert kernels.count("rmsnorm") == 1 and kernels.count("add_rmsnorm") == 4
+    with torch.no_grad():
+        want = model(ids).float()
+    got = compiled(ids).float()
+    tolerance = 1e-4 if dtype == torch.float32 else 0.1
+    assert (got - want).abs().max().item() < tolerance
