@@ -13,9 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.kernels.elementwise import f64, fit_rows, pipeline, random_rows, row_blocks
-from tessera.kernels.norms import RMS_EPS, _row_tile, _vector, row_sum
+from tessera.kernels.norms import RMS_EPS, _row_tile, _vector, rms_scale_and_store, row_sum
 from tessera.kernels.registry import KernelDef, Op, register
-from tessera.kernels.softmax import scale_rows, split_columns
+from tessera.kernels.softmax import split_columns
 from tessera.nki import isa as nisa
 from tessera.nki import jit
 from tessera.nki import language as nl
@@ -53,15 +53,7 @@ def add_rmsnorm(x, residual, weight, eps: float = RMS_EPS, rows_per_partition: i
         return yt, sumsq
 
     def normalise(blk, carry):
-        yt, sumsq = carry
-        p, k = blk.partitions, blk.per_partition
-        rstd = nl.ndarray((p, k), nl.float32, buffer=nl.sbuf)
-        nisa.tensor_scalar(dst=rstd, data=sumsq, op0=nl.multiply, operand0=1.0 / cols,
-                           op1=nl.add, operand1=float(eps))
-        nisa.tensor_scalar(dst=rstd, data=rstd, op0=nl.rsqrt, operand0=None)
-        for j in range(k):
-            scale_rows(yt[:, j, :], yt[:, j, :], rstd[:, j:j + 1], vcols)
-        nisa.dma_copy(dst=blk.view(out), src=yt)
+        rms_scale_and_store(blk, *carry, eps, vcols, out)
 
     pipeline(row_blocks(rows, k_max), add_and_stats, normalise)
     return total, out

@@ -79,18 +79,23 @@ def rmsnorm(x, weight, eps: float = RMS_EPS, rows_per_partition: int = 2,
         return yt, sumsq
 
     def normalise(blk, carry):
-        yt, sumsq = carry
-        p, k = blk.partitions, blk.per_partition
-        rstd = nl.ndarray((p, k), nl.float32, buffer=nl.sbuf)
-        nisa.tensor_scalar(dst=rstd, data=sumsq, op0=nl.multiply, operand0=1.0 / cols,
-                           op1=nl.add, operand1=float(eps))
-        nisa.tensor_scalar(dst=rstd, data=rstd, op0=nl.rsqrt, operand0=None)
-        for j in range(k):
-            scale_rows(yt[:, j, :], yt[:, j, :], rstd[:, j:j + 1], vcols)
-        nisa.dma_copy(dst=blk.view(out), src=yt)
+        rms_scale_and_store(blk, *carry, eps, vcols, out)
 
     pipeline(row_blocks(rows, k_max), stats, normalise)
     return out
+
+
+def rms_scale_and_store(blk, yt, sumsq, eps: float, vector_cols: int, out) -> None:
+    """yt [P, k, cols] (x * weight) times rsqrt(sumsq / cols + eps) per row, stored to the
+    block of `out`: RMSNorm's second stage, shared with the fused residual add."""
+    p, k, cols = blk.partitions, blk.per_partition, yt.shape[-1]
+    rstd = nl.ndarray((p, k), nl.float32, buffer=nl.sbuf)
+    nisa.tensor_scalar(dst=rstd, data=sumsq, op0=nl.multiply, operand0=1.0 / cols,
+                       op1=nl.add, operand1=float(eps))
+    nisa.tensor_scalar(dst=rstd, data=rstd, op0=nl.rsqrt, operand0=None)
+    for j in range(k):
+        scale_rows(yt[:, j, :], yt[:, j, :], rstd[:, j:j + 1], vector_cols)
+    nisa.dma_copy(dst=blk.view(out), src=yt)
 
 
 @jit
