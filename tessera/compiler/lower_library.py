@@ -229,6 +229,28 @@ def _add_rms_norm(node: Node, graph: Graph) -> Lowered | None:
                                                node.dtype),))
 
 
+@rule("rope")
+def _rope(node: Node, graph: Graph) -> Lowered | None:
+    """The rotate-half RoPE recognised by passes/patterns.py: inputs x [B, H, S, D] (or
+    [H, S, D]) and cos/sin tables whose last two axes are [S, D] (halves equal)."""
+    shape = graph.shape_of(node.inputs[0])
+    heads, seq, dim = shape[-3:]
+    batch = math.prod(shape[:-3])
+
+    def run(inputs: list[torch.Tensor]) -> torch.Tensor:
+        x, cos, sin = inputs
+        x4 = x.reshape(batch, heads, seq, dim)
+        # the tables' leading axes are 1 or the batch: [n, S, D/2] with n in (1, batch)
+        c = cos.reshape(-1, seq, dim)[..., : dim // 2].contiguous()
+        s = sin.reshape(-1, seq, dim)[..., : dim // 2].contiguous()
+        kernel = _sim("rope")
+        outs = [kernel(x4[b], c[b % c.shape[0]], s[b % s.shape[0]]) for b in range(batch)]
+        return torch.stack(outs).reshape(shape)
+
+    return Lowered(node.name, run, (KernelCall("rope", {"heads": heads, "seq": seq,
+                                                        "dim": dim}, node.dtype, batch),))
+
+
 @rule("layer_norm")
 def _layer_norm(node: Node, graph: Graph) -> Lowered | None:
     shape = _shape(node, graph, 0, "input")

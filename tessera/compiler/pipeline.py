@@ -1,6 +1,7 @@
 """The compiler's passes, in order: this file is the table of contents.
 
     graph = dead_code(graph)               # passes/dead_code.py
+    graph = recognise_rope(graph)          # passes/patterns.py: before folding (structure)
     graph = fold_constants(graph)          # passes/constants.py: positions, rope tables
     graph = dead_code(graph)
     graph = recognise_rms_norm(graph)      # passes/patterns.py: hand-written RMSNorm
@@ -25,11 +26,12 @@ from tessera.compiler.passes.fusion import (
     fuse_swiglu,
 )
 from tessera.compiler.passes.layout import elide_transposes
-from tessera.compiler.passes.patterns import recognise_rms_norm
+from tessera.compiler.passes.patterns import recognise_rms_norm, recognise_rope
 
 Pass = Callable[[Graph], Graph]
 PASSES: tuple[tuple[str, Pass], ...] = (
     ("dead_code", dead_code),
+    ("recognise_rope", recognise_rope),
     ("fold_constants", fold_constants),
     ("dead_code_after_folding", dead_code),
     ("recognise_rms_norm", recognise_rms_norm),

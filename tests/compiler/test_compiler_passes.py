@@ -186,8 +186,56 @@ def test_hugging_face_rmsnorm_is_recognised_and_fused(dtype) -> None:
     kernels = [k for op in compiled.profile.ops for k in op.kernels]
     # the first input norm reads the embedding; the other four follow a residual add
     assert kernels.count("rmsnorm") == 1 and kernels.count("add_rmsnorm") == 4
+    # its rotary embedding (sliced halves, tables from a cat of the frequencies) too
+    assert sum(op.kernels.count("rope") for op in compiled.profile.ops) == 2 * 2
     with torch.no_grad():
         want = model(ids).float()
     got = compiled(ids).float()
     tolerance = 1e-4 if dtype == torch.float32 else 0.1
     assert (got - want).abs().max().item() < tolerance
+
+
+def test_rotary_embedding_is_recognised_in_every_form() -> None:
+    import tessera
+    from tessera.compiler.passes.patterns import recognise_rope
+    from tessera.models.llama import LlamaModel
+    from tessera.models.llama_cache import LlamaDecode, LlamaPrefill
+
+    layers = TINY_LLAMA.num_layers
+    model = build_model(TINY_LLAMA)
+    ids = torch.randint(0, TINY_LLAMA.vocab_size, (2, 16))
+    graph = dead_code(to_graph(export(model, (ids,))))
+    found = recognise_rope(graph)
+    found.verify()
+    assert sum(n.op == "rope" for n in found.nodes) == 2 * layers  # q and k per layer
+    # real weights: values as eager; symbolic: the same price
+    compiled = tessera.compile(model, (ids,), chip="trn2", fidelity="roofline")
+    assert (compiled(ids) - model(ids)).abs().max() < 1e-4
+    with torch.device("meta"):
+        meta = LlamaModel(TINY_LLAMA)
+    symbolic = tessera.compile(meta, (ids,), chip="trn2", fidelity="roofline", symbolic=True)
+    assert sum(n.op == "rope" for n in symbolic.graph.nodes) == 2 * layers
+    assert symbolic.profile.total_s == pytest.approx(compiled.profile.total_s, rel=1e-9)
+    # the decode graph: one position, angles computed in the graph from it
+    prefill, decode = LlamaPrefill(model, 24), LlamaDecode(model, 24)
+    with torch.no_grad():
+        caches = prefill(ids)[1:]
+    args = (ids[:, :1], torch.tensor([16]), *caches)
+    step = tessera.compile(decode, args, chip="trn2", fidelity="roofline")
+    assert sum(n.op == "rope" for n in step.graph.nodes) == 2 * layers
+    got, want = step(*args), decode(*args)
+    assert all(torch.allclose(g, w, atol=1e-5) for g, w in zip(got, want, strict=True))
+
+
+def test_a_rotation_with_other_tables_is_not_taken_for_rope() -> None:
+    from tessera.compiler.passes.patterns import recognise_rope
+
+    class NotRope(torch.nn.Module):
+        def forward(self, x, cos, sin):  # tables are inputs: their halves are unknown
+            x1, x2 = x.chunk(2, dim=-1)
+            return x * cos + torch.cat((-x2, x1), dim=-1) * sin
+
+    x = torch.randn(1, 2, 8, 16)
+    table = torch.randn(8, 16)
+    graph = dead_code(to_graph(export(NotRope(), (x, table, table))))
+    assert recognise_rope(graph) is graph

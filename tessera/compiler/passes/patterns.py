@@ -101,3 +101,142 @@ def _source(node: Node | None, name: str) -> str:
             and set(dict(node.attr("kwargs", ()))) <= {"dtype"}:
         return node.inputs[0]
     return name
+
+
+# ---------------------------------------------------------------------- rotary embedding
+_PASS_THROUGH = frozenset(("aten.unsqueeze.default", "aten.view.default",
+                           "aten._unsafe_view.default", "aten.reshape.default",
+                           "aten._to_copy.default", "aten.expand.default",
+                           "aten.alias.default"))
+
+
+def recognise_rope(graph: Graph) -> Graph:
+    """x * cos + rotate_half(x) * sin -> the library `rope` of x with the tables' halves.
+
+    `rotate_half(x)` is `cat(-x2, x1)` over the last axis (x1, x2 its halves, from `chunk`/
+    `split` or two slices). The library kernel takes cos/sin of half width, so the tables
+    must repeat their first half: a table computed in the graph must be the cos or sin of a
+    `cat(a, a)` (through casts, reshapes and scaling by a number; this pass runs before
+    constant folding erases that structure); a constant table must have equal halves. A
+    constant without values (a symbolic compile on the meta device computes nothing) is
+    taken as a RoPE table: the chain's shape is RoPE's, and only the price depends on it.
+    """
+    by_name = {n.name: n for n in graph.nodes}
+    replaced: dict[str, Node] = {}
+    for node in graph.nodes:
+        found = _rope_match(node, by_name, graph)
+        if found is not None:
+            replaced[node.name] = Node(node.name, NodeKind.KERNEL, "rope", found,
+                                       node.shape, node.dtype, (), node.module)
+    if not replaced:
+        return graph
+    return graph.replace_nodes([replaced.get(n.name, n) for n in graph.nodes],
+                               outputs=list(graph.outputs))
+
+
+def _rope_match(node: Node, by_name: dict[str, Node], graph: Graph
+                ) -> tuple[str, str, str] | None:
+    """(x, cos, sin) when `node` is the add of the rotate-half RoPE; else None."""
+    if node.op != "aten.add.Tensor" or len(node.inputs) != 2 or len(node.shape) not in (3, 4) \
+            or node.dtype not in _FLOATS or node.attr("kwargs", ()):
+        return None
+    seq, dim = node.shape[-2], node.shape[-1]
+    for first in (0, 1):
+        direct = by_name.get(node.inputs[first])
+        rotated = by_name.get(node.inputs[1 - first])
+        for x, cos in _products(direct):
+            for turned, sin in _products(rotated):
+                if x == turned or _rotated_source(by_name.get(turned), by_name) != x:
+                    continue
+                tables = (cos, sin)
+                if graph.shape_of(x) != node.shape or graph.dtype_of(x) != node.dtype \
+                        or any(graph.dtype_of(t) != node.dtype
+                               or tuple(graph.shape_of(t)[-2:]) != (seq, dim)
+                               or not _repeats_halves(t, by_name, graph)
+                               for t in tables):
+                    continue
+                return x, cos, sin
+    return None
+
+
+def _products(node: Node | None) -> list[tuple[str, str]]:
+    """Both (a, b) orders of a two-tensor multiply."""
+    if node is None or node.op != "aten.mul.Tensor" or len(node.inputs) != 2:
+        return []
+    a, b = node.inputs
+    return [(a, b), (b, a)]
+
+
+def _rotated_source(cat: Node | None, by_name: dict[str, Node]) -> str | None:
+    """x when `cat` is cat([-x2, x1], -1) of x's halves; else None."""
+    if cat is None or cat.op != "aten.cat.default" or len(cat.inputs) != 2:
+        return None
+    args = cat.attr("args", ())
+    if len(args) > 1 and args[1] not in (-1, len(cat.shape) - 1):
+        return None
+    neg = by_name.get(cat.inputs[0])
+    if neg is None or neg.op != "aten.neg.default":
+        return None
+    second = _half_of(by_name.get(neg.inputs[0]), by_name)
+    first = _half_of(by_name.get(cat.inputs[1]), by_name)
+    if first is None or second is None or first[0] != second[0] or (first[1], second[1]) \
+            != (0, 1):
+        return None
+    return first[0]
+
+
+def _half_of(node: Node | None, by_name: dict[str, Node]) -> tuple[str, int] | None:
+    """(x, 0 or 1) when `node` is the first or second half of x's last axis."""
+    if node is None:
+        return None
+    args = node.attr("args", ())
+    if node.op == "getitem":
+        split = by_name.get(node.inputs[0])
+        if split is None or split.op not in ("aten.split_with_sizes.default",
+                                             "aten.split.Tensor") or len(args) != 2:
+            return None
+        sargs = split.attr("args", ())
+        sizes = sargs[1] if len(sargs) > 1 else None
+        dim = sargs[2] if len(sargs) > 2 else 0
+        half = node.shape[-1] if node.shape else 0
+        # two equal parts of the last axis (the cat of the rotation checks the whole width)
+        parts = list(sizes) if isinstance(sizes, tuple | list) else [sizes, sizes]
+        if dim not in (-1, len(node.shape) - 1) or parts != [half, half]:
+            return None
+        return (split.inputs[0], args[1]) if args[1] in (0, 1) else None
+    if node.op == "aten.slice.Tensor" and len(args) >= 4:
+        rank = len(node.shape)
+        if args[1] not in (-1, rank - 1):
+            return None
+        half = node.shape[-1]
+        if args[2] == 0 and args[3] == half:
+            return node.inputs[0], 0
+        if args[2] == half and args[3] >= 2 * half:
+            return node.inputs[0], 1
+    return None
+
+
+def _repeats_halves(name: str, by_name: dict[str, Node], graph: Graph) -> bool:
+    """The table `name` has two equal halves over its last axis (see `recognise_rope`)."""
+    if name in graph.constants:
+        value = graph.constants[name]
+        if getattr(value, "is_meta", False):
+            return True
+        half = value.shape[-1] // 2
+        return bool((value[..., :half] == value[..., half:]).all())
+    node = by_name.get(name)
+    while node is not None and (node.op in _PASS_THROUGH or (
+            node.op == "aten.mul.Tensor" and len(node.inputs) == 1)):
+        node = by_name.get(node.inputs[0])
+    if node is None or node.op not in ("aten.cos.default", "aten.sin.default"):
+        return False
+    cat = by_name.get(node.inputs[0])
+    if cat is None or cat.op != "aten.cat.default":
+        return False
+    args = cat.attr("args", ())
+    if len(args) > 1 and args[1] not in (-1, len(cat.shape) - 1):
+        return False
+    parts = list(args[0]) if args and isinstance(args[0], tuple | list) else []
+    # the same tensor twice: one input referenced by two equal Args, or two equal names
+    return len(parts) == 2 and all(isinstance(p, Arg) for p in parts) \
+        and cat.inputs[parts[0].index] == cat.inputs[parts[1].index]
