@@ -62,8 +62,12 @@ def _llama_meta(layers: int) -> torch.nn.Module:
 def _tuned(steps: list[object], fidelity: str = "simulated") -> str:
     if fidelity == "roofline":
         return "formulas, nothing to tune"
-    shapes = sum(1 for s in steps if s.evaluated == 1)  # type: ignore[attr-defined]
-    return f"tuned {shapes} kernel shapes" if shapes else "kernel costs from the cache"
+    # TuneSteps (one process: one per configuration) or BatchSteps (a pool: one per shape)
+    pooled = max((s.total for s in steps if hasattr(s, "total")), default=0)
+    alone = sum(1 for s in steps if getattr(s, "evaluated", 0) == 1)
+    shapes = pooled + alone
+    where = f" ({pooled} in {os.cpu_count()} worker processes)" if pooled else ""
+    return f"tuned {shapes} kernel shapes{where}" if shapes else "kernel costs from the cache"
 
 
 def _timed(fn):  # noqa: ANN001, ANN202

@@ -36,6 +36,7 @@ from tessera.cli.errors import debug_enabled, fail, guard
 from tessera.nki.runtime import default_chip
 
 if TYPE_CHECKING:
+    from tessera.cost.batch import BatchStep
     from tessera.kernels.tune import TuneStep
 
 CHIP_HELP = ("Target chip preset: trn1, inf2, trn2, trn3 (default: "
@@ -251,7 +252,12 @@ class _TuningProgress:
     def __init__(self) -> None:
         self.shapes = 0
 
-    def __call__(self, step: TuneStep) -> None:
+    def __call__(self, step: TuneStep | BatchStep) -> None:
+        if hasattr(step, "total"):  # a BatchStep: shapes tuned side by side in processes
+            self.shapes = step.done
+            typer.echo(f"\r  tuning {step.total} kernel shapes in parallel: {step.done} "
+                       f"done (last {step.request.op})   ", err=True, nl=False)
+            return
         if step.evaluated == 1:
             self.shapes += 1
         typer.echo(f"\r  tuning kernel shape {self.shapes}: {step.kernel}, configuration "

@@ -28,6 +28,7 @@ from tessera.compiler.pipeline import optimise
 from tessera.compiler.price import OpCost, price
 from tessera.compiler.profile import ModelProfile
 from tessera.cost import Fidelity
+from tessera.cost.batch import BatchStep, EstimateRequest, tune_missing
 from tessera.kernels.tune import TuneStep
 from tessera.nki.runtime import default_chip
 
@@ -88,8 +89,8 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
             symbolic: bool = False, fallback: str = "error",
             fidelity: Fidelity | str = Fidelity.SIMULATED, cache: bool = True,
             buckets: Sequence[int] | None = None,
-            progress: Callable[[TuneStep], None] | None = None
-            ) -> CompiledModel | BucketedModel:
+            progress: Callable[[TuneStep | BatchStep], None] | None = None,
+            workers: int | None = None) -> CompiledModel | BucketedModel:
     """Compile `model` for `chip` (a preset name; default `nki.default_chip()`).
 
     `example_inputs`: a tensor or a tuple of them (the shapes the graph is compiled for).
@@ -104,8 +105,11 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     `tessera.compiler.graph_cache`).
     `buckets`: sequence lengths (dim 1 of every input): one graph per bucket, calls padded
     to the next one (a `BucketedModel`; see `tessera.compiler.buckets`).
-    `progress`: called with each `tessera.kernels.tune.TuneStep` while a library kernel
-    shape is tuned for the first time (SIMULATED: minutes for a large model's shapes).
+    `workers`: processes that tune the kernel shapes missing from the cost cache in
+    parallel (SIMULATED; default the machine's cores; 1 tunes them here, one by one).
+    `progress`: called while new kernel shapes are tuned (SIMULATED: minutes for a large
+    model's shapes the first time): a `cost.batch.BatchStep` per shape tuned in the pool,
+    or with `workers=1` a `tessera.kernels.tune.TuneStep` per configuration.
     """
     if buckets is not None:
         from tessera.compiler.buckets import BucketedModel, pad_to
@@ -114,7 +118,7 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
             else (example_inputs,)
         return BucketedModel(buckets, lambda b: compile(  # type: ignore[return-value]
             model, tuple(pad_to(a, b) for a in inputs), chip, dtype, kernels, symbolic,
-            fallback, fidelity, cache, progress=progress))
+            fallback, fidelity, cache, progress=progress, workers=workers))
     given = {op_key(k): v for k, v in (kernels or {}).items()}
     chip_name = chip or default_chip()
     try:
@@ -134,21 +138,26 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     graph = optimise(to_graph(program, fallback, frozenset(given)))
     lowered = lower(graph, given)
     costs = _priced(graph, lowered, spec, fid, cache and not any(
-        low.user is not None for low in lowered.values()), progress)
+        low.user is not None for low in lowered.values()), progress, workers)
     profile = ModelProfile(spec.name, fid.value, costs, plan_memory(graph, lowered))
     single = len(graph.outputs) == 1
     return CompiledModel(graph, lowered, profile, symbolic, single)
 
 
 def _priced(graph: Graph, lowered: dict[str, Lowered], spec: hw.ChipSpec, fid: Fidelity,
-            cache: bool, progress: Callable[[TuneStep], None] | None
-            ) -> tuple[OpCost, ...]:
+            cache: bool, progress: Callable[[TuneStep | BatchStep], None] | None,
+            workers: int | None) -> tuple[OpCost, ...]:
     """Each node's cost, from the graph cache when an identical graph was priced before."""
     key = graph_key(graph, lowered, spec.name, fid.value) if cache else ""
     if cache:
         found = graph_cache.load(key)
         if found is not None and [o.node for o in found] == [n.name for n in graph.nodes]:
             return found
+    if fid is Fidelity.SIMULATED and workers != 1:
+        # tune the graph's new kernel shapes side by side; pricing then reads the cache
+        calls = [EstimateRequest(c.kernel, dict(c.shapes), c.dtype)
+                 for low in lowered.values() for c in low.kernels]
+        tune_missing(calls, spec.name, workers=workers, progress=progress)
     costs = tuple(price(n, lowered[n.name], spec, fid, progress) for n in graph.nodes)
     if cache:
         graph_cache.store(key, costs)

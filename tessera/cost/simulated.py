@@ -71,7 +71,7 @@ def simulated(defn: KernelDef, shapes: FrozenMap[str, int], dtype: DType, chip: 
     summary = _summary(prof, tuned.params, tuned.default_time_s, tuned.evaluated, chip)
     est = _estimate(defn, shapes, dtype, chip, prof.total_s, summary)
     if cache:
-        store.put(key, fingerprint, _to_payload(est))
+        store.put(key, fingerprint, to_payload(est))
         with _LOCK:
             _MEMO[memo_key] = est
     return est
@@ -112,7 +112,19 @@ def _estimate(defn: KernelDef, shapes: FrozenMap[str, int], dtype: DType, chip: 
         peak_hbm_bytes_per_s=roof.peak_hbm_bytes_per_s, simulated=summary)
 
 
-def _to_payload(est: CostEstimate) -> dict:
+def is_cached(defn: KernelDef, shapes: FrozenMap[str, int], dtype: DType,
+              chip: hw.ChipSpec) -> bool:
+    """Whether `simulated` would answer from memory or the disk cache (no tuning)."""
+    key = cache_key(defn.name, shapes, dtype.name, chip.name)
+    fingerprint = kernel_fingerprint(defn)
+    with _LOCK:
+        if (fingerprint, key) in _MEMO:
+            return True
+    return JsonCache(COST_FILE).get(key, fingerprint) is not None
+
+
+def to_payload(est: CostEstimate) -> dict:
+    """The cost-cache entry of a SIMULATED estimate (what `cost.json` stores)."""
     s = est.simulated
     assert s is not None
     return {"op": est.op.value, "time_s": est.time_s,
