@@ -32,7 +32,7 @@ sys.path = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).pa
 import torch  # noqa: E402
 
 import tessera  # noqa: E402
-from tessera.models import BERT_BASE, LLAMA3_8B, ModelFamily, build_model  # noqa: E402
+from tessera.models import BERT_BASE, LLAMA3_8B, build_model  # noqa: E402
 
 
 def _minilm(seq: int) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...], str]:
@@ -51,12 +51,8 @@ def _minilm(seq: int) -> tuple[torch.nn.Module, tuple[torch.Tensor, ...], str]:
 
 
 def _llama_meta(layers: int) -> torch.nn.Module:
-    from tessera.models.llama import LlamaModel
-
-    cfg = dataclasses.replace(LLAMA3_8B, num_layers=layers)
-    assert cfg.family is ModelFamily.LLAMA
-    with torch.device("meta"):
-        return LlamaModel(cfg).to(torch.bfloat16)
+    return build_model(dataclasses.replace(LLAMA3_8B, num_layers=layers), meta=True,
+                       dtype=torch.bfloat16)
 
 
 def _tuned(steps: list[object], fidelity: str = "simulated") -> str:

@@ -31,16 +31,13 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from tessera import hw
 from tessera.cli.errors import debug_enabled, fail, guard
-from tessera.nki.runtime import default_chip
+from tessera.cli.options import CHIP_HELP, chip_preset
 
 if TYPE_CHECKING:
     from tessera.cost.batch import BatchStep
     from tessera.kernels.tune import TuneStep
 
-CHIP_HELP = ("Target chip preset: trn1, inf2, trn2, trn3 (default: "
-             "NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")
 FIDELITIES = ("simulated", "roofline")
 FALLBACKS = ("error", "host")
 INT_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "bool")
@@ -54,15 +51,6 @@ def _stage(message: str) -> None:
     summary alone, and errors stay one line)."""
     if sys.stderr.isatty():
         typer.echo(message, err=True)
-
-
-def _chip(chip: str | None) -> str:
-    name = chip or default_chip()
-    try:
-        return hw.load_chip(name).name
-    except hw.HwError:
-        raise fail(f"--chip {name!r} is not a chip preset; choose one of: "
-                   f"{', '.join(hw.preset_names('chip'))}") from None
 
 
 def _choice(option: str, value: str, choices: tuple[str, ...]) -> str:
@@ -194,25 +182,14 @@ def model_config(preset: str | None, hf_config: Path | None) -> tuple[str, objec
 def build_reference(config: object, symbolic: bool) -> object:
     """The reference model of `config`: on the meta device when `symbolic`, else with
     seeded random float32 weights (refused above `MAX_WEIGHT_BYTES`)."""
-    import torch
-
-    from tessera.models import ModelFamily, build_model
+    from tessera.models import build_model
 
     if not symbolic:
         weight_bytes = 4 * config.num_parameters()  # type: ignore[attr-defined]
         if weight_bytes > MAX_WEIGHT_BYTES:
             raise fail(f"random float32 weights of this model take {weight_bytes / 1e9:.1f} "
                        "GB; pass --symbolic to predict its time without weights")
-        return build_model(config)  # type: ignore[arg-type]
-    family = config.family  # type: ignore[attr-defined]
-    if family is ModelFamily.LLAMA:
-        from tessera.models.llama import LlamaModel as model_type
-    elif family is ModelFamily.GPT2:
-        from tessera.models.gpt2 import Gpt2Model as model_type
-    else:
-        from tessera.models.bert import BertModel as model_type
-    with torch.device("meta"):
-        return model_type(config).eval()
+    return build_model(config, meta=symbolic)  # type: ignore[arg-type]
 
 
 def _report_dir(path: Path) -> None:
@@ -347,7 +324,7 @@ def compile_model(
     if len(sources) != 1:
         raise fail("name the model once: MODULE:FACTORY, --preset NAME or "
                    "--hf-config CONFIG.JSON")
-    chip_name = _chip(chip)
+    chip_name = chip_preset(chip)
     fid = _choice("--fidelity", fidelity, FIDELITIES)
     fb = _choice("--fallback", fallback, FALLBACKS)
     cast = _dtype_name("--dtype", dtype) if dtype is not None else None

@@ -10,9 +10,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from tessera import hw, report, sim
+from tessera import report, sim
 from tessera.cli import profile_cmd
 from tessera.cli.errors import fail, guard
+from tessera.cli.options import CHIP_HELP, chip_preset
 from tessera.cli.paths import check_writable
 from tessera.nki.kernel_files import (
     ExampleRun,
@@ -23,14 +24,11 @@ from tessera.nki.kernel_files import (
     resize_inputs,
     run_example,
 )
-from tessera.nki.runtime import default_chip
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
 
 MISMATCH = 1  # the kernel ran but its output differs from the reference
-CHIP_HELP = ("Target chip preset: trn1, inf2, trn2, trn3 (default: "
-             "NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")
 SHAPE_HELP = ("Resize an input by the kernel's parameter name: NAME=AxB[:dtype], e.g. "
               "--shape lhsT=4096x8192. Repeatable.")
 KWARG_HELP = "Pass a keyword argument to the kernel: KEY=VALUE (a Python literal). Repeatable."
@@ -39,17 +37,6 @@ KWARG_HELP = "Pass a keyword argument to the kernel: KEY=VALUE (a Python literal
 @app.callback()
 def kernel() -> None:
     """Run and inspect NKI kernels on the CPU."""
-
-
-def _chip(chip: str | None) -> str:
-    """The chip preset name to trace for, or a one-line error naming the choices."""
-    name = chip or default_chip()
-    chips = hw.preset_names("chip")
-    try:
-        return hw.load_chip(name).name
-    except hw.HwError:
-        raise fail(f"--chip {name!r} is not a chip preset; choose one of: "
-                   f"{', '.join(chips)}") from None
 
 
 def _shapes(items: list[str] | None) -> dict[str, tuple[tuple[int, ...], str | None]]:
@@ -115,7 +102,7 @@ def run(
     (a tile larger than a partition, one instruction's operands, PSUM) is an error, as in
     `kernel profile`.
     """
-    chip_name = _chip(chip)
+    chip_name = chip_preset(chip)
     parsed = parse_spec(spec)
     kernel_file = load_kernel_file(parsed.path)
     result = run_example(kernel_file, parsed.kernel, chip_name, symbolic, _shapes(shape),
@@ -177,7 +164,7 @@ def profile(
              "compile_config.")] = None,
 ) -> None:
     """Predict a kernel's time on its example inputs: engines, rates, roofline, hot spots."""
-    chip_name = _chip(chip)
+    chip_name = chip_preset(chip)
     if schedule is not None:
         profile_cmd.parse_heuristic(schedule)  # a typo fails before any work
     outputs = {"--trace": trace, "--png": png, "--json": json_out}

@@ -14,6 +14,7 @@ the structure: unique names, every use defined earlier, outputs defined, arity p
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -155,13 +156,15 @@ class Graph:
 
     def shape_of(self, name: str) -> tuple[int, ...]:
         """The shape of a node or input by name."""
-        return self._values()[name][0]
+        return self._values[name][0]
 
     def dtype_of(self, name: str) -> str:
         """The dtype of a node or input by name."""
-        return self._values()[name][1]
+        return self._values[name][1]
 
+    @functools.cached_property
     def _values(self) -> dict[str, tuple[tuple[int, ...], str]]:
+        # built once per graph (graphs are immutable): lowering asks per input of every node
         table = {v.name: (v.shape, v.dtype) for v in self.inputs}
         table.update({n.name: (n.shape, n.dtype) for n in self.nodes})
         return table

@@ -14,10 +14,9 @@ import torch
 
 from tessera import nki
 from tessera.compiler.graph import Arg, Graph, Node
-from tessera.compiler.lowering import KernelCall, Lowered, rule
+from tessera.compiler.lowering import RMS_NORM_EPS, KernelCall, Lowered, rule, supports
 from tessera.kernels import registry
 
-_FLOATS = ("float32", "bfloat16")
 _ACTIVATIONS = {"silu": "silu", "gelu": "gelu", "gelu_tanh": "gelu_apprx_tanh",
                 "relu": "relu"}
 
@@ -63,7 +62,8 @@ def _activation(node: Node) -> object:
 @rule("linear")
 def _linear(node: Node, graph: Graph) -> Lowered | None:
     x_shape, w_shape = _shape(node, graph, 0, "input"), _shape(node, graph, 1, "weight")
-    if node.dtype not in _FLOATS or x_shape is None or w_shape is None or len(w_shape) != 2:
+    if not supports("matmul", node.dtype) or x_shape is None or w_shape is None \
+            or len(w_shape) != 2:
         return None
     k, n = x_shape[-1], w_shape[0]
     m = _rows(x_shape)
@@ -84,8 +84,8 @@ def _matmul(node: Node, graph: Graph) -> Lowered | None:
     a_shape, b_shape = _shape(node, graph, 0, "self"), _shape(node, graph, 1, "other")
     if b_shape is None:
         b_shape = _shape(node, graph, 1, "mat2")
-    if node.dtype not in _FLOATS or a_shape is None or b_shape is None or len(a_shape) < 2 \
-            or len(b_shape) < 2:
+    if not supports("matmul", node.dtype) or a_shape is None or b_shape is None \
+            or len(a_shape) < 2 or len(b_shape) < 2:
         return None
     a_arg, b_arg = _arg(node, 0, "self"), _arg(node, 1, "other") or _arg(node, 1, "mat2")
     m, k, n = a_shape[-2], a_shape[-1], b_shape[-1]
@@ -117,7 +117,7 @@ def _addmm(node: Node, graph: Graph) -> Lowered | None:
     bias_shape = _shape(node, graph, 0, "self")
     a_shape, b_shape = _shape(node, graph, 1, "mat1"), _shape(node, graph, 2, "mat2")
     beta, alpha = _arg(node, 3, "beta", 1), _arg(node, 4, "alpha", 1)
-    if node.dtype not in _FLOATS or bias_shape is None or len(bias_shape) != 1 \
+    if not supports("matmul", node.dtype) or bias_shape is None or len(bias_shape) != 1 \
             or a_shape is None or b_shape is None or (beta, alpha) != (1, 1):
         return None
     (m, k), n = a_shape, b_shape[1]
@@ -135,8 +135,8 @@ def _addmm(node: Node, graph: Graph) -> Lowered | None:
 @rule("scaled_dot_product_attention")
 def _attention(node: Node, graph: Graph) -> Lowered | None:
     q_shape, k_shape = _shape(node, graph, 0, "query"), _shape(node, graph, 1, "key")
-    if node.dtype not in _FLOATS or q_shape is None or k_shape is None or len(q_shape) != 4 \
-            or len(k_shape) != 4:
+    if not supports("flash_attention", node.dtype) or q_shape is None or k_shape is None \
+            or len(q_shape) != 4 or len(k_shape) != 4:
         return None
     batch, heads, seq, dim = q_shape
     kv_heads, seq_k = k_shape[1], k_shape[2]
@@ -196,11 +196,11 @@ def _masked_attention(node: Node, graph: Graph, q_shape: tuple[int, ...],
 def _rms_norm(node: Node, graph: Graph) -> Lowered | None:
     shape = _shape(node, graph, 0, "input")
     normalized = tuple(_arg(node, 1, "normalized_shape", ()))
-    if node.dtype not in _FLOATS or shape is None or len(normalized) != 1:
+    if not supports("rmsnorm", node.dtype) or shape is None or len(normalized) != 1:
         return None
     rows, cols = _rows(shape), shape[-1]
     eps = _arg(node, 3, "eps", None)
-    eps = float(torch.finfo(torch.float32).eps) if eps is None else float(eps)
+    eps = RMS_NORM_EPS if eps is None else float(eps)
 
     def run(inputs: list[torch.Tensor]) -> torch.Tensor:
         x = _get(inputs, node, 0, "input")
@@ -255,7 +255,7 @@ def _rope(node: Node, graph: Graph) -> Lowered | None:
 def _layer_norm(node: Node, graph: Graph) -> Lowered | None:
     shape = _shape(node, graph, 0, "input")
     normalized = tuple(_arg(node, 1, "normalized_shape", ()))
-    if node.dtype not in _FLOATS or shape is None or len(normalized) != 1:
+    if not supports("layernorm", node.dtype) or shape is None or len(normalized) != 1:
         return None
     rows, cols = _rows(shape), shape[-1]
     eps = float(_arg(node, 4, "eps", 1e-5))
@@ -275,7 +275,7 @@ def _layer_norm(node: Node, graph: Graph) -> Lowered | None:
 def _softmax(node: Node, graph: Graph) -> Lowered | None:
     shape = _shape(node, graph, 0, "self")
     dim = int(_arg(node, 1, "dim", -1))
-    if node.dtype not in _FLOATS or shape is None or dim not in (-1, len(shape) - 1):
+    if not supports("softmax", node.dtype) or shape is None or dim not in (-1, len(shape) - 1):
         return None
     rows, cols = _rows(shape), shape[-1]
 
@@ -289,7 +289,7 @@ def _softmax(node: Node, graph: Graph) -> Lowered | None:
 # ---------------------------------------------------------- activations, gathers, adds
 def _unary(node: Node, graph: Graph, op: str) -> Lowered | None:
     shape = graph.shape_of(node.inputs[0])
-    if node.dtype not in _FLOATS or not shape:
+    if not supports(op, node.dtype) or not shape:
         return None
     rows, cols = _rows(shape), shape[-1]
 
@@ -327,7 +327,7 @@ def _swiglu(node: Node, graph: Graph) -> Lowered | None:
 @rule("embedding")
 def _embedding(node: Node, graph: Graph) -> Lowered | None:
     table, ids = _shape(node, graph, 0, "weight"), _shape(node, graph, 1, "indices")
-    if node.dtype not in _FLOATS or table is None or ids is None or len(table) != 2:
+    if not supports("embedding", node.dtype) or table is None or ids is None or len(table) != 2:
         return None
     tokens = math.prod(ids)
     vocab, dim = table
@@ -342,7 +342,8 @@ def _embedding(node: Node, graph: Graph) -> Lowered | None:
 
 @rule("add")
 def _add(node: Node, graph: Graph) -> Lowered | None:
-    if len(node.inputs) != 2 or node.op != "aten.add.Tensor" or node.dtype not in _FLOATS:
+    if len(node.inputs) != 2 or node.op != "aten.add.Tensor" \
+            or not supports("residual_add", node.dtype):
         return None
     a, b = (graph.shape_of(i) for i in node.inputs)
     alpha = _arg(node, 2, "alpha", 1)

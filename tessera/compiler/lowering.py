@@ -111,6 +111,17 @@ def _user(node: Node, graph: Graph, kernel: object) -> Lowered:
     return Lowered(node.name, run, user=user)
 
 
+# rms_norm's eps when the call gives none (torch uses the float32 machine epsilon)
+RMS_NORM_EPS = float(torch.finfo(torch.float32).eps)
+
+
+def supports(kernel: str, dtype: str) -> bool:
+    """Whether library `kernel` runs in `dtype` (its `KernelDef.dtypes`): a rule lowers a node
+    to it only then, and leaves other dtypes to the generic copy/pointwise path."""
+    from tessera.kernels import registry
+
+    return dtype in registry.get(kernel).dtypes
+
 # views: what a reshape/alias of a contiguous value needs on the device
 _VIEW_OPS = frozenset(("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten",
                        "alias", "getitem", "expand", "lift_fresh_copy", "detach"))

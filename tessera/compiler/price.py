@@ -25,8 +25,8 @@ from tessera.compiler.graph import Node, NodeKind
 from tessera.compiler.lowering import Lowered
 from tessera.compiler.overrides import profile_user_kernel
 from tessera.cost import Fidelity
-from tessera.cost.roofline import fixed_overhead_s
-from tessera.hw import MemoryKind
+from tessera.cost.fidelity import Latency
+from tessera.cost.roofline import fixed_overhead_s, memory_term
 from tessera.kernels.tune import TuneStep
 
 HOST_FILE = Path(__file__).with_name("calibration") / "host.yaml"
@@ -84,12 +84,13 @@ def price(node: Node, lowered: Lowered, chip: hw.ChipSpec, fidelity: Fidelity,
     if lowered.is_view:
         return OpCost(node.name, node.op, node.kind, node.module, PriceKind.VIEW, (), 0.0,
                       "none", 0.0, 0.0, (), 0)
-    rate = min(chip.hbm_bytes_per_s_per_core, chip.core.dma.core_bytes_per_s)
-    memory_s = lowered.moved_bytes / rate
-    t = memory_s + fixed_overhead_s(chip)
-    bound = "latency" if fixed_overhead_s(chip) > memory_s else MemoryKind.HBM.value
-    return OpCost(node.name, node.op, node.kind, node.module, PriceKind.COPY, (), t, bound,
-                  0.0, float(lowered.moved_bytes), ((MemoryKind.HBM.value, memory_s),), 0)
+    # as cost.roofline prices a memory-bound op: the memory term plus one fixed latency
+    memory_s, memory_bound = memory_term(float(lowered.moved_bytes), chip)
+    overhead_s = fixed_overhead_s(chip)
+    bound = Latency.FIXED if overhead_s > memory_s else memory_bound
+    return OpCost(node.name, node.op, node.kind, node.module, PriceKind.COPY, (),
+                  memory_s + overhead_s, str(bound.value), 0.0, float(lowered.moved_bytes),
+                  ((str(memory_bound.value), memory_s),), 0)
 
 
 def _user(node: Node, lowered: Lowered, chip: hw.ChipSpec) -> OpCost:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from tessera import hw
-from tessera.cost.fidelity import CostError, CostEstimate, Fidelity, Latency
+from tessera.cost.fidelity import Bound, CostError, CostEstimate, Fidelity, Latency
 from tessera.hw import Engine, FrozenMap, MemoryKind, Precision
 from tessera.kernels.registry import KernelDef, Op
 from tessera.nki.dtypes import DType
@@ -70,6 +70,16 @@ def fixed_overhead_s(chip: hw.ChipSpec) -> float:
     return min(latencies)
 
 
+def memory_term(hbm_bytes: float, chip: hw.ChipSpec) -> tuple[float, Bound]:
+    """Seconds to move `hbm_bytes` through one core and what bounds it: the HBM share, or
+    the core's DMA engines at their theoretical rate when those are slower (every HBM byte
+    crosses them)."""
+    hbm_share = chip.hbm_bytes_per_s_per_core
+    dma_rate = chip.core.dma.core_bytes_per_s
+    bound = MemoryKind.HBM if hbm_share <= dma_rate else Engine.DMA
+    return hbm_bytes / min(hbm_share, dma_rate), bound
+
+
 def roofline(defn: KernelDef, shapes: Mapping[str, int], dtype: DType,
              chip: hw.ChipSpec) -> CostEstimate:
     """The ROOFLINE estimate of `defn` at `shapes` (already checked) on one core of `chip`."""
@@ -80,21 +90,19 @@ def roofline(defn: KernelDef, shapes: Mapping[str, int], dtype: DType,
                         f"(flops={flops}, hbm_bytes={hbm_bytes})")
     on_tensor = defn.op in TENSOR_OPS
     peak = tensor_peak_flops(chip, dtype) if on_tensor else streaming_peak_per_s(chip, dtype)
-    hbm_share = chip.hbm_bytes_per_s_per_core
-    # every HBM byte also crosses the core's DMA engines (at their theoretical rate)
-    dma_rate = chip.core.dma.core_bytes_per_s
     compute_s = flops / peak
-    memory_s = hbm_bytes / min(hbm_share, dma_rate)
+    memory_s, memory_bound = memory_term(hbm_bytes, chip)
     overhead_s = fixed_overhead_s(chip)
     if overhead_s > max(compute_s, memory_s):
         bound = Latency.FIXED
     elif compute_s >= memory_s:
         bound = Engine.TENSOR if on_tensor else Engine.VECTOR
     else:
-        bound = MemoryKind.HBM if hbm_share <= dma_rate else Engine.DMA
+        bound = memory_bound
     return CostEstimate(
         op=defn.op, kernel=defn.name, shapes=FrozenMap(shapes), dtype=dtype.name,
         chip=chip.name, fidelity=Fidelity.ROOFLINE,
         time_s=max(compute_s, memory_s) + overhead_s, compute_s=compute_s,
         memory_s=memory_s, overhead_s=overhead_s, bound=bound, flops=flops,
-        hbm_bytes=hbm_bytes, peak_compute_per_s=peak, peak_hbm_bytes_per_s=hbm_share)
+        hbm_bytes=hbm_bytes, peak_compute_per_s=peak,
+        peak_hbm_bytes_per_s=chip.hbm_bytes_per_s_per_core)

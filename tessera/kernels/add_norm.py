@@ -13,7 +13,14 @@ from __future__ import annotations
 import numpy as np
 
 from tessera.kernels.elementwise import f64, fit_rows, pipeline, random_rows, row_blocks
-from tessera.kernels.norms import RMS_EPS, _row_tile, _vector, rms_scale_and_store, row_sum
+from tessera.kernels.norms import (
+    RMS_EPS,
+    _rms_inputs,
+    _row_tile,
+    rms_scale_and_store,
+    rmsnorm_reference,
+    row_sum,
+)
 from tessera.kernels.registry import KernelDef, Op, register
 from tessera.kernels.softmax import split_columns
 from tessera.nki import isa as nisa
@@ -63,13 +70,12 @@ def add_rmsnorm_reference(x: np.ndarray, residual: np.ndarray, weight: np.ndarra
                           eps: float = RMS_EPS, **_: object) -> tuple[np.ndarray, np.ndarray]:
     """(x + residual rounded to x's dtype, its RMSNorm) in float64."""
     total = (f64(x) + f64(residual)).astype(x.dtype)
-    v = f64(total)
-    return v, v / np.sqrt(np.mean(v * v, axis=-1, keepdims=True) + eps) * f64(weight)
+    return f64(total), rmsnorm_reference(total, weight, eps)
 
 
 def _inputs(s, dtype, rng):
-    return (random_rows(s, dtype, rng), random_rows(s, dtype, rng),
-            _vector(s, dtype, rng, 0.5, 1.5))
+    x, weight = _rms_inputs(s, dtype, rng)
+    return x, random_rows(s, dtype, rng), weight
 
 
 ADD_RMSNORM = register(KernelDef(

@@ -52,12 +52,13 @@ __all__ = [
 ]
 
 
-def build_model(config: ModelConfig, seed: int = 0,
-                dtype: torch.dtype | None = None) -> torch.nn.Module:
+def build_model(config: ModelConfig, seed: int = 0, dtype: torch.dtype | None = None,
+                meta: bool = False) -> torch.nn.Module:
     """The reference model of `config.family` with seeded random weights, in eval mode.
 
     `dtype` defaults to torch.float32 (None keeps this module importable without torch).
-    The same config and seed give the same weights on every call.
+    The same config and seed give the same weights on every call. `meta=True` builds it on
+    the meta device instead (shapes only, no weights: for symbolic compiles of big models).
     """
     # imported here, not at the top: importing tessera.models must not import torch
     if config.family is ModelFamily.LLAMA:
@@ -66,8 +67,14 @@ def build_model(config: ModelConfig, seed: int = 0,
         from tessera.models.gpt2 import Gpt2Model as model_type
     else:
         from tessera.models.bert import BertModel as model_type
-    model = model_type(config)
-    model.init_weights(seed)
+    if meta:
+        import torch
+
+        with torch.device("meta"):
+            model = model_type(config)
+    else:
+        model = model_type(config)
+        model.init_weights(seed)
     if dtype is not None:
         model.to(dtype)
     return model.eval()

@@ -23,13 +23,19 @@ def rope_tables(seq_len: int, head_dim: int, theta: float,
     Position p and frequency j = 0..hd/2-1 turn by p * theta**(-2j/hd); both halves of a head
     use the same angles (rotate-half form).
     """
-    # float32 whatever the model dtype: bf16 angles at position ~1000 are off by whole turns
-    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim
-    inv_freq = 1.0 / (theta ** exponents)  # [hd/2]
+    inv_freq = inv_frequencies(head_dim, theta, device)  # [hd/2]
     positions = torch.arange(seq_len, dtype=torch.float32, device=device)  # [S]
     angles = torch.outer(positions, inv_freq)  # [S, hd/2]
     angles = torch.cat((angles, angles), dim=-1)  # [S, hd]
     return angles.cos(), angles.sin()
+
+
+def inv_frequencies(head_dim: int, theta: float,
+                    device: torch.device | None = None) -> torch.Tensor:
+    """theta**(-2j/hd) for j = 0..hd/2-1, in float32 whatever the model dtype (bf16 angles at
+    position ~1000 are off by whole turns)."""
+    exponents = torch.arange(0, head_dim, 2, dtype=torch.float32, device=device) / head_dim
+    return 1.0 / (theta ** exponents)
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -152,6 +158,14 @@ class LlamaModel(nn.Module):
         if config.tie_word_embeddings:
             self.lm_head.weight = self.embed_tokens.weight
 
+    def rope(self, x: torch.Tensor, seq_len: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """cos and sin [S, hd] for positions 0..seq_len-1, in x's dtype."""
+        cos, sin = rope_tables(seq_len, self.config.head_dim, self.config.rope_theta, x.device)
+        if x.dtype != cos.dtype:
+            # cast only when needed: a no-op .to() stays in exported graphs as an assert node
+            cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        return cos, sin
+
     def init_weights(self, seed: int = 0) -> None:
         """Seeded weights, independent of torch's global RNG: N(0, 0.02) matrices, unit norms."""
         seeded_init(self, seed)
@@ -162,10 +176,7 @@ class LlamaModel(nn.Module):
             raise ValueError(f"input_ids: {s} tokens exceed max_position_embeddings "
                              f"{self.config.max_position_embeddings}")
         x = self.embed_tokens(input_ids)  # [B, S, H]
-        cos, sin = rope_tables(s, self.config.head_dim, self.config.rope_theta, x.device)
-        if x.dtype != cos.dtype:
-            # cast only when needed: a no-op .to() stays in exported graphs as an assert node
-            cos, sin = cos.to(x.dtype), sin.to(x.dtype)  # [S, hd]
+        cos, sin = self.rope(x, s)
         for layer in self.layers:
             x = layer(x, cos, sin)
         return self.lm_head(self.norm(x))  # [B, S, V], in the model dtype

@@ -20,11 +20,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from tessera.models.llama import LlamaModel, rope_tables
-
-
-def _caches_of(model: LlamaModel) -> int:
-    return len(model.layers)
+from tessera.models.llama import LlamaModel, inv_frequencies
 
 
 class LlamaPrefill(nn.Module):
@@ -43,8 +39,7 @@ class LlamaPrefill(nn.Module):
         if s > self.max_len:
             raise ValueError(f"input_ids: {s} tokens exceed max_len {self.max_len}")
         x = m.embed_tokens(input_ids)  # [B, S, H]
-        cos, sin = rope_tables(s, m.config.head_dim, m.config.rope_theta, x.device)
-        cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        cos, sin = m.rope(x, s)
         keys, values = [], []
         for layer in m.layers:
             x, (k, v) = layer(x, cos, sin, return_kv=True)
@@ -70,15 +65,13 @@ class LlamaDecode(nn.Module):
         super().__init__()
         self.model = model
         self.max_len = max_len
-        hd = model.config.head_dim
-        inv_freq = 1.0 / (model.config.rope_theta
-                          ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+        inv_freq = inv_frequencies(model.config.head_dim, model.config.rope_theta)
         self.register_buffer("inv_freq", inv_freq, persistent=False)  # [hd/2]
 
     def forward(self, token: torch.Tensor, position: torch.Tensor,
                 *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
         m = self.model
-        n = _caches_of(m)
+        n = len(m.layers)
         if len(caches) != 2 * n:
             raise ValueError(f"expected {2 * n} caches (keys then values of {n} layers), "
                              f"got {len(caches)}")

@@ -313,12 +313,7 @@ def load_smollm2(dtype: torch.dtype | None = None,
     # tensors; the rotary tables are buffers computed from the config, so built on the CPU
     with torch.device("meta"):
         model = LlamaForCausalLM(config)
-    missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    if unexpected or set(missing) - {"lm_head.weight"}:
-        raise PretrainedModelError(
-            f"{path.name} does not fit LlamaForCausalLM: missing {sorted(missing)[:3]}, "
-            f"unexpected {sorted(unexpected)[:3]}")
-    if "lm_head.weight" in missing:
+    if _assign(model, state, f"{path.name} into LlamaForCausalLM"):
         model.lm_head.weight = model.model.embed_tokens.weight
     model.model.rotary_emb = LlamaRotaryEmbedding(config)
     model = model.to(_dtype(dtype))
@@ -332,8 +327,6 @@ def reference_llama(hf_model: Any) -> Any:
     Hugging Face names its parameters `model.layers.N...` and `lm_head.weight`; the
     reference model drops the `model.` prefix and ties the LM head as the config says.
     """
-    import dataclasses
-
     from tessera.models.config import ModelConfigError, from_hf_config
     from tessera.models.llama import LlamaModel
 
@@ -342,20 +335,24 @@ def reference_llama(hf_model: Any) -> Any:
         config = from_hf_config(hf_config)
     except ModelConfigError as err:
         raise PretrainedModelError(f"{type(hf_model).__name__}: {err}") from None
-    rope = hf_config.get("rope_parameters") or {}
-    if "rope_theta" in rope:  # transformers 5 keeps it here, not at the top level
-        config = dataclasses.replace(config, rope_theta=float(rope["rope_theta"]))
     import torch
 
     with torch.device("meta"):
         model = LlamaModel(config)
     state = {name.removeprefix("model."): tensor
              for name, tensor in hf_model.state_dict().items()}
+    if _assign(model, state, f"{type(hf_model).__name__} into the reference Llama") \
+            or config.tie_word_embeddings:
+        model.lm_head.weight = model.embed_tokens.weight
+    return model.eval()
+
+
+def _assign(model: Any, state: dict[str, torch.Tensor], what: str) -> bool:
+    """Give a meta-device Llama the tensors of `state` (no copies); True when the LM head
+    is missing and must be tied to the embedding. Anything else missing or left over is a
+    PretrainedModelError naming a few of the names."""
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
     if unexpected or set(missing) - {"lm_head.weight"}:
         raise PretrainedModelError(
-            f"{type(hf_model).__name__} does not fit the reference Llama: missing "
-            f"{sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}")
-    if config.tie_word_embeddings:
-        model.lm_head.weight = model.embed_tokens.weight
-    return model.eval()
+            f"{what}: missing {sorted(missing)[:3]}, unexpected {sorted(unexpected)[:3]}")
+    return "lm_head.weight" in missing

@@ -25,10 +25,10 @@ from tessera.report.profile_json import profile_report, write_profile_json
 from tessera.report.trace_json import chrome_trace, write_chrome_trace
 
 if TYPE_CHECKING:
-    from tessera.report.model_folder import write_model_report
-    from tessera.report.model_json import model_report, write_model_json
-    from tessera.report.model_png import write_model_png
-    from tessera.report.model_trace import model_chrome_trace, write_model_trace
+    from tessera.compiler.reports.model_folder import write_model_report
+    from tessera.compiler.reports.model_json import model_report, write_model_json
+    from tessera.compiler.reports.model_png import write_model_png
+    from tessera.compiler.reports.model_trace import model_chrome_trace, write_model_trace
     from tessera.report.timeline_png import write_timeline_png
 
 # name -> module: loaded on first use (matplotlib costs ~0.5 s to import, torch ~2 s; only

@@ -178,3 +178,17 @@ def test_calls_with_other_shapes_or_counts_are_refused() -> None:
         compiled(_ids(TINY_GPT2, seq=8))
     with pytest.raises(CompileError, match="takes 1 input"):
         compiled(_ids(TINY_GPT2), _ids(TINY_GPT2))
+
+
+def test_a_dtype_the_kernel_declares_lowers_to_it() -> None:
+    # the library matmul runs float16 (KernelDef.dtypes), so a float16 Linear is a kernel
+    # node, not a copy; rms_norm has no float16 kernel and falls back to the generic path
+    model = torch.nn.Sequential(torch.nn.Linear(64, 96), torch.nn.RMSNorm(96))
+    x = torch.randn(8, 64)
+    compiled = tessera.compile(model, (x,), chip="trn2", dtype=torch.float16,
+                               fidelity="roofline")
+    priced = {op.op: op for op in compiled.profile.ops}
+    assert priced["aten.linear.default"].kernels == ("matmul",)
+    assert priced["aten.rms_norm.default"].priced_as == PriceKind.COPY
+    want = model.to(torch.float16)(x.to(torch.float16)).float()
+    assert (compiled(x.to(torch.float16)).float() - want).abs().max() < 2e-2

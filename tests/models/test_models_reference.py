@@ -230,3 +230,10 @@ def test_export_keeps_gqa_inside_sdpa() -> None:
     q_shape = sdpa[0].args[0].meta["val"].shape
     k_shape = sdpa[0].args[1].meta["val"].shape
     assert q_shape[1] == TINY_LLAMA.num_heads and k_shape[1] == TINY_LLAMA.num_kv_heads
+
+
+def test_build_model_on_the_meta_device_has_shapes_and_no_values() -> None:
+    meta = build_model(TINY_LLAMA, meta=True, dtype=torch.bfloat16)
+    real = build_model(TINY_LLAMA)
+    assert all(p.is_meta and p.dtype == torch.bfloat16 for p in meta.parameters())
+    assert [p.shape for p in meta.parameters()] == [p.shape for p in real.parameters()]

@@ -22,6 +22,7 @@ import dataclasses
 
 from tessera.compiler.frontend import base_name
 from tessera.compiler.graph import Arg, Graph, Node, NodeKind, make_attrs
+from tessera.compiler.lowering import RMS_NORM_EPS, supports
 
 _EPILOGUE = {"silu": "silu", "relu": "relu"}
 
@@ -119,7 +120,7 @@ def _residual_norm(node: Node, by_name: dict[str, Node], graph: Graph
                    ) -> tuple[Node, str, float] | None:
     """(the add, the weight's value name, eps) when `node` is an rms_norm of a plain
     same-shape float add with a weight over the last axis; else None."""
-    if base_name(node.op) != "rms_norm" or node.dtype not in ("float32", "bfloat16"):
+    if base_name(node.op) != "rms_norm" or not supports("add_rmsnorm", node.dtype):
         return None
     args = list(node.attr("args", ()))
     kwargs = dict(node.attr("kwargs", ()))
@@ -137,8 +138,7 @@ def _residual_norm(node: Node, by_name: dict[str, Node], graph: Graph
                    for i in add.inputs):
         return None
     eps = call.get("eps")
-    # as torch's rms_norm (and the unfused lowering) when eps is None
-    eps = 1.1920928955078125e-07 if eps is None else float(eps)
+    eps = RMS_NORM_EPS if eps is None else float(eps)
     return add, node.inputs[weight.index], eps
 
 

@@ -16,8 +16,7 @@ statistics in float32 as the hand-written form does.
 from __future__ import annotations
 
 from tessera.compiler.graph import Arg, Graph, Node, NodeKind, make_attrs
-
-_FLOATS = ("float32", "bfloat16")
+from tessera.compiler.lowering import supports
 
 
 def recognise_rms_norm(graph: Graph) -> Graph:
@@ -43,7 +42,8 @@ def recognise_rms_norm(graph: Graph) -> Graph:
 def _match(node: Node, by_name: dict[str, Node], graph: Graph
            ) -> tuple[str, str, float] | None:
     """(x, weight, eps) when `node` ends the hand-written RMSNorm chain; else None."""
-    if node.op != "aten.mul.Tensor" or len(node.inputs) != 2 or node.dtype not in _FLOATS:
+    if node.op != "aten.mul.Tensor" or len(node.inputs) != 2 \
+            or not supports("rmsnorm", node.dtype):
         return None
     width = node.shape[-1] if node.shape else 0
     for w_i in (0, 1):
@@ -138,7 +138,7 @@ def _rope_match(node: Node, by_name: dict[str, Node], graph: Graph
                 ) -> tuple[str, str, str] | None:
     """(x, cos, sin) when `node` is the add of the rotate-half RoPE; else None."""
     if node.op != "aten.add.Tensor" or len(node.inputs) != 2 or len(node.shape) not in (3, 4) \
-            or node.dtype not in _FLOATS or node.attr("kwargs", ()):
+            or not supports("rope", node.dtype) or node.attr("kwargs", ()):
         return None
     seq, dim = node.shape[-2], node.shape[-1]
     for first in (0, 1):

@@ -62,11 +62,12 @@ def model_chrome_trace(profile: ModelProfile, *, model: str | None = None,
     for op in ops:
         ts, end = _us(clock), _us(clock + op.time_s)
         clock += op.time_s
+        group = op_group(op)
         args = {"op": op.op, "module": op.module, "kernels": list(op.kernels),
                 "bound": op.bound, "flops": op.flops, "hbm_bytes": op.hbm_bytes,
-                "priced_as": op.priced_as, "group": op_group(op)}
+                "priced_as": op.priced_as, "group": group}
         dur = round(end - ts, _DIGITS)
-        base = {"name": op.node, "cat": op_group(op), "ph": "X", "pid": _PID, "ts": ts,
+        base = {"name": op.node, "cat": group, "ph": "X", "pid": _PID, "ts": ts,
                 "dur": dur, "args": args}
         events.append({**base, "tid": tids[MODEL_LANE]})
         lane = op_lane(op)
