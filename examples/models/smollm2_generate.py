@@ -19,6 +19,7 @@ import time
 import torch
 
 import tessera
+from tessera import hw
 from tessera.models.llama_cache import LlamaDecode, LlamaPrefill, greedy_generate
 from tessera.models.pretrained import load_smollm2, reference_llama
 
@@ -27,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("prompt", nargs="?", default="The capital of France is")
     parser.add_argument("--tokens", type=int, default=16, help="tokens to generate")
-    parser.add_argument("--chip", default="trn2")
+    parser.add_argument("--chip", default="trn2", choices=hw.preset_names("chip"))
     parser.add_argument("--fidelity", default="roofline", choices=("roofline", "simulated"))
     args = parser.parse_args(argv)
     if args.tokens < 1:

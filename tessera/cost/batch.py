@@ -80,6 +80,8 @@ def tune_missing(requests: Sequence[EstimateRequest], chip: str | None = None, *
     done here: `estimate` tunes it in this process (with its per-configuration progress)."""
     chip_name = chip or default_chip()
     unique = {r.key(): r for r in requests}
+    for request in unique.values():  # a bad op, shape, dtype or chip: CostError, as estimate
+        estimate(request.op, request.shapes, request.dtype, chip_name, Fidelity.ROOFLINE)
     missing = [r for r in unique.values() if not _cached(r, chip_name)]
     count = (os.cpu_count() or 1) if workers is None else max(1, workers)
     if count < 2 or len(missing) < 2:

@@ -37,6 +37,13 @@ def test_a_pool_gives_the_one_by_one_estimates(tmp_path, monkeypatch) -> None:
     assert pooled[0] == pooled[3]
 
 
+def test_a_bad_request_is_a_cost_error_before_any_tuning() -> None:
+    with pytest.raises(cost.CostError, match="unknown op 'nope'"):
+        tune_missing([*REQUESTS, EstimateRequest("nope", {}, "bfloat16")], "trn2", workers=2)
+    with pytest.raises(cost.CostError, match="chip 'trn9'"):
+        estimate_many(REQUESTS, "trn9", "simulated", workers=2)
+
+
 def test_one_worker_or_one_missing_shape_tunes_nothing_in_a_pool() -> None:
     assert tune_missing(REQUESTS, "trn2", workers=1) == 0
     assert tune_missing(REQUESTS[:1], "trn2", workers=4) == 0
