@@ -9,7 +9,8 @@ Three ways to name the model (exactly one):
   (seed 0) for floating ones; the dtype defaults to float32.
 * `--preset NAME` (`tessera.models.PRESETS`) or `--hf-config config.json` (Llama, GPT-2,
   BERT): the in-tree reference model with seeded random weights, on `input_ids` [batch,
-  seq] int64 (zeros).
+  seq] int64 (zeros). Configs without a reference model (MoE, MLA, sliding window) are a
+  one-line error.
 
 `--symbolic` builds the model on the meta device (no weights: big models in seconds) and
 predicts only. `--report DIR` writes profile.json, layers.png and trace.json there.
@@ -32,7 +33,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from tessera.cli.errors import debug_enabled, fail, guard
-from tessera.cli.options import CHIP_HELP, chip_preset
+from tessera.cli.options import CHIP_HELP, RayOption, WorkersOption, batch_executor, chip_preset
 
 if TYPE_CHECKING:
     from tessera.cost.batch import BatchStep
@@ -159,19 +160,25 @@ def load_factory(spec: str, symbolic: bool) -> object:
 
 
 def model_config(preset: str | None, hf_config: Path | None) -> tuple[str, object]:
-    """(name, ModelConfig) of `--preset` or `--hf-config`."""
-    from tessera.models import PRESETS, ModelConfigError, from_hf_config
+    """(name, ModelConfig) of `--preset` or `--hf-config`, one a reference model exists for."""
+    from tessera.models import PRESETS, ModelConfigError, check_buildable, from_hf_config
 
     if preset is not None:
         if preset not in PRESETS:
             raise fail(f"--preset {preset!r} is not a model preset; choose one of: "
                        f"{', '.join(PRESETS)}")
+        try:
+            # the zoo also holds MoE, MLA and sliding-window models the planner reads
+            check_buildable(PRESETS[preset])
+        except ModelConfigError as err:
+            raise fail(f"--preset {preset}: {err}") from None
         return preset, PRESETS[preset]
     assert hf_config is not None
     if not hf_config.is_file():
         raise fail(f"--hf-config {hf_config}: no such file")
     try:
         config = from_hf_config(hf_config)
+        check_buildable(config)
     except ModelConfigError as err:
         raise fail(f"--hf-config {hf_config}: {err}") from None
     # models/SmolLM2/config.json is "SmolLM2"; my-llama.json is "my-llama"
@@ -318,6 +325,8 @@ def compile_model(
     report_dir: Annotated[Path | None, typer.Option(
         "--report", metavar="DIR",
         help="Write profile.json, layers.png and trace.json (Perfetto) into DIR.")] = None,
+    workers: WorkersOption = None,
+    ray: RayOption = None,
 ) -> None:
     """Compile a PyTorch model for one NeuronCore and print its predicted time per layer."""
     sources = [s for s in (spec, preset, hf_config) if s is not None]
@@ -339,6 +348,7 @@ def compile_model(
     if seq < 1 or batch < 1:
         raise fail(f"--seq {seq} --batch {batch}: both must be positive")
     parsed = [parse_input(item) for item in inputs or []]
+    executor = batch_executor(workers, ray)
     if report_dir is not None:
         _report_dir(report_dir)
     _stage("importing torch and the compiler ...")
@@ -367,7 +377,7 @@ def compile_model(
         with _quiet_torch():
             compiled = tessera.compile(model, args, chip=chip_name, dtype=cast,
                                        symbolic=symbolic, fallback=fb, fidelity=fid,
-                                       progress=progress)
+                                       progress=progress, executor=executor)
     except CompileError as err:
         raise fail(" ".join(str(err).split())) from None
     finally:

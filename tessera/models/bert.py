@@ -12,7 +12,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tessera.models.config import Activation, ModelConfig, ModelConfigError, ModelFamily
+from tessera.models.config import (
+    Activation,
+    ModelConfig,
+    ModelConfigError,
+    ModelFamily,
+    check_buildable,
+)
 from tessera.models.init import seeded_init
 
 
@@ -103,6 +109,7 @@ class BertModel(nn.Module):
         super().__init__()
         if config.family is not ModelFamily.BERT:
             raise ModelConfigError(f"family: {config.family.value} is not bert")
+        check_buildable(config)
         self.config = config
         self.embeddings = BertEmbeddings(config)
         self.layers = nn.ModuleList(BertLayer(config) for _ in range(config.num_layers))

@@ -15,7 +15,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tessera.models.config import Activation, ModelConfig, ModelConfigError, ModelFamily
+from tessera.models.config import (
+    Activation,
+    ModelConfig,
+    ModelConfigError,
+    ModelFamily,
+    check_buildable,
+)
 from tessera.models.init import seeded_init
 
 
@@ -75,6 +81,7 @@ class Gpt2Model(nn.Module):
         super().__init__()
         if config.family is not ModelFamily.GPT2:
             raise ModelConfigError(f"family: {config.family.value} is not gpt2")
+        check_buildable(config)
         self.config = config
         self.wte = nn.Embedding(config.vocab_size, config.hidden_size)
         self.wpe = nn.Embedding(config.max_position_embeddings, config.hidden_size)

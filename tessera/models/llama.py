@@ -1,9 +1,11 @@
 """A Llama-style decoder in one readable file (random weights; shapes in the comments).
 
-Per layer: RMSNorm -> attention (q/k/v/o without bias, rotary positions, grouped-query
-heads, causal) -> residual; RMSNorm -> SwiGLU MLP -> residual. Then a final RMSNorm and the
-LM head. Shapes: B batch, S sequence, H hidden, nh query heads, nkv key/value heads,
-hd head width, I MLP width, V vocabulary.
+Per layer: RMSNorm -> attention (q/k/v/o, rotary positions, grouped-query heads, causal)
+-> residual; RMSNorm -> SwiGLU MLP -> residual. Then a final RMSNorm and the LM head. Shapes:
+B batch, S sequence, H hidden, nh query heads, nkv key/value heads, hd head width, I MLP
+width, V vocabulary. The config may add biases (Qwen2's on q/k/v, Llama's `attention_bias`
+and `mlp_bias`), a head width other than H / nh and Qwen3's per-head q/k RMSNorm; MoE, MLA
+and local attention are refused (`tessera.models.check_buildable`).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from tessera.models.config import ModelConfig, ModelConfigError, ModelFamily
+from tessera.models.config import ModelConfig, ModelConfigError, ModelFamily, check_buildable
 from tessera.models.init import seeded_init
 
 
@@ -56,12 +58,15 @@ class LlamaAttention(nn.Module):
         super().__init__()
         self.num_heads = config.num_heads
         self.num_kv_heads = config.num_kv_heads
-        self.head_dim = config.head_dim
-        h, kv_width = config.hidden_size, config.num_kv_heads * config.head_dim
-        self.q_proj = nn.Linear(h, h, bias=False)
-        self.k_proj = nn.Linear(h, kv_width, bias=False)
-        self.v_proj = nn.Linear(h, kv_width, bias=False)
-        self.o_proj = nn.Linear(h, h, bias=False)
+        self.head_dim = hd = config.head_dim
+        h, bias = config.hidden_size, config.attention_bias
+        self.q_proj = nn.Linear(h, config.num_heads * hd, bias=bias)
+        self.k_proj = nn.Linear(h, config.num_kv_heads * hd, bias=bias)
+        self.v_proj = nn.Linear(h, config.num_kv_heads * hd, bias=bias)
+        self.o_proj = nn.Linear(config.num_heads * hd, h, bias=config.attention_out_bias)
+        # Qwen3: one RMSNorm over each head's width, shared by all q (k) heads, before RoPE
+        self.q_norm = nn.RMSNorm(hd, eps=config.norm_eps) if config.qk_norm else None
+        self.k_norm = nn.RMSNorm(hd, eps=config.norm_eps) if config.qk_norm else None
 
     def project(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -70,6 +75,8 @@ class LlamaAttention(nn.Module):
         q = self.q_proj(x).view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
         k = self.k_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
         v = self.v_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        if self.q_norm is not None and self.k_norm is not None:
+            q, k = self.q_norm(q), self.k_norm(k)
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
 
     def attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
@@ -108,10 +115,10 @@ class LlamaMlp(nn.Module):
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
-        h, i = config.hidden_size, config.intermediate_size
-        self.gate_proj = nn.Linear(h, i, bias=False)
-        self.up_proj = nn.Linear(h, i, bias=False)
-        self.down_proj = nn.Linear(i, h, bias=False)
+        h, i, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
+        self.gate_proj = nn.Linear(h, i, bias=bias)
+        self.up_proj = nn.Linear(h, i, bias=bias)
+        self.down_proj = nn.Linear(i, h, bias=bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))  # [B, S, I] -> H
@@ -150,6 +157,7 @@ class LlamaModel(nn.Module):
         super().__init__()
         if config.family is not ModelFamily.LLAMA:
             raise ModelConfigError(f"family: {config.family.value} is not llama")
+        check_buildable(config)
         self.config = config
         self.embed_tokens = nn.Embedding(config.vocab_size, config.hidden_size)
         self.layers = nn.ModuleList(LlamaBlock(config) for _ in range(config.num_layers))

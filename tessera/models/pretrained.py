@@ -327,12 +327,13 @@ def reference_llama(hf_model: Any) -> Any:
     Hugging Face names its parameters `model.layers.N...` and `lm_head.weight`; the
     reference model drops the `model.` prefix and ties the LM head as the config says.
     """
-    from tessera.models.config import ModelConfigError, from_hf_config
+    from tessera.models.config import ModelConfigError, check_buildable, from_hf_config
     from tessera.models.llama import LlamaModel
 
     hf_config = hf_model.config.to_dict()
     try:
         config = from_hf_config(hf_config)
+        check_buildable(config)  # a Mixtral, say, reads but has no reference model
     except ModelConfigError as err:
         raise PretrainedModelError(f"{type(hf_model).__name__}: {err}") from None
     import torch

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import pytest
@@ -159,6 +161,8 @@ BAD = {
     "bad input dtype": (("{file}:make", "--inputs", "x=4x64:float99"), ("float99",)),
     "inputs with preset": (("--preset", "tiny-llama", "--inputs", "x=4"), ("--seq",)),
     "unknown preset": (("--preset", "llama99"), ("llama99", "tiny-llama")),
+    "preset without a reference model": (("--preset", "mixtral-8x7b", "--symbolic"),
+                                         ("mixtral-8x7b", "moe")),
     "missing config": (("--hf-config", "{dir}/none.json"), ("none.json", "no such file")),
     "bad config": (("--hf-config", "{dir}/bad.json"), ("model_type",)),
     "seq too long": (("--preset", "tiny-llama", "--seq", "4096"), ("4096", "128")),
@@ -167,6 +171,9 @@ BAD = {
     "bad fidelity": (("--preset", "tiny-llama", "--fidelity", "exact"), ("roofline",)),
     "bad fallback": (("--preset", "tiny-llama", "--fallback", "cpu"), ("host",)),
     "bad dtype": (("--preset", "tiny-llama", "--dtype", "int3"), ("int3", "bfloat16")),
+    "bad ray address": (("--preset", "tiny-llama", "--ray", "nowhere"),
+                        ("--ray", "'nowhere'", "ray://HOST:PORT")),
+    "no workers": (("--preset", "tiny-llama", "--workers", "0"), ("--workers 0",)),
     "report is a file": (("--preset", "tiny-llama", "--report", "{file}"), ("is a file",)),
     "report cannot be made": (("--preset", "tiny-llama", "--report", "{file}/sub"),
                               ("--report", "cannot create")),
@@ -212,3 +219,30 @@ def test_tuning_progress_is_reported_per_kernel_shape(tmp_path: Path, monkeypatc
     err = capsys.readouterr().err
     assert f"tuning kernel shape 1: matmul, configuration {len(steps)}/" in err
     assert err.rstrip().endswith("cached for the next compile")
+
+
+def test_ray_at_an_unreachable_address_is_one_line(one_line_error) -> None:
+    pytest.importorskip("ray")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # nothing listens there once closed
+    start = time.perf_counter()
+    one_line_error(_invoke("--preset", "tiny-llama", "--ray", f"ray://127.0.0.1:{port}"),
+                   "--ray", f"ray://127.0.0.1:{port}", "cannot connect")
+    assert time.perf_counter() - start < 5  # checked before the model is built
+
+
+def test_ray_not_installed_is_one_line(monkeypatch, one_line_error) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` now raises ImportError
+    one_line_error(_invoke("--preset", "tiny-llama", "--ray", "local"),
+                   "--ray", "pip install 'tessera[ray]'")
+
+
+def test_ray_local_tunes_the_new_shapes(model_file: Path, tmp_path: Path, monkeypatch) -> None:
+    ray = pytest.importorskip("ray")
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path / "cache"))  # nothing tuned yet
+    result = _invoke(f"{model_file}:make", "--inputs", "x=4x64", "--chip", "trn2",
+                     "--symbolic", "--ray", "local", "--workers", "2")
+    assert result.exit_code == 0, result.output
+    assert "ops on trn2 (simulated)" in result.output
+    assert (tmp_path / "cache" / "cost.json").is_file() and not ray.is_initialized()

@@ -51,8 +51,9 @@ BERT_BASE_JSON = {
 
 
 def test_presets_by_lowercase_name() -> None:
-    assert set(PRESETS) == {"llama3-8b", "llama2-7b", "bert-base", "bert-large", "gpt2",
-                            "tiny-llama", "tiny-gpt2", "tiny-bert"}
+    # the first presets keep their names (the zoo's are checked in test_models_zoo.py)
+    assert {"llama3-8b", "llama2-7b", "bert-base", "bert-large", "gpt2", "tiny-llama",
+            "tiny-gpt2", "tiny-bert"} <= set(PRESETS)
     assert PRESETS["llama3-8b"] is LLAMA3_8B and PRESETS["gpt2"] is GPT2_SMALL
     assert all(name == name.lower() for name in PRESETS)
 
@@ -173,20 +174,31 @@ def test_from_hf_config_gelu_variants() -> None:
 
 
 @pytest.mark.parametrize(("config", "key"), [
-    ({**LLAMA3_8B_JSON, "model_type": "mistral"}, "model_type"),
+    ({**LLAMA3_8B_JSON, "model_type": "falcon"}, "model_type"),
     ({k: v for k, v in LLAMA3_8B_JSON.items() if k != "model_type"}, "model_type"),
     ({k: v for k, v in LLAMA3_8B_JSON.items() if k != "hidden_size"}, "hidden_size"),
     ({k: v for k, v in GPT2_JSON.items() if k != "n_layer"}, "n_layer"),
     ({k: v for k, v in BERT_BASE_JSON.items() if k != "intermediate_size"}, "intermediate_size"),
     ({**BERT_BASE_JSON, "hidden_act": "relu"}, "hidden_act"),
     ({**GPT2_JSON, "activation_function": "relu"}, "activation_function"),
-    ({**LLAMA3_8B_JSON, "attention_bias": True}, "attention_bias"),
-    ({**LLAMA3_8B_JSON, "head_dim": 64}, "head_dim"),
+    ({**LLAMA3_8B_JSON, "attention_bias": "yes"}, "attention_bias"),
+    ({**LLAMA3_8B_JSON, "head_dim": 64.0}, "head_dim"),
+    ({**LLAMA3_8B_JSON, "head_dim": 63}, "attention_head_dim"),  # odd: no RoPE pairs
     ({**LLAMA3_8B_JSON, "num_key_value_heads": 5}, "num_kv_heads"),  # our field name
 ])
 def test_from_hf_config_errors_name_the_key(config: dict, key: str) -> None:
     with pytest.raises(ModelConfigError, match=f"^{key}:"):
         from_hf_config(config)
+
+
+def test_from_hf_config_llama_biases_and_head_width() -> None:
+    # once refused, now fields: Llama's attention_bias biases q, k, v and o
+    biased = from_hf_config({**LLAMA3_8B_JSON, "attention_bias": True, "mlp_bias": True})
+    assert biased.attention_bias and biased.attention_out_bias and biased.mlp_bias
+    narrow = from_hf_config({**LLAMA3_8B_JSON, "head_dim": 64})
+    assert narrow.attention_head_dim == 64 and narrow.head_dim == 64
+    # a head_dim equal to hidden_size // heads is the default, so the configs compare equal
+    assert from_hf_config({**LLAMA3_8B_JSON, "head_dim": 128}) == LLAMA3_8B
 
 
 def test_from_hf_config_rejects_a_non_object() -> None:
