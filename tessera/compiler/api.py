@@ -29,6 +29,7 @@ from tessera.compiler.price import OpCost, price
 from tessera.compiler.profile import ModelProfile
 from tessera.cost import Fidelity
 from tessera.cost.batch import BatchStep, EstimateRequest, tune_missing
+from tessera.cost.executor import BatchExecutor, ExecutorKind, resolve_executor
 from tessera.kernels.tune import TuneStep
 from tessera.nki.runtime import default_chip
 
@@ -90,7 +91,8 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
             fidelity: Fidelity | str = Fidelity.SIMULATED, cache: bool = True,
             buckets: Sequence[int] | None = None,
             progress: Callable[[TuneStep | BatchStep], None] | None = None,
-            workers: int | None = None) -> CompiledModel | BucketedModel:
+            workers: int | None = None, executor: BatchExecutor | None = None
+            ) -> CompiledModel | BucketedModel:
     """Compile `model` for `chip` (a preset name; default `nki.default_chip()`).
 
     `example_inputs`: a tensor or a tuple of them (the shapes the graph is compiled for).
@@ -107,6 +109,8 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     to the next one (a `BucketedModel`; see `tessera.compiler.buckets`).
     `workers`: processes that tune the kernel shapes missing from the cost cache in
     parallel (SIMULATED; default the machine's cores; 1 tunes them here, one by one).
+    `executor`: instead of `workers`, where to tune them: a `tessera.cost.executor.
+    BatchExecutor`, e.g. `BatchExecutor.ray("ray://head:10001")` for a Ray cluster.
     `progress`: called while new kernel shapes are tuned (SIMULATED: minutes for a large
     model's shapes the first time): a `cost.batch.BatchStep` per shape tuned in the pool,
     or with `workers=1` a `tessera.kernels.tune.TuneStep` per configuration.
@@ -118,7 +122,9 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
             else (example_inputs,)
         return BucketedModel(buckets, lambda b: compile(  # type: ignore[return-value]
             model, tuple(pad_to(a, b) for a in inputs), chip, dtype, kernels, symbolic,
-            fallback, fidelity, cache, progress=progress, workers=workers))
+            fallback, fidelity, cache, progress=progress, workers=workers,
+            executor=executor))
+    plan = resolve_executor(executor, workers)  # a conflict fails before the export
     given = {op_key(k): v for k, v in (kernels or {}).items()}
     chip_name = chip or default_chip()
     try:
@@ -138,7 +144,7 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
     graph = optimise(to_graph(program, fallback, frozenset(given)))
     lowered = lower(graph, given)
     costs = _priced(graph, lowered, spec, fid, cache and not any(
-        low.user is not None for low in lowered.values()), progress, workers)
+        low.user is not None for low in lowered.values()), progress, plan)
     profile = ModelProfile(spec.name, fid.value, costs, plan_memory(graph, lowered))
     single = len(graph.outputs) == 1
     return CompiledModel(graph, lowered, profile, symbolic, single)
@@ -146,18 +152,19 @@ def compile(model: torch.nn.Module, example_inputs: object, chip: str | None = N
 
 def _priced(graph: Graph, lowered: dict[str, Lowered], spec: hw.ChipSpec, fid: Fidelity,
             cache: bool, progress: Callable[[TuneStep | BatchStep], None] | None,
-            workers: int | None) -> tuple[OpCost, ...]:
+            plan: BatchExecutor) -> tuple[OpCost, ...]:
     """Each node's cost, from the graph cache when an identical graph was priced before."""
     key = graph_key(graph, lowered, spec.name, fid.value) if cache else ""
     if cache:
         found = graph_cache.load(key)
         if found is not None and [o.node for o in found] == [n.name for n in graph.nodes]:
             return found
-    if fid is Fidelity.SIMULATED and workers != 1:
+    one_by_one = plan.kind is ExecutorKind.LOCAL and plan.workers == 1
+    if fid is Fidelity.SIMULATED and not one_by_one:
         # tune the graph's new kernel shapes side by side; pricing then reads the cache
         calls = [EstimateRequest(c.kernel, dict(c.shapes), c.dtype)
                  for low in lowered.values() for c in low.kernels]
-        tune_missing(calls, spec.name, workers=workers, progress=progress)
+        tune_missing(calls, spec.name, executor=plan, progress=progress)
     costs = tuple(price(n, lowered[n.name], spec, fid, progress) for n in graph.nodes)
     if cache:
         graph_cache.store(key, costs)

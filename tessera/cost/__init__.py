@@ -8,7 +8,9 @@
 ROOFLINE is a formula over `tessera.hw` (`roofline.py`); SIMULATED tunes the library
 kernel and profiles it symbolically with `tessera.sim` (`simulated.py`), memoised in memory
 and on disk. `cost.tune` is the library's block-size search with the disk cache
-(`cache.py`: `cache_dir()`, JSON files keyed by fingerprints). See docs/cost.md.
+(`cache.py`: `cache_dir()`, JSON files keyed by fingerprints). `batch.estimate_many`
+answers many at once, tuning the missing shapes side by side on a `BatchExecutor`
+(`executor.py`: local processes, or Ray tasks with `tessera[ray]`). See docs/cost.md.
 """
 
 from tessera.cost.cache import cache_dir
