@@ -124,7 +124,10 @@ def supports(kernel: str, dtype: str) -> bool:
 
 # views: what a reshape/alias of a contiguous value needs on the device
 _VIEW_OPS = frozenset(("view", "_unsafe_view", "reshape", "unsqueeze", "squeeze", "flatten",
-                       "alias", "getitem", "expand", "lift_fresh_copy", "detach"))
+                       "alias", "getitem", "expand", "lift_fresh_copy", "detach",
+                       # tuples of views into their input (a fused qkv split): each consumer
+                       # reads its part where it lies, nothing is copied
+                       "split", "split_with_sizes", "unbind", "chunk"))
 
 
 def generic(node: Node, graph: Graph) -> Lowered:
