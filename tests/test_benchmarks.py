@@ -51,3 +51,9 @@ def test_validate_kernels_runs_on_shipped_data(copy: Path) -> None:
     out = _run(copy, "benchmarks/validate_kernels.py", "--only", "block_all_dims")
     assert "block_all_dims" in out.stdout and "published    6.97 ms" in out.stdout, (
         out.stdout[-2000:] + out.stderr[-2000:])
+
+
+def test_validate_training_runs_on_shipped_data(copy: Path) -> None:
+    out = _run(copy, "benchmarks/validate_training.py")
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-2000:]
+    assert "gpt-175b" in out.stdout and "mean |error|" in out.stdout

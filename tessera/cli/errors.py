@@ -28,15 +28,18 @@ from typer.exceptions import TyperException
 from tessera.cost import CostError
 from tessera.hw import HwError
 from tessera.kernels.tune import TuneError
+from tessera.models.config import ModelConfigError
 from tessera.net import NetError
 from tessera.nki.errors import NkiError
 from tessera.nki.kernel_files import KernelFileError
+from tessera.plan.errors import PlanError
 from tessera.sim import SimError
 
 USAGE_ERROR = 2  # bad arguments, bad input files, a kernel that breaks a rule
 DEBUG_ENV = "TESSERA_DEBUG"
 # errors whose message already names the problem (and, for kernels, the file:line)
-TESSERA_ERRORS = (NkiError, HwError, SimError, NetError, CostError, KernelFileError, TuneError)
+TESSERA_ERRORS = (NkiError, HwError, SimError, NetError, CostError, KernelFileError, TuneError,
+                  PlanError, ModelConfigError)
 
 
 
