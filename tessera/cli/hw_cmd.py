@@ -90,7 +90,7 @@ def list_cmd(
         if not rows:
             continue
         table = Table(title=f"{section}s", box=box.SIMPLE_HEAD, title_justify="left",
-                      collapse_padding=True, pad_edge=False)
+                      collapse_padding=True, pad_edge=False, show_edge=False)
         for col in columns:
             table.add_column(col, no_wrap=True,
                              justify="left" if col in ("name", "aliases", "core",
@@ -98,6 +98,7 @@ def list_cmd(
         for row in rows:
             table.add_row(*(row[c] for c in columns))
         console.print(table)
+        console.print()
 
 
 def _format(name: str, value: Any) -> str:
