@@ -39,6 +39,10 @@ demo: $(STAMP)
 	$(BIN)/tessera compile --preset llama3-8b --seq 2048 --dtype bfloat16 --symbolic --fidelity roofline --chip trn2
 	@echo "the training planner: Llama-3-8B (sequence 8192, 1024 sequences per step) on trn1 vs trn2 vs p5, the best configuration of each over 1-4 instances:"
 	$(BIN)/tessera plan train --model llama3-8b --seq 8192 --global-batch 1024 --instances trn1.32xlarge,trn2.48xlarge,p5.48xlarge --count 1..4
+	@echo "inference: Llama-3-8B, 1024 tokens in and 256 out, 8 requests at a time, on inf2 vs trn2 vs p5:"
+	$(BIN)/tessera plan infer --model llama3-8b --input 1024 --output 256 --batch 8 --instances inf2.48xlarge,trn2.48xlarge,p5.48xlarge --top 2
+	@echo "and a short serving simulation (vLLM Neuron scheduler, 8 replicas of TP 8 on one trn2.48xlarge, 20 requests/s):"
+	$(BIN)/tessera serve simulate --model llama3-8b --instance trn2.48xlarge --tp 8 --replicas 8 --max-num-seqs 8 --input 1024 --output 128 --rate 20 --requests 500
 
 test: $(STAMP)
 	$(BIN)/ruff check

@@ -37,7 +37,7 @@ def predicted_tflops(row: dict, k_half: float) -> float:
     cal = replace(gpu.calibration(a100.name), k_half=k_half)
     b = row.get("batch", 1)
     m, k, n = row["M"], row["K"], row["N"]
-    eff = cal.gemm_fraction * gpu.wave_efficiency(a100, m, n, cal, b) * k / (k + k_half)
+    eff = cal.gemm_fraction * gpu.wave_efficiency(a100, m, n, cal, b, k) * k / (k + k_half)
     return a100.peak_flops("bf16") * eff / 1e12
 
 

@@ -2,9 +2,10 @@
 batching, timed per scheduler.
 
 Target (issue section 2): <= 5 s on a 2-core machine for the continuous-batching run.
-The step cost is `LinearStepCost` (a decode step ~10 ms + 0.05 ms per sequence, a prefill
-~0.08 ms per token, 32-token KV blocks): the simulator's own time is what is measured; a
-calibrated cost model adds its (memoised) pricing on top.
+By default the step cost is the inference model itself (`plan.serve_cost.InferStepCost`:
+Llama-3-8B, TP 8 on a trn2.48xlarge, vLLM Neuron buckets; the time includes pricing each
+new bucket once); `--linear` swaps in `LinearStepCost` (a decode step ~10 ms + 0.05 ms per
+sequence, a prefill ~0.08 ms per token) to time the simulator alone.
 
     python benchmarks/serve_speed.py
     python benchmarks/serve_speed.py --requests 2000 --kind vllm
@@ -23,6 +24,19 @@ from tessera.plan.serve_types import SchedulerConfig, SchedulerKind
 TARGET_S = 5.0
 
 
+def _llama_cost(max_num_seqs: int):  # -> InferStepCost
+    from tessera.models import PRESETS
+    from tessera.plan.devices import Device
+    from tessera.plan.infer_step import InferCost
+    from tessera.plan.serve_cost import InferStepCost
+    from tessera.plan.serving import ServingConfig, ServingStack
+
+    serving = ServingConfig(ServingStack.VLLM, tp=8, lnc=2, max_num_seqs=max_num_seqs,
+                            max_model_len=4096, max_num_batched_tokens=4096)
+    return InferStepCost(InferCost(PRESETS["llama3-8b"], Device.create("trn2.48xlarge"),
+                                   serving))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -34,9 +48,11 @@ def main() -> None:
     ap.add_argument("--max-num-seqs", type=int, default=64)
     ap.add_argument("--kind", choices=[k.value for k in SchedulerKind], action="append",
                     help="scheduler(s) to time (default: neuron and vllm)")
+    ap.add_argument("--linear", action="store_true", help="the linear stand-in cost model")
     args = ap.parse_args()
     kinds = [SchedulerKind(k) for k in (args.kind or ["neuron", "vllm"])]
-    cost = LinearStepCost(kv_blocks=8192, block_size=32)
+    cost = LinearStepCost(kv_blocks=8192, block_size=32) if args.linear else _llama_cost(
+        args.max_num_seqs)
     load = random_load(args.requests, args.input_len, args.output_len,
                        range_ratio=args.range_ratio, rate_per_s=args.rate, seed=0)
     worst = 0.0

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from tessera import hw
+from tessera.cli import infer_cmd
 from tessera.cli.errors import CliUsageError, guard
 from tessera.cli.options import RayOption, WorkersOption, batch_executor
 from tessera.cli.paths import check_writable
@@ -355,6 +356,11 @@ def _pins(tp, pp, dp, cp, ep, micro_batch, recompute, zero1, fsdp, replicate,  #
                 dp_mode=mode, fsdp_shard=fsdp, reshard_after_forward=False if no_reshard
                 else None, micro_batch=micro_batch, recompute=rc, schedule=sched,
                 virtual_stages=virtual_stages, lnc=lnc)
+
+
+app.command("infer", help="LLM inference: TTFT, TPOT, throughput and $ per token of "
+                          "deployments (vLLM Neuron, NxD Inference, vLLM on GPUs).")(
+    infer_cmd.plan_infer)
 
 
 @app.command("models")

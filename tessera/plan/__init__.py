@@ -12,15 +12,20 @@ and `tessera.models` (the one `ModelConfig` type the compiler reads too); never 
 configurations), `layers` (a block's kernels on one device), `backward`, `block_time`,
 `devices` (Neuron cores through `cost`, GPUs through `gpu`), `comm` (rank groups, `net`),
 `memory`, `step` (the step time, every term named), `search` (enumerate, rank, Pareto),
-`pricing`, `emit` (TorchTitan job TOML). See docs/plan.md.
+`pricing`, `emit` (TorchTitan job TOML). Inference: `serving` (stacks and buckets),
+`infer_step` (a prefill or decode step), `kv` (memory), `infer` (evaluate and search),
+`emit_serving` (vLLM / NxD Inference config); the serving simulation `serve_*`. See
+docs/plan.md and docs/infer.md.
 """
 
 from tessera.plan.devices import Device, DeviceKind, OpTime
 from tessera.plan.emit import torchtitan_toml, write_job
 from tessera.plan.errors import NoFeasibleConfigError, PlanError
+from tessera.plan.infer import InferEstimate, InferObjective, InferPins, InferPlan
 from tessera.plan.memory import MemoryBreakdown
 from tessera.plan.pricing import Costs, Price, price_of
 from tessera.plan.search import Objective, Pins, PlanRow, TrainPlan, configs, train
+from tessera.plan.serving import ServingConfig, ServingStack, WeightDtype
 from tessera.plan.space import (
     DataParallel,
     ParallelConfig,
@@ -44,6 +49,10 @@ __all__ = [
     "Device",
     "DeviceKind",
     "Evaluator",
+    "InferEstimate",
+    "InferObjective",
+    "InferPins",
+    "InferPlan",
     "LoraConfig",
     "MemoryBreakdown",
     "NoFeasibleConfigError",
@@ -57,12 +66,15 @@ __all__ = [
     "PlanRow",
     "Price",
     "Recompute",
+    "ServingConfig",
+    "ServingStack",
     "StepBreakdown",
     "StepEstimate",
     "TrainDtype",
     "TrainPlan",
     "TrainWorkload",
     "TrainingMode",
+    "WeightDtype",
     "check",
     "configs",
     "evaluate",

@@ -3,7 +3,8 @@
 Neuron devices ask `tessera.cost.estimate` (ROOFLINE, or SIMULATED on request) for the
 library kernel the op runs; a logical core of LNC=2 (trn2, trn3) is two physical cores
 sharing the op: the compiler spreads a logical core's work over its physical cores [LNC],
-so the op is priced on one physical core at half its rows (`_SPLIT_KEY`).
+so the op is priced on one physical core at half its rows (`_SPLIT_KEY`), or, for a matmul
+of fewer rows than the cores have partitions (decode), half its weight's columns.
 GPU devices use `tessera.plan.gpu` (GEMM and bandwidth efficiency with provenance).
 Layout copies (`kernel="copy"`) are priced as the compiler prices them: the bytes over the
 core's HBM share (or its DMA rate) plus one DMA fixed latency.
@@ -60,6 +61,7 @@ _SPLIT_KEY = {"matmul": "M", "batched_matmul": "B", "flash_attention": "heads",
               "rope": "heads", "embedding": "tokens", "cross_entropy": "rows",
               "batched_transpose": "batch", "decode_attention": "heads"}
 _ROWS = "rows"
+PARTITIONS = 128  # rows of one tile: fewer rows per core would leave partitions idle
 
 
 @dataclass(frozen=True, eq=False)
@@ -191,6 +193,8 @@ def neuron_request(lnc: int, kernel: str, shapes: dict[str, int], dtype: str,
         return None
     split = dict(shapes)
     key = _SPLIT_KEY.get(kernel, _ROWS)
+    if kernel == "matmul" and split["M"] < lnc * PARTITIONS:
+        key = "N"  # a few rows (decode): the cores split the weight's columns instead
     if lnc > 1 and key in split:
         split[key] = max(1, -(-split[key] // lnc))
     run_dtype = dtype

@@ -46,8 +46,7 @@ class GpuCalibration:
     memory_fraction: float  # achieved / peak HBM bandwidth of a streaming kernel
     launch_s: float  # launch + prologue/epilogue of one kernel
     k_half: float  # reduction length at which a tile's fixed cost equals its K loop
-    tile_m: int  # output tile of a large cuBLAS GEMM
-    tile_n: int
+    tiles: tuple[tuple[int, int], ...]  # cuBLAS's output tiles, the largest first
 
 
 @functools.cache
@@ -55,6 +54,7 @@ def calibration(gpu_name: str) -> GpuCalibration:
     """The constants of `gpu_name` (a GPU preset name), falling back to its family."""
     data = yaml.safe_load(CALIBRATION_FILE.read_text())
     shared = {k: v["value"] for k, v in data["shared"].items()}
+    shared["tiles"] = tuple(tuple(t) for t in shared["tiles"])
     per = data["gpus"]
     family = next((name for name in per if gpu_name.startswith(name)), None)
     if family is None:
@@ -65,14 +65,30 @@ def calibration(gpu_name: str) -> GpuCalibration:
 
 
 def wave_efficiency(gpu: GpuSpec, m: int, n: int, cal: GpuCalibration,
-                    batch: int = 1) -> float:
-    """Fraction of the SM-waves `batch` M x N outputs keep busy (1.0 when the tiles fill
-    every wave) [NVMM]."""
-    tiles = math.ceil(m / cal.tile_m) * math.ceil(n / cal.tile_n) * batch
-    waves = math.ceil(tiles / gpu.sm_count)
-    # partial tiles waste their empty rows/columns as well (tile quantization)
-    useful = batch * (m * n) / (cal.tile_m * cal.tile_n)
-    return useful / (waves * gpu.sm_count)
+                    batch: int = 1, k: int = 0) -> float:
+    """Useful share of the tensor cores for `batch` M x N outputs [NVMM]: partial tiles
+    compute their empty rows and columns too (tile quantization), and tiles run in waves of
+    one per SM, the last wave leaving SMs idle (wave quantization). The largest tile of
+    cuBLAS's menu is used whenever it makes at least one full wave (large tiles reuse each
+    loaded element most); a GEMM too small for that takes the menu's best smaller tile and
+    splits its reduction across the idle SMs (split-K), each part keeping at least
+    `SPLIT_K_MIN` steps of K."""
+    best = 0.0
+    for tm, tn in cal.tiles:
+        tiles = math.ceil(m / tm) * math.ceil(n / tn) * batch
+        filled = (m * n) / (math.ceil(m / tm) * tm * math.ceil(n / tn) * tn)
+        if tiles >= gpu.sm_count:
+            eff = filled * tiles / (math.ceil(tiles / gpu.sm_count) * gpu.sm_count)
+            if (tm, tn) == cal.tiles[0]:
+                return eff
+        else:
+            splits = max(1, min(gpu.sm_count // tiles, k // SPLIT_K_MIN if k else 1))
+            eff = filled * tiles * splits / gpu.sm_count
+        best = max(best, eff)
+    return best
+
+
+SPLIT_K_MIN = 256  # shortest K slice a split-K part keeps (an assumption, see the docstring)
 
 
 def _precision(matmul_dtype: TrainDtype) -> Precision:
@@ -99,7 +115,8 @@ def op_time(gpu: GpuSpec, kernel: str, shapes: dict[str, int], dtype: str,
                             "tensor-core rate (H100 and later have FP8)")
         if prec is Precision.FP8:
             nbytes /= itemsize  # fp8 operands: one byte per element
-        wave = wave_efficiency(gpu, shapes["M"], shapes["N"], cal, shapes.get("B", 1))
+        wave = wave_efficiency(gpu, shapes["M"], shapes["N"], cal, shapes.get("B", 1),
+                               shapes["K"])
         k_eff = shapes["K"] / (shapes["K"] + cal.k_half)
         compute_s = flops / (gpu.peak_flops(prec) * cal.gemm_fraction * wave * k_eff)
         return OpTime(compute_s, nbytes / bw, cal.launch_s, flops, nbytes)

@@ -271,7 +271,10 @@ def _moe(cfg: ModelConfig, layer: int, s: Shard) -> list[BlockOp]:
         raise PlanError(f"--ep {s.ep} does not divide the {moe.num_experts} experts")
     local = moe.num_experts // s.ep
     routed = t * moe.experts_per_token  # token-expert pairs this device computes
-    per_expert = max(1, math.ceil(routed / local))
+    # experts that receive at least one of those pairs: all of them in training, but only a
+    # few in a small decode batch (each touched expert's weights are read once)
+    active = min(local, math.ceil(local * (1 - (1 - 1 / local) ** routed)))
+    per_expert = max(1, math.ceil(routed / active))
     x = (f"mlp_in{layer}", s.norm_rows * h * isz)
     ops = [_mm("router", t, h, moe.num_experts, "router", (x,)),
            BlockOp("router_softmax", "softmax", _sh(rows=t, cols=moe.num_experts),
@@ -279,7 +282,7 @@ def _moe(cfg: ModelConfig, layer: int, s: Shard) -> list[BlockOp]:
            # gather each token's rows into expert order, and back after the experts
            BlockOp("dispatch", "copy", _sh(bytes=2 * routed * h * isz)),
            BlockOp("combine", "copy", _sh(bytes=2 * routed * h * isz + t * h * isz))]
-    ops += _swiglu_mlp("expert_", moe.expert_intermediate_size, layer, s, per_expert, local,
+    ops += _swiglu_mlp("expert_", moe.expert_intermediate_size, layer, s, per_expert, active,
                        h, lora=False)
     if moe.num_shared_experts:
         width = moe.shared_expert_intermediate_size * moe.num_shared_experts

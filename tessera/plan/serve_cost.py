@@ -44,6 +44,17 @@ class InferStepCost:
 
     def step_s(self, batch: StepBatch) -> float:
         """Seconds of one engine step."""
+        key = (batch.prefill_tokens, batch.decode_seqs, batch.max_context_tokens)
+        hit = self._memo.get(key)
+        if hit is None:
+            hit = self._memo[key] = self._price(batch)
+        return hit
+
+    @functools.cached_property
+    def _memo(self) -> dict[tuple[int, int, int], float]:
+        return {}
+
+    def _price(self, batch: StepBatch) -> float:
         c = self.cost
         if batch.prefill_tokens and batch.decode_seqs:
             rows = batch.prefill_tokens + batch.decode_seqs
