@@ -116,9 +116,8 @@ def resolve_model(model: str | ModelConfig) -> tuple[str, ModelConfig]:
     if isinstance(model, ModelConfig):
         return "custom", model
     if model not in PRESETS:
-        close = [n for n in PRESETS if model.split("-")[0] in n][:6]
-        hint = f"; close: {', '.join(close)}" if close else ""
-        raise PlanError(f"--model: unknown model {model!r} (see `tessera plan models`{hint})")
+        known = ", ".join(n for n in PRESETS if not n.startswith("tiny-"))
+        raise PlanError(f"--model: unknown model {model!r}; known: {known}")
     return model, PRESETS[model]
 
 
