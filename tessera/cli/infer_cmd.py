@@ -17,7 +17,9 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from tessera import cost
 from tessera.cli.errors import CliUsageError, guard
+from tessera.cli.options import RayOption, WorkersOption, batch_executor
 from tessera.plan.infer import InferEstimate, InferObjective, InferPins, InferPlan, infer
 from tessera.plan.serving import ServingStack, WeightDtype
 
@@ -76,6 +78,27 @@ def _breakdown(console: Console, e: InferEstimate) -> None:
                   f"{m.max_batch} sequences fit")
 
 
+def _fidelity_note(console: Console, plans: list[InferPlan]) -> None:
+    for plan in plans:
+        if plan.refined:
+            console.print(f"{plan.instance}: the top {plan.refined} re-evaluated at "
+                          "SIMULATED fidelity")
+    rough = [p.instance for p in plans if not p.refined and any(
+        e.fidelity is cost.Fidelity.ROOFLINE for e in p.rows) and not _is_gpu(p.instance)]
+    if rough:
+        console.print(f"note: op times on {', '.join(rough)} are ROOFLINE, a lower bound "
+                      "(the vendor's trn2 70B decode runs about 2x slower than it); "
+                      "--refine K or --fidelity simulated re-prices with the library kernels "
+                      "on the simulated core.")
+
+
+def _is_gpu(instance: str) -> bool:
+    from tessera.plan.devices import load_instance
+    from tessera.plan.infer import device_is_gpu
+
+    return device_is_gpu(load_instance(instance))
+
+
 @guard
 def plan_infer(
     model: Annotated[str, typer.Option("--model", help="Model zoo name.")],
@@ -107,6 +130,15 @@ def plan_infer(
     ttft_slo: Annotated[float | None, typer.Option("--ttft-slo", help="Seconds.")] = None,
     tpot_slo: Annotated[float | None, typer.Option("--tpot-slo", help="Seconds.")] = None,
     top: Annotated[int, typer.Option("--top")] = 8,
+    fidelity: Annotated[str, typer.Option(
+        "--fidelity", help="roofline (formula, a lower bound) or simulated (library "
+        "kernels on the simulated core; tunes new shapes, about a minute per model).")
+    ] = "roofline",
+    refine: Annotated[int, typer.Option(
+        "--refine", metavar="K", help="Re-evaluate the top K deployments at SIMULATED "
+        "fidelity (their kernel shapes tuned side by side first).")] = 0,
+    workers: WorkersOption = None,
+    ray: RayOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     emit: Annotated[Path | None, typer.Option(
         "--emit", help="Write the best deployment's serving config and command to DIR.")
@@ -119,10 +151,23 @@ def plan_infer(
         weight_dtype=_enum(WeightDtype, weights, "--weights"), kv_fp8=kv_fp8,
         context_buckets=context_buckets, on_device_sampling=not host_sampling)
     obj = _enum(InferObjective, objective, "--objective")
+    fid = _enum(cost.Fidelity, fidelity, "--fidelity")
+    if refine < 0:
+        raise CliUsageError(f"--refine {refine}: give 0 or more deployments")
+    simulated = fid is cost.Fidelity.SIMULATED or refine > 0
+    executor = batch_executor(workers, ray) if simulated else None
+    err = Console(stderr=True, highlight=False)
+
+    def tuned(step) -> None:  # noqa: ANN001 - cost.batch.BatchStep
+        err.print(f"  tuned {step.request.op} {dict(step.request.shapes)} "
+                  f"({step.done}/{step.total})")
+
     types = [t.strip() for t in instances.split(",") if t.strip()] or [instance]
     plans = [infer(model, input_tokens, output_tokens, name, batch=batch, pins=pins,
                    objective=obj, ttft_slo_s=ttft_slo, tpot_slo_s=tpot_slo,
-                   prefix_hit_rate=prefix_hit_rate, top=top) for name in types]
+                   prefix_hit_rate=prefix_hit_rate, top=top, fidelity=fid, refine=refine,
+                   executor=executor, progress=tuned if simulated else None)
+             for name in types]
     if as_json:
         for plan in plans:
             for e in plan.rows:
@@ -138,6 +183,7 @@ def plan_infer(
                                        f"({plan.price.label()})"))
         if len(plans) == 1:
             _breakdown(console, plans[0].best)
+        _fidelity_note(console, plans)
     if emit is not None:
         from tessera.plan.emit_serving import write_serving
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from tessera.cli.errors import CliUsageError, guard
+from tessera.cli.options import RayOption, WorkersOption, batch_executor
 from tessera.cli.paths import check_writable
 
 app = typer.Typer(help="Serving: simulate a vLLM server request by request.",
@@ -79,12 +81,20 @@ def serve_simulate(
     goodput: Annotated[list[str] | None, typer.Option(
         "--goodput", help="SLO NAME:MS (ttft, tpot, e2el), repeatable.")] = None,
     seed: Annotated[int, typer.Option("--seed")] = 0,
+    fidelity: Annotated[str, typer.Option(
+        "--fidelity", help="roofline (formula, a lower bound) or simulated (library kernels "
+        "on the simulated core; a dry run collects the step shapes, tuned side by side).")
+    ] = "roofline",
+    workers: WorkersOption = None,
+    ray: RayOption = None,
     as_json: Annotated[bool, typer.Option("--json")] = False,
     png: Annotated[Path | None, typer.Option("--png", help="Batch, KV use and queue over "
                                                            "time.")] = None,
 ) -> None:
     """Simulate serving a load and print `vllm bench serve`'s metrics."""
+    from tessera.cost import Fidelity
     from tessera.plan.devices import Device, DeviceKind, load_instance
+    from tessera.plan.infer_refine import tune_recorded
     from tessera.plan.infer_step import InferCost
     from tessera.plan.serve_cost import InferStepCost
     from tessera.plan.serve_load import random_load, with_arrivals
@@ -113,6 +123,7 @@ def serve_simulate(
         raise CliUsageError(f"--tp {per_replica} x --replicas {replicas} needs "
                             f"{per_replica * replicas} devices; {spec.name} has "
                             f"{device.per_instance}")
+    fid = _choice(Fidelity, fidelity, "--fidelity") or Fidelity.ROOFLINE
     cost = InferStepCost(InferCost(cfg, device, sc))
     if cost.kv_blocks * block_size < max_model_len:
         raise CliUsageError(f"{name} on {per_replica} devices of {spec.name} leaves KV room "
@@ -129,17 +140,28 @@ def serve_simulate(
                            max_concurrency=max_concurrency, seed=seed)
     config = SchedulerConfig(kind, max_num_seqs, max(batched, max_num_seqs), max_model_len,
                              enable_prefix_caching=not no_prefix_caching)
+    if fid is Fidelity.SIMULATED and not gpu:
+        # a dry run collects every kernel shape the steps ask for; tuned, then run again
+        dry = Device.create(spec, lnc).recording()
+        simulate(InferStepCost(InferCost(cfg, dry, sc)), load, config, replicas)
+        err = Console(stderr=True, highlight=False)
+        tune_recorded(spec.chip.name, dry.recorder or set(), batch_executor(workers, ray),
+                      lambda st: err.print(f"  tuned {st.request.op} "
+                                           f"{dict(st.request.shapes)} ({st.done}/{st.total})"))
+        cost = InferStepCost(InferCost(cfg, Device.create(spec, lnc, Fidelity.SIMULATED), sc))
     result = simulate(cost, load, config, replicas)
     slo = ServeSlo.parse(goodput) if goodput else None
     metrics = result.metrics(slo=slo)
     if as_json:
         typer.echo(json.dumps({"model": name, "instance": spec.name,
                                "deployment": sc.label(), "scheduler": kind.value,
-                               "kv_blocks": cost.kv_blocks, **metrics}))
+                               "kv_blocks": cost.kv_blocks, "fidelity": fid.value,
+                               **metrics}))
     else:
         typer.echo(f"{name} on {spec.name}: {sc.label()}, scheduler {kind.value}, "
                    f"{cost.kv_blocks} KV blocks of {block_size} tokens per replica; "
-                   f"load {load.name}, {len(load.requests)} requests")
+                   f"op times at {fid.value.upper()}; load {load.name}, "
+                   f"{len(load.requests)} requests")
         for key in _METRIC_ORDER:
             if key in metrics and metrics[key] is not None:
                 v = metrics[key]

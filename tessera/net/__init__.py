@@ -2,13 +2,16 @@
 
     >>> from tessera.net import CollectiveModel
     >>> model = CollectiveModel.for_instance("trn1.32xlarge", ranks=32)
-    >>> model.cost("all_reduce", "64MiB").algorithm  # the fastest applicable algorithm
+    >>> model.cost("all_reduce", "64MiB").algorithm  # what the Neuron runtime runs
+    >>> model.cost("all_reduce", "64MiB", algorithm="auto").algorithm  # the fastest
+    >>> model.cost("all_reduce", "16KiB", in_graph=True).time_s  # inside a compiled graph
 
 Layers: `topology` (chips and links from the hw presets), `placement` (rank -> instance,
-chip, core), `steps` and `schedule` (algorithms as steps of flows), `routing` and `engine`
-(link contention, latency split, time lines), `profiles`, `collectives` (public costing API,
-AUTO choice, caching). Running the same collectives for real over torch.distributed is
-`tessera.parallel.comm`; this package never imports torch.
+chip, core), `steps`, `schedule`, `runtime_schedules` and `hierarchy` (algorithms as steps of
+flows), `policy` (the Neuron runtime's documented choice), `routing` and `engine` (link
+contention, latency split, time lines), `profiles`, `collectives` (public costing API,
+RUNTIME and AUTO choices, in-graph costs, caching). Running the same collectives for real
+over torch.distributed is `tessera.parallel.comm`; this package never imports torch.
 """
 
 from tessera.net.collective_calibration import CollectiveCalibration, load_calibration
@@ -29,6 +32,7 @@ from tessera.net.errors import (
     TopologyError,
     UnknownCollectiveError,
 )
+from tessera.net.hierarchy import Hierarchy
 from tessera.net.ops import (
     Algorithm,
     Collective,
@@ -38,6 +42,7 @@ from tessera.net.ops import (
     parse_op,
 )
 from tessera.net.placement import Placement, PlacementOrder, RankLocation, RankMap, place
+from tessera.net.policy import Choice, default_algorithm, runtime_choice
 from tessera.net.sizes import format_bytes, parse_bytes
 from tessera.net.topology import (
     Link,
@@ -53,11 +58,13 @@ __all__ = [
     "CONCRETE_ALGORITHMS",
     "Algorithm",
     "AlgorithmNotApplicableError",
+    "Choice",
     "Collective",
     "CollectiveCalibration",
     "CollectiveCost",
     "CollectiveModel",
     "CollectiveOp",
+    "Hierarchy",
     "NetError",
     "Link",
     "LinkFamily",
@@ -75,6 +82,7 @@ __all__ = [
     "bus_factor",
     "clear_caches",
     "cost_collective",
+    "default_algorithm",
     "format_bytes",
     "from_instance",
     "ideal_ring",
@@ -84,5 +92,6 @@ __all__ = [
     "parse_bytes",
     "parse_op",
     "place",
+    "runtime_choice",
     "size_sweep",
 ]

@@ -1,9 +1,10 @@
 """Calibration constants of the collective cost model, loaded from `calibration/*.yaml`.
 
 Hardware numbers (link bandwidths, hop latencies, HBM and EFA rates) come from `tessera.hw`.
-This file's constants belong to the *model*: the fixed per-collective overhead of the runtime,
-the fraction of a link's peak that transfers reach, how a published per-chip link figure
-splits between directions, and stand-ins for latencies the presets mark unknown. Every YAML
+This file's constants belong to the *model*: the fixed per-collective overhead of the runtime
+(standalone and inside a compiled graph), the message sizes at which the runtime changes
+algorithm, the fraction of a link's peak that transfers reach, how a published per-chip link
+figure splits between directions, and stand-ins for latencies the presets mark unknown. Every YAML
 entry has `value`, `source`, `fitted_on` and `status`; a missing or unknown key is an error.
 """
 
@@ -29,6 +30,12 @@ class CollectiveCalibration:
     # latencies come from the presets and the per-message DMA issue cost from the chip's
     # DMA preset (Neuron) or `gpu_message_issue_s`; see calibration/collectives.yaml.
     neuron_collective_overhead_s: float
+    # What a collective inside a compiled graph pays instead of the standalone overhead.
+    neuron_in_graph_overhead_s: float
+    # The Neuron runtime's documented message-size bounds: Mesh below the first, RDH below
+    # the second, KangaRing (or Ring) above (`policy`).
+    runtime_mesh_max_bytes: int
+    runtime_rdh_max_bytes: int
     gpu_collective_overhead_s: float
     gpu_message_issue_s: float
     # Achieved fraction of a link's peak bandwidth for large transfers.
@@ -91,6 +98,8 @@ def load_calibration(path: Path | None = None) -> CollectiveCalibration:
     for name in ("neuronlink_figure_directions", "nvlink_figure_directions"):
         if values[name] not in (1, 2):
             raise CalibrationError(f"{path}: {name} must be 1 or 2")
+    if values["runtime_mesh_max_bytes"] > values["runtime_rdh_max_bytes"]:
+        raise CalibrationError(f"{path}: runtime_mesh_max_bytes exceeds runtime_rdh_max_bytes")
     for name in ("neuronlink_efficiency", "nvlink_efficiency", "network_efficiency"):
         if not 0 < values[name] <= 1:
             raise CalibrationError(f"{path}: {name} must be in (0, 1]")

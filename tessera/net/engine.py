@@ -6,8 +6,11 @@ it; a flow shares each link in proportion to its bytes, so it finishes after
 its latency: the hop latency of every link it crosses, after its sender has issued its
 messages. Every peer transfer is a DMA of its own with a fixed issue cost (semaphore wait to
 DMA start), and one rank's transfers are issued one after another, so a step's flows start
-after `messages of the busiest sender x issue cost`: a mesh of n ranks pays n - 1 of them per
-step, a ring one (two when bidirectional). The step ends with its slowest flow. Reductions
+after `messages of the busiest sender x issue cost`: a `direct` mesh of n ranks pays n - 1 of
+them per step, a ring one (two when bidirectional). A step whose builder spreads a sender's
+messages over several DMA engines (`Step.lanes`: the runtime's mesh, whose latency the
+vendor calls O(1) [CCI]) pays one issue per round of them. The step ends with its slowest
+flow. Reductions
 and copies also move bytes through HBM: a flow reads its source once (twice when it reduces:
 the received partial and the local chunk) and writes its destination once. The runtime
 overlaps the two halves of a chunk, reducing one while sending the other [CCI], so HBM time
@@ -73,11 +76,11 @@ def profile_many(schedules: Sequence[list[Step]], rm: RankMap) -> list[CostProfi
     """
     topo = rm.topology
     t = tables(topo)
-    first: dict[tuple[int, int, int, float, int], Step] = {}
+    first: dict[tuple, Step] = {}
     for steps in schedules:
         for step in steps:
             first.setdefault(step.flow_key, step)
-    where: dict[tuple[int, int, int, float, int], tuple[int, int]] = {}
+    where: dict[tuple, tuple[int, int]] = {}
     full: Items = []
     sym: Items = []
     sym_insts: list[np.ndarray] = []
@@ -91,14 +94,14 @@ def profile_many(schedules: Sequence[list[Step]], rm: RankMap) -> list[CostProfi
                                               USE_SYMMETRY))
             else:
                 where[key] = (-1, len(full))
-                full.append((*pairs(labels, members), step.fraction))
+                full.append((*pairs(labels, members), step.fraction, step.hbm_extra))
         elif USE_SYMMETRY and step.rep is not None:
             where[key] = (-2, len(sym))
-            sym.append((step.rep.src, step.rep.dst, step.fraction))
+            sym.append((step.rep.src, step.rep.dst, step.fraction, step.hbm_extra))
             sym_insts.append(step.rep.instances)
         else:
             where[key] = (-1, len(full))
-            full.append((step.src, step.destinations, step.fraction))
+            full.append((step.src, step.destinations, step.fraction, step.hbm_extra))
     for code, items, insts in ((-1, full, None), (-2, sym, sym_insts)):
         if items:
             for key, (b, i) in where.items():
@@ -106,10 +109,10 @@ def profile_many(schedules: Sequence[list[Step]], rm: RankMap) -> list[CostProfi
                     where[key] = (len(batches), i)
             batches.append(route_flows(items, rm, t, insts))
     # a step and its mirror share lines and issue time; only the HBM term differs
-    shared: dict[tuple[int, int, int, float, int], tuple[int, int, tuple, float]] = {}
+    shared: dict[tuple, tuple[int, int, tuple, float]] = {}
     hbm = [(b.hbm_reduce_s_per_byte, b.hbm_copy_s_per_byte) for b in batches]
     for key, (b, i) in where.items():
-        issue_s = topo.message_issue_s * first[key].messages_per_sender
+        issue_s = topo.message_issue_s * first[key].issue_rounds
         lines = [(issue_s + lat, s) for lat, s in batches[b].lines[i]] or [(issue_s, 0.0)]
         shared[key] = (b, i, envelope(lines), issue_s)
     profiles = []

@@ -32,15 +32,26 @@ class CollectiveOp(StrEnum):
 
 
 class Algorithm(StrEnum):
-    """Collective algorithms; AUTO picks the fastest applicable one per size and group."""
+    """Collective algorithms, and two ways of choosing one per size and group.
+
+    AUTO picks the fastest applicable algorithm; RUNTIME picks the one the Neuron runtime's
+    documented policy names (`policy`), the default on Neuron topologies.
+    """
 
     AUTO = "auto"
+    RUNTIME = "runtime"
     RING = "ring"  # unidirectional ring
     RING_BIDIR = "ring_bidir"  # two counter-rotating rings, half the data each
-    DIRECT = "direct"  # mesh: every rank writes to every peer in one step (routed)
+    DIRECT = "direct"  # every rank writes to every peer in one step (routed), one DMA queue
+    MESH = "mesh"  # the runtime's mesh [CCI]: chip-aware, peers' DMAs issued in parallel
     RHD = "rhd"  # recursive halving-doubling (power-of-two groups)
     TORUS = "torus"  # bidirectional rings along each torus dimension in turn
+    KANGARING = "kangaring"  # rings of one primary per rank pair of a chip [CCI]
     HIERARCHICAL = "hierarchical"  # intra-instance RS -> inter-instance AR -> intra AG
+
+
+# The ways of choosing an algorithm rather than algorithms; `build` never sees them.
+CHOOSERS = (Algorithm.AUTO, Algorithm.RUNTIME)
 
 
 _OP_ALIASES = {
@@ -74,11 +85,12 @@ def parse_op(name: str | CollectiveOp) -> CollectiveOp:
 
 
 def parse_algorithm(name: str | Algorithm) -> Algorithm:
-    """`Algorithm` from its name ('ring', 'RING_BIDIR', 'mesh' = direct, ...)."""
+    """`Algorithm` from its name ('ring', 'RING_BIDIR', 'rdh' = rhd, 'kanga_ring', ...)."""
     if isinstance(name, Algorithm):
         return name
     text = str(name).strip().lower().replace("-", "_")
-    text = {"mesh": "direct", "bidir": "ring_bidir", "rdh": "rhd"}.get(text, text)
+    text = {"bidir": "ring_bidir", "rdh": "rhd", "kanga_ring": "kangaring",
+            "neuron": "runtime"}.get(text, text)
     try:
         return Algorithm(text)
     except ValueError:

@@ -24,7 +24,8 @@ import numpy as np
 from tessera.net.placement import RankMap
 from tessera.net.topology import Topology
 
-Items = list[tuple[np.ndarray, np.ndarray, float]]  # per step: src ranks, dst ranks, fraction
+# per step: src ranks, dst ranks, fraction, the sender chip's extra HBM accesses per flow
+Items = list[tuple[np.ndarray, np.ndarray, float, int]]
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,8 +86,12 @@ class Batch:
 
 def _finish(smax: np.ndarray, sends: np.ndarray, receives: np.ndarray, frac: np.ndarray,
             busy: np.ndarray, topo: Topology, t: Tables, row_instances: np.ndarray | None,
-            instances: Sequence[np.ndarray] | None) -> Batch:
-    """Lines of the classes present, and HBM seconds per byte of the busiest chip."""
+            instances: Sequence[np.ndarray] | None, extra: np.ndarray | None = None) -> Batch:
+    """Lines of the classes present, and HBM seconds per byte of the busiest chip.
+
+    A chip's HBM accesses per step: one read per flow it sends (plus `extra` per flow), one
+    write per flow it receives, and one more read per flow it sends when reducing.
+    """
     lats = t.level_lat_s
     lines: list[list[tuple[float, float]]] = [[] for _ in range(smax.shape[0])]
     present = (smax != -np.inf).nonzero()
@@ -94,6 +99,8 @@ def _finish(smax: np.ndarray, sends: np.ndarray, receives: np.ndarray, frac: np.
         lines[s].append((lats[k], v))
     scale = frac / topo.hbm_bytes_per_s
     both = sends + receives
+    if extra is not None and extra.any():
+        both = both + sends * extra[:, None]
     return Batch(lines, ((both + sends).max(axis=1) * scale).tolist(),
                  (both.max(axis=1) * scale).tolist(), busy, row_instances, instances)
 
@@ -116,6 +123,7 @@ def route_flows(items: Items, rm: RankMap, t: Tables,
         row = inst if rows == t.g else (touched.cumsum() - 1)[inst]
         slot = row * m + loc
     frac = np.array([it[2] for it in items])
+    extra = np.array([it[3] for it in items], dtype=float)
     sid = np.repeat(np.arange(n_steps), [it[0].size for it in items])
     sl, dl = loc[:nf], loc[nf:]
     pair = sl * m + dl
@@ -137,7 +145,7 @@ def route_flows(items: Items, rm: RankMap, t: Tables,
                                          + n_steps * slots)), minlength=2 * n_steps * slots)
     counts = counts.reshape(2, n_steps, slots)
     return _finish(smax.reshape(n_steps, -1), counts[0], counts[1], frac,
-                   busy.reshape(n_steps, rows, e), topo, t, row_instances, instances)
+                   busy.reshape(n_steps, rows, e), topo, t, row_instances, instances, extra)
 
 
 def mesh_by_counts(chips: np.ndarray, frac: float, rm: RankMap, t: Tables,

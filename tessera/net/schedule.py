@@ -4,12 +4,13 @@ Because every flow's bytes scale with `n_bytes`, a schedule is built once per (o
 algorithm, group) and costed at any size (see `steps` for `Step` and the group layout).
 
 Algorithm shapes follow the Neuron runtime's descriptions [CCI]/[CCX]: ring (n-1 steps per
-phase), mesh/direct (one routed step per phase), recursive halving-doubling (log2 n steps,
-largest exchanges with the nearest partner), torus dimension-by-dimension rings, and
-hierarchical (intra-instance reduce-scatter, inter-instance all-reduce by RHD, intra-instance
-all-gather). Each builder declares how many messages a rank issues per step; the steps of
-ring, RHD and hierarchical schedules carry their one-instance representative when the group
-is instance-symmetric.
+phase), direct (one routed step per phase, every rank to every peer), recursive
+halving-doubling (log2 n steps, largest exchanges with the nearest partner), torus
+dimension-by-dimension rings, and hierarchical (intra-instance reduce-scatter,
+inter-instance all-reduce by RHD, intra-instance all-gather); the runtime's own chip-aware
+Mesh and KangaRing are in `runtime_schedules`. Each builder declares how many messages a
+rank issues per step; the steps of ring, RHD and hierarchical schedules carry their
+one-instance representative when the group is instance-symmetric.
 """
 
 from __future__ import annotations
@@ -20,8 +21,10 @@ from collections.abc import Callable
 import numpy as np
 
 from tessera.net.errors import AlgorithmNotApplicableError
-from tessera.net.ops import Algorithm, CollectiveOp
+from tessera.net.hierarchy import Hierarchy, compose
+from tessera.net.ops import CHOOSERS, Algorithm, CollectiveOp
 from tessera.net.placement import RankMap
+from tessera.net.runtime_schedules import kangaring, mesh
 from tessera.net.steps import GroupLayout, Period, Representative, Step, rep_of, shift
 
 Op = CollectiveOp
@@ -266,28 +269,39 @@ BUILDERS: dict[Algorithm, Callable[[Op, GroupLayout], list[Step]]] = {
     Algorithm.RING: lambda op, lay: ring(op, lay, bidir=False),
     Algorithm.RING_BIDIR: lambda op, lay: ring(op, lay, bidir=True),
     Algorithm.DIRECT: direct,
+    Algorithm.MESH: mesh,
     Algorithm.RHD: rhd,
     Algorithm.TORUS: torus,
+    Algorithm.KANGARING: kangaring,
     Algorithm.HIERARCHICAL: hierarchical,
 }
 
 
-def build(op: Op, algorithm: Algorithm, rm: RankMap, group: np.ndarray,
+def build(op: Op, algorithm: Algorithm | Hierarchy, rm: RankMap, group: np.ndarray,
           layout: GroupLayout | None = None) -> list[Step]:
     """The steps of `op` by `algorithm` on `group`; raises if the algorithm does not apply.
 
-    Pass the group's `layout` to share its orders between algorithms.
+    `algorithm` may be a `hierarchy.Hierarchy` (stages chosen by the runtime policy). Pass
+    the group's `layout` to share its orders between algorithms.
     """
-    if algorithm is Algorithm.AUTO:
-        raise ValueError("resolve AUTO before building a schedule")
+    lay = layout or GroupLayout(rm, group)
+    if isinstance(algorithm, Hierarchy):
+        return compose(op, lay, algorithm, _build)
+    return _build(op, algorithm, lay)
+
+
+def _build(op: Op, algorithm: Algorithm, lay: GroupLayout) -> list[Step]:
+    if algorithm in CHOOSERS:
+        raise ValueError(f"resolve {algorithm.value} to an algorithm before building")
     if op in (Op.SEND_RECV, Op.PERMUTE) and algorithm is not Algorithm.DIRECT:
         raise _no(algorithm, op, "point-to-point operations only run direct")
-    return BUILDERS[algorithm](op, layout or GroupLayout(rm, group))
+    return BUILDERS[algorithm](op, lay)
 
 
-def message_floor(op: Op, algorithm: Algorithm, n: int) -> int:
-    """A lower bound on the messages a rank issues over `algorithm`'s schedule of `op` on `n`
-    ranks (sum of count x messages per sender), known without building it; 0 where unknown.
+def message_floor(op: Op, algorithm: Algorithm | Hierarchy, n: int) -> int:
+    """A lower bound on the issues a rank pays one after another over `algorithm`'s schedule
+    of `op` on `n` ranks (sum of count x issue rounds), known without building it; 0 where
+    unknown.
 
     AUTO uses it to skip building schedules that cannot win (a 2,048-rank ring issues 4,094
     messages per rank); tests check it never exceeds the built schedule's count.
@@ -303,6 +317,11 @@ def message_floor(op: Op, algorithm: Algorithm, n: int) -> int:
                                                  Op.REDUCE_SCATTER) else 0
     if algorithm is Algorithm.DIRECT:
         return 1 if op in (Op.SEND_RECV, Op.PERMUTE) else phases * (n - 1)
+    collective = op in (Op.ALL_REDUCE, Op.ALL_GATHER, Op.REDUCE_SCATTER)
+    if algorithm is Algorithm.MESH and collective:
+        return phases  # a round of parallel issues in each phase's first step
+    if algorithm is Algorithm.KANGARING and collective and n >= 4:
+        return phases * (n // 2 - 1) + (op is Op.REDUCE_SCATTER)
     if algorithm is Algorithm.RHD and n & (n - 1) == 0:
         return phases * (n.bit_length() - 1) if op in (
             Op.ALL_REDUCE, Op.ALL_GATHER, Op.REDUCE_SCATTER, Op.BROADCAST) else 0

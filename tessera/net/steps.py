@@ -2,7 +2,10 @@
 
 A `Step` names its flows by global rank (src -> dst), the bytes of each flow as a fraction
 of the collective's `n_bytes`, whether the sender reduces (reads two operands), how many
-times the same step repeats, and how many messages (separate DMAs) its busiest sender issues.
+times the same step repeats, how many messages (separate DMAs) its busiest sender issues and
+over how many DMA engines it spreads them (`lanes`: 1 = one after another), and any HBM
+accesses the sender's chip makes per flow beyond the flow's own read and write (`hbm_extra`:
+KangaRing's read of the secondary's chunk, or its duplicated write to the secondary [CCI]).
 
 Symmetry: when a group holds the same cores of the same chips in each of several instances
 (e.g. the whole world of a cluster), ring, halving-doubling and hierarchical steps look the
@@ -59,23 +62,32 @@ class Step:
     # Symmetric steps are costed from `rep`; their full destination list is built only if
     # asked for (it is the largest array of a 2,048-rank schedule).
     make_dst: Callable[[], np.ndarray] | None = field(default=None, repr=False)
-    flow_key: tuple[int, int, int, float, int] = field(init=False, repr=False, compare=False)
+    lanes: int = 1  # DMA engines a sender issues its messages on at once
+    hbm_extra: int = 0  # HBM accesses of the sender's chip per flow beyond read + write
+    flow_key: tuple = field(init=False, repr=False, compare=False)
 
     def reversed_phase(self) -> Step:
         """The mirror step of the all-gather half: same flows, no reduction."""
         return Step(self.src, self.dst, self.fraction, False, self.count, self.pair_labels,
-                    self.rep, self.messages, self.make_dst)
+                    self.rep, self.messages, self.make_dst, self.lanes, self.hbm_extra)
 
     def __post_init__(self) -> None:
         # `flow_key`: equal for steps with the same flows and fraction (a phase and its
         # mirror), the engine's dedup key; set once here, being read on every costing
         object.__setattr__(self, "flow_key", (id(self.src), id(self.dst), id(self.make_dst),
-                                              self.fraction, id(self.pair_labels)))
+                                              self.fraction, id(self.pair_labels),
+                                              self.lanes, self.hbm_extra))
 
     @property
     def messages_per_sender(self) -> int:
         """Most messages one rank issues in this step (each peer transfer is its own DMA)."""
         return self.count_messages() if self.messages is None else self.messages
+
+    @property
+    def issue_rounds(self) -> int:
+        """Message issues the busiest sender pays one after another: its messages spread
+        over `lanes` DMA engines that start together."""
+        return -(-self.messages_per_sender // self.lanes)
 
     @property
     def destinations(self) -> np.ndarray:

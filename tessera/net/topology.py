@@ -65,8 +65,13 @@ class Topology:
     is_torus: bool  # chips wired as a torus/ring (dims) rather than through a switch
     hbm_bytes_per_s: float  # per chip; inf for ideal topologies
     # Latency split (see engine): once per collective, and once per message a rank issues.
+    # `collective_overhead_s` is what a standalone collective pays (as nccom-test times
+    # it); `in_graph_overhead_s` what one inside a compiled graph pays instead (see
+    # calibration/collectives.yaml and docs/net.md).
     collective_overhead_s: float
     message_issue_s: float
+    in_graph_overhead_s: float
+    dma_engines_per_core: int  # engines a physical core's DMAs can start on at once
     node_names: tuple[str, ...] = field(repr=False)
     link_src: np.ndarray = field(repr=False)
     link_dst: np.ndarray = field(repr=False)
@@ -81,6 +86,8 @@ class Topology:
     ring_position: np.ndarray = field(repr=False, default=None)  # Hamiltonian-cycle order
     cube_label: np.ndarray = field(repr=False, default=None)  # hypercube label (RHD order)
     chip_coords: np.ndarray = field(repr=False, default=None)  # (m, len(dims))
+    # The Neuron runtime's Mesh / RDH message-size bounds (`policy`; unused elsewhere).
+    runtime_size_bounds: tuple[int, int] = (0, 0)
 
     @property
     def n_chips(self) -> int:
@@ -205,10 +212,12 @@ def _from_instance(name: str, instances: int, cal: CollectiveCalibration) -> Top
     if neuron:
         # each peer transfer is a DMA started by a semaphore from the peer ([DMABW] ~1.3 us)
         issue = chip.core.dma.fixed_latency_s
-        if issue is None:
-            raise TopologyError(f"{chip.name}: no DMA fixed latency in the preset")
+        engines = chip.core.dma.engines_per_core
+        if issue is None or engines is None:
+            raise TopologyError(f"{chip.name}: no DMA fixed latency or engine count in the "
+                                f"preset")
     else:
-        issue = cal.gpu_message_issue_s
+        issue, engines = cal.gpu_message_issue_s, 1
     fields = dict(
         physical_cores_per_chip=chip.physical_cores if neuron else 1,
         lnc_allowed=tuple(chip.lnc_allowed) if neuron else (1,),
@@ -216,7 +225,12 @@ def _from_instance(name: str, instances: int, cal: CollectiveCalibration) -> Top
         hbm_bytes_per_s=chip.hbm.bytes_per_s,
         collective_overhead_s=(cal.neuron_collective_overhead_s if neuron
                                else cal.gpu_collective_overhead_s),
+        # GPU: no in-graph figure, so an in-graph collective costs what a standalone one does
+        in_graph_overhead_s=(cal.neuron_in_graph_overhead_s if neuron
+                             else cal.gpu_collective_overhead_s),
         message_issue_s=issue,
+        dma_engines_per_core=int(engines),
+        runtime_size_bounds=(cal.runtime_mesh_max_bytes, cal.runtime_rdh_max_bytes),
         network_efficiency=cal.network_efficiency,
     )
     label = inst.name if instances == 1 else f"{instances} x {inst.name}"
@@ -243,15 +257,16 @@ def ideal_ring(n_chips: int, link_bytes_per_s: float, latency_s: float = 0.0,
 
     No efficiency, no HBM limit: the textbook setting in which ring collectives have
     closed-form times, used to check the cost engine exactly. `latency_s` is each link's
-    hop latency, `message_issue_s` the cost of issuing one message and `overhead_s` the
-    fixed cost of a collective.
+    hop latency, `message_issue_s` the cost of issuing one message (one DMA engine) and
+    `overhead_s` the fixed cost of a collective, in a graph or not (no runtime to launch).
     """
     if n_chips < 2:
         raise TopologyError("an ideal ring needs at least 2 devices")
     local = ring_graph(n_chips, link_bytes_per_s / 2, latency_s)
     fields = dict(physical_cores_per_chip=1, lnc_allowed=(1,), lnc_default=1,
                   hbm_bytes_per_s=math.inf, collective_overhead_s=overhead_s,
-                  message_issue_s=message_issue_s, is_torus=True)
+                  in_graph_overhead_s=overhead_s, message_issue_s=message_issue_s,
+                  dma_engines_per_core=1, is_torus=True)
     key = (f"ideal_ring:{n_chips}:{link_bytes_per_s!r}:{latency_s!r}:{message_issue_s!r}:"
            f"{overhead_s!r}")
     return _assemble(f"ideal ring of {n_chips}", key, RuntimeFamily.IDEAL, fields, local, 1,

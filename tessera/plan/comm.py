@@ -62,7 +62,8 @@ class Network:
 
     def time_s(self, op: str, n_bytes: float, group: tuple[int, ...]) -> float:
         """Time of `op` on `n_bytes` (the collective's buffer, as nccom-test sizes it) over
-        `group`; 0 for a group of one or nothing to move."""
+        `group`, as a collective inside a compiled graph pays it (`net`'s `in_graph`: no
+        standalone launch overhead); 0 for a group of one or nothing to move."""
         if len(group) < 2 or n_bytes <= 0:
             return 0.0
         return _cost(self.model, op, int(n_bytes), group)
@@ -71,7 +72,7 @@ class Network:
 @functools.lru_cache(maxsize=65536)
 def _cost(model: CollectiveModel, op: str, n_bytes: int, group: tuple[int, ...]) -> float:
     try:
-        return model.cost(op, n_bytes, group=group).time_s
+        return model.cost(op, n_bytes, group=group, in_graph=True).time_s
     except NetError as err:
         raise PlanError(f"{op} of {n_bytes} bytes over ranks {group[:4]}...: {err}") from None
 

@@ -22,9 +22,12 @@ import time
 from dataclasses import dataclass
 from enum import Enum
 
+from tessera import cost
+from tessera.cost.executor import BatchExecutor
 from tessera.models.config import ModelConfig
 from tessera.plan.devices import Device, DeviceKind, load_instance
 from tessera.plan.errors import NoFeasibleConfigError, PlanError
+from tessera.plan.infer_refine import refine as refine_rows
 from tessera.plan.infer_step import InferCost, StepTime
 from tessera.plan.kv import InferMemory, memory
 from tessera.plan.layers import local_heads
@@ -82,6 +85,7 @@ class InferEstimate:
     memory: InferMemory
     usd_per_hour: float | None
     usd_per_million_output_tokens: float | None
+    fidelity: cost.Fidelity = cost.Fidelity.ROOFLINE  # how the op times were priced
 
     @property
     def feasible(self) -> bool:
@@ -96,6 +100,7 @@ class InferEstimate:
             "lnc": s.lnc, "batch": self.batch, "instances": self.instances,
             "max_model_len": s.max_model_len, "block_size": s.block_size,
             "weight_dtype": s.weight_dtype.value, "kv_fp8": s.kv_fp8,
+            "fidelity": self.fidelity.value,
             "ttft_s": self.ttft_s, "tpot_s": self.tpot_s, "e2e_s": self.e2e_s,
             "output_tokens_per_s": self.output_tokens_per_s,
             "output_tokens_per_s_per_request": self.output_tokens_per_s_per_request,
@@ -173,7 +178,7 @@ def evaluate(w: InferWorkload, device: Device, serving: ServingConfig,
     pads = padding_shares(serving, w, new)
     return InferEstimate(serving, w.batch, instances, ttft, tpot, e2e, per_instance,
                          1 / tpot if tpot else 0.0, first, last, *pads, mem, per_hour,
-                         per_mtok)
+                         per_mtok, device.fidelity)
 
 
 @dataclass(frozen=True)
@@ -206,6 +211,7 @@ class InferPlan:
     evaluated: int
     rejected: tuple[str, ...]  # why the closest misses failed
     elapsed_s: float
+    refined: int = 0  # top rows re-evaluated at SIMULATED fidelity
 
     @property
     def best(self) -> InferEstimate:
@@ -243,9 +249,15 @@ def infer(model, input_tokens: int, output_tokens: int, instance: str, *,  # noq
           batch: int | None = None, pins: InferPins = InferPins(),
           objective: InferObjective | str = InferObjective.LATENCY,
           ttft_slo_s: float | None = None, tpot_slo_s: float | None = None,
-          prefix_hit_rate: float = 0.0, top: int = 10, instances: int = 1) -> InferPlan:
+          prefix_hit_rate: float = 0.0, top: int = 10, instances: int = 1,
+          fidelity: cost.Fidelity | str = cost.Fidelity.ROOFLINE, refine: int = 0,
+          executor: BatchExecutor | None = None, progress=None) -> InferPlan:  # noqa: ANN001
     """Search deployments of `model` on `instance` (tp, replicas, LNC, batch when not
-    given) and rank those that fit and meet the SLOs by `objective`."""
+    given) and rank those that fit and meet the SLOs by `objective`.
+
+    Op times are ROOFLINE (a lower bound, fast); `refine=K` re-evaluates the top K at
+    SIMULATED fidelity (`infer_refine.py`) and `fidelity="simulated"` all of them, tuning
+    the kernel shapes side by side on `executor` (`progress` is told each step)."""
     start = time.perf_counter()
     name, cfg = resolve_model(model)
     spec = load_instance(instance)
@@ -291,20 +303,35 @@ def infer(model, input_tokens: int, output_tokens: int, instance: str, *,  # noq
         misses.sort(key=lambda m: m[0])
         why = misses[0][1] if misses else "no tensor-parallel degree splits the heads"
         raise NoFeasibleConfigError(f"{name} does not fit on {spec.name}: closest {why}")
-    ok = [e for e in rows if (ttft_slo_s is None or e.ttft_s <= ttft_slo_s)
-          and (tpot_slo_s is None or e.tpot_s <= tpot_slo_s)]
+
+    def meets(e: InferEstimate) -> bool:
+        return ((ttft_slo_s is None or e.ttft_s <= ttft_slo_s)
+                and (tpot_slo_s is None or e.tpot_s <= tpot_slo_s))
+
+    ok = sorted((e for e in rows if meets(e)), key=lambda e: _rank(e, obj, output_tokens))
+    if cost.Fidelity(fidelity) is cost.Fidelity.SIMULATED:
+        refine = len(ok)
+    refined = 0
+    if refine > 0 and ok and not device_is_gpu(spec):
+        # ROOFLINE is a lower bound, so a deployment that misses an SLO there misses it too
+        head = refine_rows(spec, ok[:refine], lambda e: InferWorkload(
+            cfg, name, input_tokens, output_tokens, e.batch, prefix_hit_rate),
+            evaluate, executor, progress)
+        refined = len(head)
+        kept = [e for e in head if meets(e)]
+        rows = head  # what the SLO message below reports when none of them meets it
+        ok = sorted(kept, key=lambda e: _rank(e, obj, output_tokens)) + ok[refine:]
     if not ok:
         best_ttft = min(e.ttft_s for e in rows)
         best_tpot = min(e.tpot_s for e in rows)
         raise PlanError(f"no deployment on {spec.name} meets the SLOs (--ttft-slo "
                         f"{ttft_slo_s}, --tpot-slo {tpot_slo_s}): the best reachable are "
                         f"TTFT {best_ttft * 1e3:.1f} ms and TPOT {best_tpot * 1e3:.2f} ms")
-    ok.sort(key=lambda e: _rank(e, obj, output_tokens))
     misses.sort(key=lambda m: m[0])
     return InferPlan(InferWorkload(cfg, name, input_tokens, output_tokens,
                                    batch or ok[0].batch, prefix_hit_rate),
                      spec.name, price_of(spec), tuple(ok[:max(1, top)]), evaluated,
-                     tuple(m[1] for m in misses[:3]), time.perf_counter() - start)
+                     tuple(m[1] for m in misses[:3]), time.perf_counter() - start, refined)
 
 
 def _default_batched_tokens(stack: ServingStack, device: Device, max_len: int) -> int:

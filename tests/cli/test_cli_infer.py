@@ -54,3 +54,15 @@ def test_side_by_side_and_emit(tmp_path: Path) -> None:
 def test_mistakes_are_one_line(args: list[str], fragments: list[str],
                                one_line_error) -> None:  # noqa: ANN001
     one_line_error(_run(*args), *fragments)
+
+
+def test_plan_infer_refine_and_a_bad_fidelity(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    r = RUNNER.invoke(app, ["plan", "infer", "--model", "tiny-llama", "--input", "64",
+                            "--output", "4", "--batch", "1", "--tp", "1", "--lnc", "1",
+                            "--replicas", "1", "--instance", "trn2.48xlarge", "--refine", "1"])
+    assert r.exit_code == 0, r.output
+    assert "re-evaluated at SIMULATED" in r.output
+    r = RUNNER.invoke(app, ["plan", "infer", "--model", "tiny-llama", "--fidelity", "exact"])
+    assert r.exit_code == 2
+    assert "--fidelity 'exact': choose roofline|simulated" in r.output

@@ -61,3 +61,20 @@ def test_bad_trace_row_is_one_line(tmp_path: Path, one_line_error) -> None:  # n
 def test_mistakes_are_one_line(args: list[str], fragments: list[str],
                                one_line_error) -> None:  # noqa: ANN001
     one_line_error(_run(*args), *fragments)
+
+
+def test_serve_simulate_at_simulated_fidelity(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    base = ["serve", "simulate", "--model", "tiny-llama", "--instance", "trn2.48xlarge",
+            "--tp", "1", "--lnc", "1", "--max-num-seqs", "2", "--max-model-len", "256",
+            "--input", "64", "--output", "4", "--requests", "4", "--max-concurrency", "2",
+            "--json"]
+    out = {}
+    for fid in ("roofline", "simulated"):
+        r = RUNNER.invoke(app, [*base, "--fidelity", fid])
+        assert r.exit_code == 0, r.output
+        out[fid] = json.loads(r.stdout.strip().splitlines()[-1])
+        assert out[fid]["fidelity"] == fid
+    # ROOFLINE is a lower bound on the simulated kernels' times
+    assert out["simulated"]["median_tpot_ms"] >= out["roofline"]["median_tpot_ms"] > 0
+    assert out["simulated"]["median_ttft_ms"] >= out["roofline"]["median_ttft_ms"] > 0

@@ -57,7 +57,10 @@ def test_unknown_names_list_the_known_ones() -> None:
         parse_op("ALL_SUM")
     with pytest.raises(UnknownCollectiveError, match="ring_bidir"):
         parse_algorithm("tree")
-    assert parse_algorithm("mesh") is Algorithm.DIRECT
+    # "mesh" is the runtime's chip-aware mesh; "direct" the every-peer write
+    assert parse_algorithm("mesh") is Algorithm.MESH
+    assert parse_algorithm("rdh") is Algorithm.RHD
+    assert parse_algorithm("kanga-ring") is Algorithm.KANGARING
     assert parse_algorithm("RDH") is Algorithm.RHD
 
 

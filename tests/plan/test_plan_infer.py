@@ -141,3 +141,35 @@ def test_emitted_configurations() -> None:
     n = nxdi_config(evaluate(w, Device.create("trn1.32xlarge"),
                              _cfg(stack=ServingStack.NXDI, lnc=1)))
     assert n["tp_degree"] == 8 and n["enable_bucketing"]
+
+
+def test_a_few_row_norm_spreads_over_partitions() -> None:
+    from tessera.plan.devices import neuron_request
+    from tessera.plan.workload import TrainDtype
+
+    _, shapes, _ = neuron_request(1, "rmsnorm", {"rows": 1, "cols": 8192}, "bfloat16",
+                                  TrainDtype.BF16)
+    assert dict(shapes) == {"rows": 64, "cols": 128}  # same elements, 64 partitions busy
+    _, shapes, _ = neuron_request(2, "add_rmsnorm", {"rows": 4, "cols": 16384}, "bfloat16",
+                                  TrainDtype.BF16)
+    assert dict(shapes) == {"rows": 64, "cols": 512}  # 4 x 32 rows, split over 2 cores
+    _, shapes, _ = neuron_request(1, "rmsnorm", {"rows": 256, "cols": 8192}, "bfloat16",
+                                  TrainDtype.BF16)
+    assert dict(shapes) == {"rows": 256, "cols": 8192}  # enough rows: left as it is
+
+
+def test_refine_reprices_the_top_deployment_at_simulated_fidelity(tmp_path, monkeypatch
+                                                                   ) -> None:
+    from tessera import cost
+
+    monkeypatch.setenv("TESSERA_CACHE_DIR", str(tmp_path))
+    pins = InferPins(tp=1, lnc=1, replicas=1)
+    rough = infer("tiny-llama", 64, 4, "trn2.48xlarge", batch=1, pins=pins)
+    fine = infer("tiny-llama", 64, 4, "trn2.48xlarge", batch=1, pins=pins, refine=1)
+    assert fine.refined == 1 and rough.refined == 0
+    assert fine.best.fidelity is cost.Fidelity.SIMULATED
+    assert rough.best.fidelity is cost.Fidelity.ROOFLINE
+    # ROOFLINE is a lower bound on what the simulated kernels achieve
+    assert fine.best.tpot_s >= rough.best.tpot_s > 0
+    assert fine.best.ttft_s >= rough.best.ttft_s > 0
+    assert fine.best.as_dict()["fidelity"] == "simulated"
