@@ -43,6 +43,11 @@ demo: $(STAMP)
 	$(BIN)/tessera plan infer --model llama3-8b --input 1024 --output 256 --batch 8 --instances inf2.48xlarge,trn2.48xlarge,p5.48xlarge --top 2
 	@echo "and a short serving simulation (vLLM Neuron scheduler, 8 replicas of TP 8 on one trn2.48xlarge, 20 requests/s):"
 	$(BIN)/tessera serve simulate --model llama3-8b --instance trn2.48xlarge --tp 8 --replicas 8 --max-num-seqs 8 --input 1024 --output 128 --rate 20 --requests 500
+	@echo "parallel execution on PyTorch: the small Llama trained with TP 2 x PP 2 (1F1B) on 4 local processes, then in one process (the same losses):"
+	OMP_NUM_THREADS=1 $(BIN)/torchrun --nproc-per-node 4 -m tessera.parallel.examples.train_llama --tp 2 --pp 2 --steps 3
+	$(BIN)/python -m tessera.parallel.examples.train_llama --steps 3
+	@echo "what that layout communicates per step, recorded from a real step and priced on trn1.32xlarge:"
+	$(BIN)/tessera parallel explain --tp 2 --pp 2 --sp --instance trn1.32xlarge
 
 test: $(STAMP)
 	$(BIN)/ruff check

@@ -6,7 +6,15 @@ from typing import Annotated
 
 import typer
 
-from tessera.cli import collective_cmd, compile_cmd, hw_cmd, kernel_cmd, plan_cmd, serve_cmd
+from tessera.cli import (
+    collective_cmd,
+    compile_cmd,
+    hw_cmd,
+    kernel_cmd,
+    parallel_cmd,
+    plan_cmd,
+    serve_cmd,
+)
 from tessera.cli.errors import DEBUG_ENV, set_debug
 
 app = typer.Typer(
@@ -20,6 +28,8 @@ app.add_typer(hw_cmd.app, name="hw", help="Hardware catalogue: cores, chips, ins
 app.add_typer(kernel_cmd.app, name="kernel", help="Run and inspect NKI kernels on the CPU.")
 app.add_typer(plan_cmd.app, name="plan", help="Plan training: which instances, which "
                                                "parallelism, how fast, what it costs.")
+app.add_typer(parallel_cmd.app, name="parallel", help="Parallel training on PyTorch: what a "
+                                                       "layout communicates and costs.")
 app.add_typer(serve_cmd.app, name="serve", help="Serving: simulate a vLLM server request "
                                                  "by request (vllm bench serve metrics).")
 app.command("collective", help="Cost a collective (all-reduce, all-gather, ...) on an "

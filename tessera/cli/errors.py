@@ -32,6 +32,7 @@ from tessera.models.config import ModelConfigError
 from tessera.net import NetError
 from tessera.nki.errors import NkiError
 from tessera.nki.kernel_files import KernelFileError
+from tessera.parallel.errors import ParallelError
 from tessera.plan.errors import PlanError
 from tessera.sim import SimError
 
@@ -39,7 +40,7 @@ USAGE_ERROR = 2  # bad arguments, bad input files, a kernel that breaks a rule
 DEBUG_ENV = "TESSERA_DEBUG"
 # errors whose message already names the problem (and, for kernels, the file:line)
 TESSERA_ERRORS = (NkiError, HwError, SimError, NetError, CostError, KernelFileError, TuneError,
-                  PlanError, ModelConfigError)
+                  PlanError, ModelConfigError, ParallelError)
 
 
 

@@ -277,7 +277,8 @@ def plan_train(
         path = write_job(plans[0].best if len(plans) == 1 else _overall(plans, objective),
                          w, emit)
         if not as_json:
-            console.print(f"wrote {path}")
+            console.print(f"wrote {path} and the launch scripts {path.parent / 'torchrun.sh'}"
+                          f", {path.parent / 'sbatch.sh'}")
 
 
 def _objective(value: str) -> Objective:

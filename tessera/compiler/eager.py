@@ -33,6 +33,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
+from torch.distributed.tensor import DTensor
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.module_tracker import ModuleTracker
 
@@ -95,6 +96,9 @@ class _Recorder(TorchDispatchMode):
         self.run, self.tracker = run, tracker
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+        if any(issubclass(t, DTensor) for t in types):
+            # let DTensor run first: its local ops (on each rank's shard) come back here
+            return NotImplemented
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
         name = str(func)
@@ -133,24 +137,36 @@ def _dtype(dtype: torch.dtype) -> str:
 
 @contextlib.contextmanager
 def eager_profile(chip: str | None = None, fidelity: Fidelity | str = Fidelity.ROOFLINE,
-                  fake: bool = False) -> Iterator[EagerRun]:
+                  fake: bool = False, modules: bool = True) -> Iterator[EagerRun]:
     """Record the ATen ops the block dispatches and price them on `chip` (see the module
-    docstring); `fake=True` runs the block under FakeTensorMode (shapes only)."""
+    docstring); `fake=True` runs the block under FakeTensorMode (shapes only).
+    `modules=False` skips module tracking (every op "forward", no module): the tracker's
+    backward hooks break code that calls `torch.autograd.grad` on stage inputs, such as
+    `torch.distributed.pipelining`'s schedules. DTensor ops are recorded as the local ops
+    they run on this rank's shards."""
     name = chip or default_chip()
     try:
         hw.load_chip(name)
     except hw.HwError as err:
         raise CompileError(f"chip {name!r}: {err}") from None
     run = EagerRun(name, Fidelity(fidelity))
-    tracker = ModuleTracker()
+    tracker = ModuleTracker() if modules else _NoModules()
     with contextlib.ExitStack() as stack:
         if fake:
             from torch._subclasses.fake_tensor import FakeTensorMode
 
             stack.enter_context(FakeTensorMode())
-        stack.enter_context(tracker)
+        if modules:
+            stack.enter_context(tracker)
         stack.enter_context(_Recorder(run, tracker))
         yield run
+
+
+class _NoModules:
+    """What `_record` reads of a ModuleTracker, when modules are not tracked."""
+
+    parents: frozenset[str] = frozenset({"Global"})
+    is_bw = False
 
 
 def _price_all(run: EagerRun) -> ModelProfile:

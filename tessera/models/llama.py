@@ -72,9 +72,11 @@ class LlamaAttention(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """q [B, nh, S, hd] and k, v [B, nkv, S, hd] of x [B, S, H], q and k rotated."""
         b, s, _ = x.shape
-        q = self.q_proj(x).view(b, s, self.num_heads, self.head_dim).transpose(1, 2)
-        k = self.k_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
-        v = self.v_proj(x).view(b, s, self.num_kv_heads, self.head_dim).transpose(1, 2)
+        # heads counted from the projection's width: under tensor parallelism each rank
+        # holds only its share of them
+        q = self.q_proj(x).view(b, s, -1, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(b, s, -1, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(b, s, -1, self.head_dim).transpose(1, 2)
         if self.q_norm is not None and self.k_norm is not None:
             q, k = self.q_norm(q), self.k_norm(k)
         return apply_rope(q, cos, sin), apply_rope(k, cos, sin), v
@@ -87,7 +89,7 @@ class LlamaAttention(nn.Module):
         # query head i reads key/value head i // (nh / nkv); SDPA repeats them itself, so
         # plain MHA (nkv == nh) exports without the GQA flag
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=mask is None,
-                                           enable_gqa=self.num_kv_heads != self.num_heads)
+                                           enable_gqa=k.shape[1] != q.shape[1])
         return self.o_proj(y.transpose(1, 2).reshape(b, s, -1))  # [B, S, H]
 
     def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,

@@ -1,17 +1,21 @@
-"""Parallel execution on PyTorch's own distributed stack.
+"""Parallel execution on PyTorch's own distributed stack (docs/parallel.md).
 
-Today this package holds the communicator that runs collectives for real over
-torch.distributed (gloo on CPU, NCCL with CUDA) and prices each call with the network model
-of `tessera.net`:
+    torchrun --nproc-per-node 4 -m tessera.parallel.examples.train_llama --tp 2 --pp 2
 
-    >>> from tessera.parallel import Communicator
-    >>> comm = Communicator(rank, world_size, "file:///tmp/rendezvous", timeout_s=10)
-    >>> comm.all_reduce(torch.ones(4))
-
-It may import `net`, `cost` and `compiler`, never `plan` (DESIGN.md).
+Modules: `config` (the degrees at the top, TorchTitan's names, the device mesh),
+`parallelize` (DTensor tensor/sequence parallel plans, activation checkpointing, FSDP2),
+`pipeline` (stages and `torch.distributed.pipelining` schedules), `train` (the shared
+training loop), `run` (the torchrun entry point), `launch` (local ranks with a deadline),
+`checkpoint`/`checkpoint_hf` (DCP in safetensors, atomic; Hugging Face export), `watchdog`
+(failed collectives name the rank), `record`/`explain` (a real step's collectives and ops,
+priced on an instance), `nxd` (NxD's layer names over DTensor), `comm` (a communicator that
+runs and prices single collectives). It may import `net`, `cost`, `models` and `compiler`,
+never `plan` (DESIGN.md).
 """
 
 from tessera.parallel.comm import Backend, CommGroup, CommRecord, Communicator
+from tessera.parallel.config import ParallelismConfig
 from tessera.parallel.errors import CommError, ParallelError
 
-__all__ = ["Backend", "CommError", "CommGroup", "CommRecord", "Communicator", "ParallelError"]
+__all__ = ["Backend", "CommError", "CommGroup", "CommRecord", "Communicator",
+           "ParallelError", "ParallelismConfig"]

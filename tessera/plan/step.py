@@ -255,13 +255,16 @@ class Evaluator:
             fsdp_f = fsdp_b = 0.0
             if fsdp:
                 # one all-gather per block each micro-batch (again in backward when
-                # resharded after forward); gradients reduce-scattered per block
-                for p, n in parts:
+                # resharded after forward); gradients reduce-scattered per block. The ends
+                # belong to the root, which FSDP2 never reshards after forward
+                # (torch/distributed/fsdp/_fully_shard/_fsdp_state.py, lazy init)
+                for k, (p, n) in enumerate(parts):
                     ag = net.time_s("all_gather", (p.trainable_params + p.frozen_params) * 2,
                                     g.dp_shard)
                     rs = net.time_s("reduce_scatter", p.trainable_params * 4, g.dp_shard)
+                    regather = cfg.reshard_after_forward and k < len(counts)
                     fsdp_f += n * ag
-                    fsdp_b += n * (rs + (ag if cfg.reshard_after_forward else 0.0))
+                    fsdp_b += n * (rs + (ag if regather else 0.0))
             blocks = [times[r] for r in counts] or [emb]
             stage = _Stage(
                 forward_s=fwd, backward_s=bwd,

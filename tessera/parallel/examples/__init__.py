@@ -1,0 +1,1 @@
+"""Runnable examples of parallel training (launch them with torchrun)."""
