@@ -1,14 +1,16 @@
 """`tessera.nki`: an NKI-compatible kernel language that runs on the CPU.
 
 Mirrors the layout of the real `nki` package (`nki.language`, `nki.isa`,
-`nki.isa.constants`, `nki.typing`, `nki.compiler`, `nki.tensor`); `tessera.nki.compat.install()`
-makes `import nki` resolve here. Kernels run eagerly on numpy (or symbolically on shapes)
-and record an instruction stream for the timing model.
+`nki.isa.constants`, `nki.typing`, `nki.compiler`, `nki.collectives`, `nki.dtype`,
+`nki.tensor`); `tessera.nki.compat.install()` makes `import nki` resolve here. Which names
+of the NKI API reference are implemented, accepted or refused: reference_names.yaml and
+docs/nki_coverage.md (`python -m tessera.nki.coverage`). Kernels run eagerly on numpy (or
+symbolically on shapes) and record an instruction stream for the timing model.
 """
 
 from __future__ import annotations
 
-from tessera.nki import compiler, isa, language, typing
+from tessera.nki import collectives, compiler, dtype, isa, language, typing
 from tessera.nki import tensor as tensor
 from tessera.nki.errors import (
     BufferKindError,
@@ -25,6 +27,7 @@ from tessera.nki.errors import (
     ShapeMismatchError,
 )
 from tessera.nki.launch import Kernel, TensorSpec, TraceResult, jit, simulate, trace
+from tessera.nki.legacy import baremetal, benchmark, simulate_kernel
 from tessera.nki.runtime import default_chip
 from tessera.nki.stream import AccessPattern, Engine, Instruction, Opcode, TensorInfo
 
@@ -33,5 +36,6 @@ __all__ = [
     "Engine", "EngineAccessError", "Instruction", "Kernel", "KernelUsageError",
     "MatmulShapeError", "NkiError", "Opcode", "OutOfBoundsError", "PartitionError",
     "PsumBankError", "ShapeMismatchError", "TensorInfo", "TensorSpec", "TraceResult",
-    "compiler", "default_chip", "isa", "jit", "language", "simulate", "tensor", "trace", "typing",
+    "baremetal", "benchmark", "collectives", "compiler", "default_chip", "dtype", "isa", "jit",
+    "language", "simulate", "simulate_kernel", "tensor", "trace", "typing",
 ]

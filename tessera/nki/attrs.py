@@ -186,9 +186,28 @@ class SendRecvAttrs:
     dma_engine: str | None = None
 
 
+
+@dataclass(frozen=True, slots=True)
+class MatchReplaceAttrs:
+    """nc_match_replace8: the value written over each matched element, and whether the
+    matched positions are also written out (`dst_idx`)."""
+
+    imm: float = 0.0
+    with_indices: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NonzeroCountAttrs:
+    """nonzero_with_count: the offset added to each index and the padding value."""
+
+    index_offset: int = 0
+    padding_val: int = -1
+
+
 NO_ATTRS = NoAttrs()
 
 OpAttrs = (NoAttrs | DmaCopyAttrs | DmaTransposeAttrs | MatmulAttrs | TensorTensorAttrs
            | TensorScalarAttrs | ScalarTensorTensorAttrs | PredicatedCopyAttrs | MemsetAttrs
            | IotaAttrs | AffineSelectAttrs | TensorReduceAttrs | TensorScalarReduceAttrs
-           | ScanAttrs | PartitionReduceAttrs | ActivationAttrs | BarrierAttrs | SendRecvAttrs)
+           | ScanAttrs | PartitionReduceAttrs | ActivationAttrs | BarrierAttrs | SendRecvAttrs
+           | MatchReplaceAttrs | NonzeroCountAttrs)

@@ -13,6 +13,12 @@ class Buffer(Enum):
     PRIVATE_HBM = "private_hbm"
     SBUF = "sbuf"
     PSUM = "psum"
+    # lower-case aliases: NKI's `nl.MemoryRegion` names its members this way
+    hbm = "hbm"
+    shared_hbm = "shared_hbm"
+    private_hbm = "private_hbm"
+    sbuf = "sbuf"
+    psum = "psum"
 
     def __repr__(self) -> str:
         return f"nl.{self.value}"

@@ -19,6 +19,8 @@ MODULES: dict[str, str] = {
     "nki.isa.constants": "tessera.nki.isa.constants",
     "nki.typing": "tessera.nki.typing",
     "nki.compiler": "tessera.nki.compiler",
+    "nki.collectives": "tessera.nki.collectives",
+    "nki.dtype": "tessera.nki.dtype",
     "nki.tensor": "tessera.nki.tensor",
 }
 

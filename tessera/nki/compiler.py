@@ -15,21 +15,22 @@ Names and meanings follow the NKI documentation ("NKI CompileConfig options refe
 `tessera.sim` reads the config the kernel was traced with (`TraceResult.compile_config`):
 the heuristic orders the timeline, the allocation mode picks the allocator, and every option
 the timing model does not model is listed in the profile's notes, never silently ignored.
-The legacy decorators below (`skip_middle_end_transformations`, ...) change nothing on the
-CPU.
+The legacy decorators below (`skip_middle_end_transformations`, ...) and
+`SpecializationConfig` change nothing on the CPU; `AddressRotation` and the Beta-1
+`sbuf`/`psum` allocators are refused (`compiler_pending`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import Enum
+from collections.abc import Callable as _Callable
+from enum import Enum as _Enum
 
-from tessera.nki.errors import KernelUsageError
+from tessera.nki.compiler_pending import AddressRotation, psum, sbuf
+from tessera.nki.errors import KernelUsageError as _KernelUsageError
 
 
-class SchedulingHeuristic(Enum):
+class SchedulingHeuristic(_Enum):
     """How the scheduler picks the next instruction among the ready ones."""
 
     ASAP = "asap"  # the instruction that can start first (the default)
@@ -38,14 +39,14 @@ class SchedulingHeuristic(Enum):
     TRIVIAL = "trivial"  # the kernel's program order
 
 
-class Allocation(Enum):
+class Allocation(_Enum):
     """Who assigns addresses: neuronx-cc by graph colouring, or NKI by linear scan."""
 
     COLORING = "coloring"
     LINEAR = "linear"
 
 
-class AllocationMode(Enum):
+class AllocationMode(_Enum):
     """How linear-scan allocation reuses freed memory."""
 
     RING = "ring"  # fresh addresses; freed memory only after the allocation wraps around
@@ -53,7 +54,7 @@ class AllocationMode(Enum):
     MAX_REUSE = "max_reuse"  # always best fit: least memory, least load/compute overlap
 
 
-class OptLevel(Enum):
+class OptLevel(_Enum):
     """Optimisation level (O1 lets the compiler pick tensor_copy's engine)."""
 
     O0 = "O0"
@@ -72,7 +73,7 @@ _NOT_MODELLED = ("address_rotation", "barrier_check", "dead_code_elim",
                  "remove_overwritten_writes", "sbuf_allocation_fallback")
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class CompileConfig:
     """The compile configuration of a kernel: `@nki.jit(compile_config=CompileConfig(...))`."""
 
@@ -100,19 +101,19 @@ class CompileConfig:
     def __post_init__(self) -> None:
         for name, kind in (("allocation", Allocation), ("opt_level", OptLevel)):
             if not isinstance(getattr(self, name), kind):
-                raise KernelUsageError(f"CompileConfig.{name} must be a nki.compiler."
+                raise _KernelUsageError(f"CompileConfig.{name} must be a nki.compiler."
                                        f"{kind.__name__} member, got {getattr(self, name)!r}")
         if self.scheduling and self.allocation is not Allocation.LINEAR:
-            raise KernelUsageError("CompileConfig: scheduling=True needs "
+            raise _KernelUsageError("CompileConfig: scheduling=True needs "
                                    "allocation=Allocation.LINEAR")
         for name in _LINEAR_ONLY:
             if getattr(self, name) not in (None, False) and \
                     self.allocation is not Allocation.LINEAR:
-                raise KernelUsageError(f"CompileConfig: {name} acts only when NKI allocates; "
+                raise _KernelUsageError(f"CompileConfig: {name} acts only when NKI allocates; "
                                        "it cannot be set with allocation=Allocation.COLORING")
         for name in _SCHEDULING_ONLY:
             if getattr(self, name) is not None and not self.scheduling:
-                raise KernelUsageError(f"CompileConfig: {name} acts only when NKI schedules; "
+                raise _KernelUsageError(f"CompileConfig: {name} acts only when NKI schedules; "
                                        "set scheduling=True")
 
     @property
@@ -138,7 +139,19 @@ class CompileConfig:
         return tuple(out)
 
 
-def _identity_decorator(fn: Callable | None = None, **_: object) -> object:
+@dataclasses.dataclass(frozen=True)
+class SpecializationConfig:
+    """`@nki.jit(specialization_config=...)`: options of the specialization phase.
+
+    `allow_nested_config_override` lets a nested `@nki.jit` kernel whose config disagrees
+    inline under the top-level one; kernels are not specialized here, so it is accepted and
+    has no effect.
+    """
+
+    allow_nested_config_override: bool = False
+
+
+def _identity_decorator(fn: _Callable | None = None, **_: object) -> object:
     if fn is None:
         return lambda f: f
     return fn
@@ -146,4 +159,11 @@ def _identity_decorator(fn: Callable | None = None, **_: object) -> object:
 
 skip_middle_end_transformations = _identity_decorator
 enable_stack_allocator = _identity_decorator
+force_auto_alloc = _identity_decorator
 multi_buffer = _identity_decorator
+
+__all__ = [
+    "AddressRotation", "Allocation", "AllocationMode", "CompileConfig", "OptLevel",
+    "SchedulingHeuristic", "SpecializationConfig", "enable_stack_allocator",
+    "force_auto_alloc", "multi_buffer", "psum", "sbuf", "skip_middle_end_transformations",
+]

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 
 import numpy as np
 
 from tessera.nki import dtypes as dt
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import CapacityError, KernelUsageError, PartitionError
+from tessera.nki.isa.dma import dma_copy
 from tessera.nki.isa.vector import memset
 from tessera.nki.runtime import CoreContext, current, kernel_api
 from tessera.nki.tensor import NkiTensor, Storage
@@ -152,23 +154,88 @@ def full(shape: object, fill_value: float, dtype: object = dt.float32,
     return _filled(shape, dtype, buffer, name, fill_value)
 
 
+# host dtypes NKI has no engine type for: the nearest supported one
+_HOST_DEFAULTS = {np.dtype(np.float64): dt.float32, np.dtype(np.int64): dt.int32,
+                  np.dtype(np.uint64): dt.uint32}
+
+
+def _host_array(constant: object) -> np.ndarray:
+    """The constant's values: a `.npy` path is loaded, anything array-like converted."""
+    if isinstance(constant, str | os.PathLike):
+        path = os.fspath(constant)
+        try:
+            return np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise KernelUsageError(f"shared_constant: cannot load {path!r} as a .npy "
+                                   f"file: {err}") from None
+    arr = np.asarray(constant)
+    if arr.dtype == object:
+        raise KernelUsageError(f"shared_constant: expected a numpy array, an array-like or "
+                               f"a path to a .npy file, got {type(constant).__name__}")
+    return arr
+
+
+def _constant_values(arr: np.ndarray, d: dt.DType) -> np.ndarray:
+    """`arr` in d's storage format: raw bytes are reinterpreted, values cast."""
+    if d.is_packed and arr.dtype == d.element:
+        return dt.pack_x4(arr, d)
+    if arr.dtype.kind == "V" or (d.is_packed and arr.dtype.kind == "u" and arr.ndim
+                                 and arr.dtype.itemsize < d.itemsize):
+        # raw bytes: an ml_dtypes array saved with np.save loads as void, and MX data
+        # travels as uint8 bytes (the NKI MX tutorials view it as the x4 type)
+        raw = np.ascontiguousarray(arr)
+        if (raw.shape[-1] * raw.dtype.itemsize) % d.itemsize:
+            raise KernelUsageError(f"shared_constant: {raw.dtype} data of shape "
+                                   f"{list(raw.shape)} does not reinterpret as {d.nki_name}")
+        return raw.view(d.storage)
+    return dt.cast(arr, d)
+
+
 @kernel_api
 def shared_constant(constant: object, dtype: object = None, name: str | None = None
                     ) -> NkiTensor:
-    """An HBM tensor holding a host array (a compile-time constant)."""
+    """A shared-HBM tensor holding host data (a compile-time constant).
+
+    `constant` is a numpy array, anything `np.asarray` accepts (lists, scalars, objects with
+    `__array__`) or a path to a `.npy` file. Without `dtype` the data's own dtype is used
+    (float64 -> float32, int64 -> int32, uint64 -> uint32); with it values are cast, and raw
+    data (a `.npy` of an ml_dtypes array, which loads as void, or uint8 bytes for an MX x4
+    type) is reinterpreted. Arrays of an MX element type (ml_dtypes float8_e4m3fn, ...) are
+    packed four to a container for the matching x4 dtype."""
     ctx = current()
-    arr = np.asarray(constant)
-    d = dt.to_dtype(dtype) if dtype is not None else dt.to_dtype(
-        np.float32 if arr.dtype == np.float64 else np.int32 if arr.dtype == np.int64
-        else arr.dtype)
-    t = new_tensor(ctx, arr.shape, d, Buffer.SHARED_HBM, name)
+    arr = _host_array(constant)
+    if dtype is not None:
+        d = dt.to_dtype(dtype)
+    elif arr.dtype.kind == "V":
+        raise KernelUsageError(f"shared_constant: the data is raw {arr.dtype} (an ml_dtypes "
+                               "array saved with np.save?); pass dtype= to say what it holds")
+    else:
+        d = _HOST_DEFAULTS.get(arr.dtype) or dt.to_dtype(arr.dtype)
+    values = _constant_values(arr, d)
+    t = new_tensor(ctx, values.shape if values.ndim else (1,), d, Buffer.SHARED_HBM, name)
     if not ctx.run.symbolic:
-        t.write(arr)
+        if values.dtype == d.storage:
+            t.write_raw(values)
+        else:
+            t.write(values)
     return t
 
 
 @kernel_api
-def shared_identity_matrix(n: int, dtype: object = dt.uint8, name: str | None = None
-                           ) -> NkiTensor:
-    """An n x n identity matrix in HBM (used to transpose with the Tensor engine)."""
-    return shared_constant(np.eye(int(n)), dtype=dtype, name=name)
+def shared_identity_matrix(n: int, dtype: object = dt.uint8, dst: NkiTensor | None = None,
+                           name: str | None = None) -> NkiTensor:
+    """An n x n identity matrix in SBUF (the Tensor engine's operand for transposes).
+
+    Its values come from a constant in HBM through one DMA, as a compiled kernel loads them.
+    With `dst` (an SBUF [n, n] tensor) the identity is written there and `dst` returned."""
+    ctx = current()
+    n = int(n)
+    if dst is None:
+        dst = new_tensor(ctx, (n, n), dtype, Buffer.SBUF, name or "ident")
+    elif not isinstance(dst, NkiTensor) or dst.buffer is not Buffer.SBUF or \
+            dst.partitions != n or dst.free_size != n:
+        raise KernelUsageError(f"shared_identity_matrix: dst must be an SBUF [{n}, {n}] "
+                               f"tensor, got {dst!r}")
+    source = shared_constant(np.eye(n), dtype=dst.dtype, name=f"{name or 'ident'}_const")
+    dma_copy(dst, source)
+    return dst

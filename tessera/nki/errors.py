@@ -98,3 +98,16 @@ class KernelUsageError(NkiError):
     """The kernel API is misused (bad argument, wrong launch, missing output...)."""
 
     rule = "usage"
+
+
+class CoreRaceError(KernelUsageError):
+    """The two cores of an LNC=2 launch access the same shared-HBM bytes between two
+    core_barriers, one of them writing, so the result depends on which core goes first."""
+
+    rule = "lnc-race"
+
+
+class CoreDeadlockError(KernelUsageError):
+    """A core of an LNC=2 launch waits (core_barrier, sendrecv) for a peer that never comes."""
+
+    rule = "lnc-deadlock"

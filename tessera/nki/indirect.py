@@ -1,14 +1,25 @@
 """Indirect (runtime-offset) views for DMA gathers and scatters: `tensor.ap(...,
-vector_offset=ids, indirect_dim=0)`.
+vector_offset=ids, scalar_offset=s, indirect_dim=d)`.
 
-The view's first pattern dimension is not a fixed stride: row i of the view starts at
-`offset + ids[i] * stride(indirect_dim)` (plus `scalar_offset * stride(indirect_dim)`),
-where `ids` is a [P, 1] integer tile read when the DMA runs. The remaining pattern
-dimensions are ordinary strides. Only DMAs accept indirect views (as on the hardware,
-where the descriptor generator applies the offsets).
+Offsets count positions along dimension `indirect_dim` of the view `ap` is called on, so
+they move the access by multiples of that dimension's stride `S`:
+
+- `scalar_offset` s (an int or a one-element integer tile read when the DMA runs) shifts the
+  whole pattern: element (i0, i1, ...) is at `offset + s * S + sum(i_k * stride_k)`.
+- `vector_offset` ids (an integer [P, 1] tile) places the rows of the first pattern
+  dimension: row i0 starts at `offset + ids[i0] * S` (plus `s * S` when both are given), and
+  the first pattern dimension's own stride is not used. The remaining pattern dimensions are
+  ordinary strides.
+
+A row is out of bounds when its position along `indirect_dim` leaves that dimension or one of
+its elements leaves the tensor; `oob_mode.error` raises, `oob_mode.skip` leaves it untouched.
+Only DMAs accept indirect views (as on the hardware, where the descriptor generator applies
+the offsets).
 """
 
 from __future__ import annotations
+
+import operator
 
 import numpy as np
 
@@ -18,44 +29,65 @@ from tessera.nki.stream import AccessPattern
 from tessera.nki.tensor import NkiTensor
 
 
-class IndirectTensor(NkiTensor):
-    """A view whose rows are placed by runtime offsets (see module docstring)."""
+def _check_index(index: object, rows: int) -> None:
+    if not isinstance(index, NkiTensor) or not index.dtype.is_int:
+        raise KernelUsageError("vector_offset must be an integer NKI tile [P, 1]")
+    if index.partitions != rows or index.free_size != 1:
+        raise KernelUsageError(f"vector_offset {index.name}{list(index.shape)} must be "
+                               f"[{rows}, 1]: one offset per row of the pattern")
 
-    __slots__ = ("index", "scalar", "row_stride", "rows")
+
+def _check_scalar(scalar: object) -> None:
+    if isinstance(scalar, NkiTensor):
+        if not scalar.dtype.is_int or scalar.size != 1:
+            raise KernelUsageError(f"scalar_offset {scalar.name}{list(scalar.shape)} must be "
+                                   "a one-element integer tile")
+        return
+    try:
+        operator.index(scalar)  # ints and numpy integers; a float offset is a bug
+    except TypeError:
+        raise KernelUsageError(f"scalar_offset must be an int or a one-element integer "
+                               f"tile, got {scalar!r}") from None
+
+
+class IndirectTensor(NkiTensor):
+    """A view placed by runtime offsets (see module docstring)."""
+
+    __slots__ = ("index", "scalar", "indirect_dim", "dim_stride", "dim_size")
 
     def __init__(self, base: NkiTensor, pattern: tuple[tuple[int, int], ...], offset: int,
                  index: NkiTensor | None, scalar: object, indirect_dim: int) -> None:
         storage = base.storage
-        if not 0 <= indirect_dim < len(storage.shape):
-            raise KernelUsageError(f"indirect_dim {indirect_dim} out of range for "
-                                   f"{storage.name}{list(storage.shape)}")
+        # the offsets index the view `ap` was called on (a reshape of the storage, say)
+        if not 0 <= indirect_dim < base.ndim:
+            raise KernelUsageError(f"indirect_dim {indirect_dim} out of range for the "
+                                   f"{base.ndim}-D view {storage.name}{list(base.shape)}")
         if storage.buffer.on_chip:
             raise KernelUsageError("indirect offsets apply to HBM tensors (DMA descriptors)")
-        row_stride = 1
-        for d in storage.shape[indirect_dim + 1:]:
-            row_stride *= d
-        rows = pattern[0][1]
         if index is not None:
-            if not isinstance(index, NkiTensor) or not index.dtype.is_int:
-                raise KernelUsageError("vector_offset must be an integer NKI tile [P, 1]")
-            if index.partitions != rows or index.free_size != 1:
-                raise KernelUsageError(f"vector_offset {index.name}{list(index.shape)} must be "
-                                       f"[{rows}, 1]: one offset per row of the pattern")
-        # the static part: row 0 at `offset`, rows themselves placed at run time (stride 0)
-        super().__init__(storage, base.offset + offset,
-                         tuple(c for _, c in pattern), (0,) + tuple(s for s, _ in pattern[1:]))
+            _check_index(index, pattern[0][1])
+        if scalar is not None:
+            _check_scalar(scalar)
+        # with a vector_offset the ids place the rows, so the first dimension has no static
+        # stride (0); a scalar_offset alone shifts the whole pattern, strides and all
+        first = 0 if index is not None else pattern[0][0]
+        super().__init__(storage, base.offset + offset, tuple(c for _, c in pattern),
+                         (first,) + tuple(s for s, _ in pattern[1:]))
         self.index = index
         self.scalar = scalar
-        self.row_stride = row_stride
-        self.rows = storage.shape[indirect_dim]
+        self.indirect_dim = indirect_dim
+        self.dim_stride = base.strides[indirect_dim]
+        self.dim_size = base.shape[indirect_dim]
 
     def access(self) -> AccessPattern:
-        """Recorded as if offsets were 0..P-1 (the element count and row size are exact;
-        the timing model treats indirect accesses as touching the whole tensor)."""
+        """Recorded as if the offsets were 0 (row i of a vector_offset view at i along
+        indirect_dim): the element count and row size are exact; the timing model treats
+        indirect accesses as touching the whole tensor."""
         ap = self._ap
         if ap is None:
             st = self.storage
-            pattern = ((self.row_stride, self.shape[0]),) + tuple(
+            first = self.dim_stride if self.index is not None else self.strides[0]
+            pattern = ((first, self.shape[0]),) + tuple(
                 zip(self.strides[1:], self.shape[1:], strict=True))
             ap = AccessPattern(st.name, st.buffer, st.dtype.name, st.dtype.itemsize,
                                self.offset, pattern, st.partition_elems)
@@ -67,34 +99,44 @@ class IndirectTensor(NkiTensor):
                                "can read or write it")
 
     def row_offsets(self) -> np.ndarray:
-        """Row indices along indirect_dim for each view row (functional mode)."""
+        """Each view row's runtime position along indirect_dim (functional mode): its
+        vector_offset entry plus the scalar_offset."""
         rows = np.zeros(self.shape[0], dtype=np.int64)
         if self.index is not None:
             rows += self.index.numpy().reshape(-1).astype(np.int64)
         if isinstance(self.scalar, NkiTensor):
             rows += int(self.scalar.numpy().reshape(-1)[0])
         elif self.scalar is not None:
-            rows += int(self.scalar)  # type: ignore[call-overload]
+            rows += operator.index(self.scalar)  # type: ignore[arg-type]
         return rows
 
     def addresses(self, skip_out_of_bounds: bool) -> tuple[np.ndarray, np.ndarray]:
         """(flat element addresses [rows, free...], mask of rows in bounds)."""
-        rows = self.row_offsets()
-        inside = (rows >= 0) & (rows < self.rows)
-        if not skip_out_of_bounds and not inside.all():
-            bad = int(rows[~inside][0])
-            raise OutOfBoundsError(f"indirect DMA offset {bad} outside dimension of size "
-                                   f"{self.rows} of {self.name}{list(self.storage.shape)}")
+        dynamic = self.row_offsets()
         free = np.zeros(self.shape[1:], dtype=np.int64)
         for axis, (stride, count) in enumerate(zip(self.strides[1:], self.shape[1:],
                                                    strict=True)):
             shape = [1] * len(self.shape[1:])
             shape[axis] = count
             free = free + (np.arange(count, dtype=np.int64) * stride).reshape(shape)
-        base = self.offset + rows * self.row_stride
+        # strides[0] is the static row stride: 0 when a vector_offset places the rows
+        static = np.arange(self.shape[0], dtype=np.int64) * self.strides[0]
+        base = self.offset + static + dynamic * self.dim_stride
         addr = base.reshape((-1,) + (1,) * free.ndim) + free[None, ...]
-        if (addr[inside] >= self.storage.size).any():
-            raise OutOfBoundsError(f"indirect view of {self.name} reaches past its end")
+        flat = addr.reshape(len(base), -1)
+        in_dim = (dynamic >= 0) & (dynamic < self.dim_size)
+        in_tensor = ((flat >= 0) & (flat < self.storage.size)).all(axis=1) if flat.size else \
+            np.ones(len(base), dtype=np.bool_)
+        inside = in_dim & in_tensor
+        if not skip_out_of_bounds and not inside.all():
+            bad = int(np.flatnonzero(~inside)[0])
+            if not in_dim[bad]:
+                raise OutOfBoundsError(
+                    f"indirect DMA offset {int(dynamic[bad])} outside dimension "
+                    f"{self.indirect_dim} of size {self.dim_size} of {self.name}"
+                    f"{list(self.storage.shape)}")
+            raise OutOfBoundsError(f"indirect view of {self.name} reaches past its end: row "
+                                   f"{bad} at runtime offset {int(dynamic[bad])}")
         return addr, inside
 
 

@@ -1,16 +1,16 @@
 """Launching kernels: `nki.jit`, `kernel[lnc]`, `nki.simulate` and `nki.trace`.
 
 A launch converts host arrays (numpy or torch) into HBM tensors, runs the kernel body once
-per logical core (two threads sharing HBM for LNC=2), and converts the returned HBM
-tensors back to the caller's array type. In symbolic mode nothing is computed: inputs are
-shape/dtype placeholders and the result is the instruction stream alone.
+per logical core (for LNC=2, two cores sharing HBM that take turns at their barriers and
+sendrecvs, with races on shared HBM reported: `tessera.nki.multicore`), and converts the
+returned HBM tensors back to the caller's array type. In symbolic mode nothing is computed:
+inputs are shape/dtype placeholders and the result is the instruction stream alone.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -21,6 +21,7 @@ from tessera.nki import dtypes as dt
 from tessera.nki.buffers import Buffer
 from tessera.nki.compiler import CompileConfig
 from tessera.nki.errors import DTypeError, KernelUsageError
+from tessera.nki.multicore import CoreScheduler
 from tessera.nki.runtime import (
     CoreContext,
     ExecMode,
@@ -268,6 +269,8 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
                                f"core(s) only; use LNC={spec.lnc_allowed[-1]} or another chip")
     limits = core_limits(chip if isinstance(chip, str) else spec)
     run = KernelRun(mode, limits, kernel.lnc)
+    scheduler = CoreScheduler(kernel.lnc) if kernel.lnc > 1 else None
+    run.cores = scheduler
     symbolic = mode is ExecMode.SYMBOLIC
     try:
         bound = inspect.signature(kernel.fn).bind(*args, **kwargs)
@@ -307,7 +310,6 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
                                  kernel_def)
     results: list[object] = [None] * kernel.lnc
     per_core: list[list[Instruction]] = [[] for _ in range(kernel.lnc)]
-    errors: list[BaseException] = []
     contexts = [CoreContext(run, core) for core in range(kernel.lnc)]
     pairs, kind = kernel.schedule
 
@@ -321,25 +323,13 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
                 results[core] = kernel.fn(*bound.args, **bound.kwargs)
             if pairs:
                 ctx.edges += named_edges(pairs, ctx.named_calls, kind)
-        except BaseException as err:  # re-raised on the launching thread
-            errors.append(err)
-            if run.barrier is not None:
-                run.barrier.abort()
         finally:
             set_current(None)
 
-    if kernel.lnc == 1:
+    if scheduler is None:
         body(0)
-    else:
-        threads = [threading.Thread(target=body, args=(c,), name=f"nki-core{c}")
-                   for c in range(kernel.lnc)]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join()
-    real = [e for e in errors if not isinstance(e, threading.BrokenBarrierError)]
-    if real or errors:
-        raise (real or errors)[0]
+    else:  # the cores take turns at their barriers (see tessera.nki.multicore)
+        scheduler.run(body)
     stream = tuple(inst for core in per_core for inst in core)
     outputs = _to_host(results[0], as_torch, symbolic)
     return TraceResult(outputs, stream, tuple(run.tensors), spec, kernel.lnc, symbolic,

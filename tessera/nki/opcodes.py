@@ -56,4 +56,8 @@ OPCODES: dict[Opcode, OpcodeDef] = {d.opcode: d for d in (
     OpcodeDef(Opcode.TENSOR_PARTITION_REDUCE, (G,), a.PartitionReduceAttrs),
     OpcodeDef(Opcode.CORE_BARRIER, (G, Engine.SYNC, V, S), a.BarrierAttrs),
     OpcodeDef(Opcode.SENDRECV, (Engine.DMA,), a.SendRecvAttrs),
+    OpcodeDef(Opcode.MAX8, (V,), a.NoAttrs),
+    OpcodeDef(Opcode.NC_FIND_INDEX8, (V,), a.NoAttrs),
+    OpcodeDef(Opcode.NC_MATCH_REPLACE8, (V,), a.MatchReplaceAttrs),
+    OpcodeDef(Opcode.NONZERO_WITH_COUNT, (G,), a.NonzeroCountAttrs),
 )}

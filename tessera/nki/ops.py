@@ -61,6 +61,16 @@ def _gelu_dx(x: np.ndarray) -> np.ndarray:
     return (0.5 * (1.0 + _erf(x / np.float32(np.sqrt(2.0)))) + x * pdf).astype(np.float32)
 
 
+def _gelu_sigmoid_dx(x: np.ndarray) -> np.ndarray:
+    # d/dx [x * sigmoid(1.702 x)]
+    s = _sigmoid(np.float32(1.702) * x)
+    return (s + np.float32(1.702) * x * s * (1.0 - s)).astype(np.float32)
+
+
+def _erf_dx(x: np.ndarray) -> np.ndarray:
+    return (np.float32(2.0 / np.sqrt(np.pi)) * np.exp(-x * x)).astype(np.float32)
+
+
 def _silu_dx(x: np.ndarray) -> np.ndarray:
     s = _sigmoid(x)
     return (s * (1.0 + x * (1.0 - s))).astype(np.float32)
@@ -105,7 +115,9 @@ divide = _op("divide", 2, A, np.divide)
 maximum = _op("maximum", 2, A, np.maximum, -np.inf)
 minimum = _op("minimum", 2, A, np.minimum, np.inf)
 power = _op("power", 2, A, np.power)
-mod = _op("mod", 2, A, np.fmod)
+# nl.mod is Python's x % y (sign of the divisor); nl.fmod keeps the sign of the dividend
+mod = _op("mod", 2, A, np.mod)
+fmod = _op("fmod", 2, A, np.fmod)
 abs_max = _op("abs_max", 2, A, lambda a, b: np.maximum(np.abs(a), np.abs(b)), 0.0)
 abs_min = _op("abs_min", 2, A, lambda a, b: np.minimum(np.abs(a), np.abs(b)))
 equal = _op("equal", 2, C, lambda a, b: (a == b).astype(_f))
@@ -147,11 +159,15 @@ gelu = _op("gelu", 1, ACT, _gelu)
 gelu_dx = _op("gelu_dx", 1, ACT, _gelu_dx)
 gelu_apprx_tanh = _op("gelu_apprx_tanh", 1, ACT, _gelu_tanh)
 gelu_apprx_sigmoid = _op("gelu_apprx_sigmoid", 1, ACT, _gelu_sigmoid)
+gelu_apprx_sigmoid_dx = _op("gelu_apprx_sigmoid_dx", 1, ACT, _gelu_sigmoid_dx)
 erf = _op("erf", 1, ACT, _erf)
+erf_dx = _op("erf_dx", 1, ACT, _erf_dx)
 softplus = _op("softplus", 1, ACT, lambda x: np.logaddexp(0.0, x))
 mish = _op("mish", 1, ACT, lambda x: x * np.tanh(np.logaddexp(0.0, x)))
 sin = _op("sin", 1, ACT, np.sin)
 cos = _op("cos", 1, ACT, np.cos)
+tan = _op("tan", 1, ACT, np.tan)
+trunc = _op("trunc", 1, ACT, np.trunc)
 arctan = _op("arctan", 1, ACT, np.arctan)
 
 ALL_OPS: dict[str, AluOp] = {

@@ -131,9 +131,9 @@ class KernelRun:
         self.num_cores = num_cores
         self.tensors: list[TensorInfo] = []
         self.lock = threading.Lock()
-        self.barrier = threading.Barrier(num_cores) if num_cores > 1 else None
-        self.mailbox: dict[tuple[int, int, int], object] = {}
-        self.mailbox_ready = threading.Condition(self.lock)
+        # the turn-taking, barriers, sendrecv and race checks of a multi-core launch
+        # (`tessera.nki.multicore.CoreScheduler`, set by the launcher); None with one core
+        self.cores: object | None = None
         # shared_hbm tensors are one allocation seen by every core: the k-th shared_hbm
         # ndarray of each core is the same tensor.
         self.shared: dict[int, object] = {}
@@ -150,7 +150,6 @@ class CoreContext:
         self.run = run
         self.core_id = core_id
         self.name_counts: dict[str, int] = {}
-        self.sendrecv_seq = 0
         self.shared_count = 0
         self.stream: list[Instruction] = []
         # scheduling constraints: (consumer index, producer index, kind "runtime"/"schedule")

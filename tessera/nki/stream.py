@@ -43,6 +43,10 @@ class Opcode(Enum):
     TENSOR_PARTITION_REDUCE = "tensor_partition_reduce"
     CORE_BARRIER = "core_barrier"
     SENDRECV = "sendrecv"
+    MAX8 = "max8"
+    NC_FIND_INDEX8 = "nc_find_index8"
+    NC_MATCH_REPLACE8 = "nc_match_replace8"
+    NONZERO_WITH_COUNT = "nonzero_with_count"
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,8 +24,10 @@ from tessera.nki.indexing import (
     reshape_strides,
     resolve_shape,
 )
+from tessera.nki.refusals import raise_refusal
 from tessera.nki.runtime import kernel_api
 from tessera.nki.stream import AccessPattern
+from tessera.nki.tensor_api import TensorApi
 
 
 class Storage:
@@ -62,7 +64,7 @@ class Storage:
         return other
 
 
-class NkiTensor:
+class NkiTensor(TensorApi):
     """A strided view of a tensor in HBM, SBUF or PSUM. Views share storage; none copies."""
 
     __slots__ = ("storage", "offset", "shape", "strides", "_ap", "_np")
@@ -239,6 +241,9 @@ class NkiTensor:
     def select(self, dim: int, index: int) -> NkiTensor:
         """Drop dimension `dim`, keeping position `index` of it (like an int index, so an
         on-chip view keeps a size-1 free dimension rather than fall below 2-D)."""
+        if isinstance(index, NkiTensor):
+            raise_refusal("nl.NkiTensor.select with a tensor index",
+                          "dynamic select; use .ap(scalar_offset=...)")
         d = self._dim(dim)
         self._guard_partition_dim(d, "select")
         size = self.shape[d]
@@ -332,12 +337,15 @@ class NkiTensor:
     @kernel_api
     def ap(self, pattern: list[list[int]] | tuple, offset: int = 0,
            scalar_offset: object = None, vector_offset: object = None,
-           indirect_dim: int = 0) -> NkiTensor:
+           indirect_dim: int = 0, dtype: object = None) -> NkiTensor:
         """Raw access pattern over the tensor's storage: [[stride, count], ...] plus offset.
 
         With `vector_offset` (an integer [P, 1] tile) or `scalar_offset`, the first pattern
         dimension is placed at runtime offsets along `indirect_dim` (a DMA gather/scatter;
-        see `tessera.nki.indirect`)."""
+        see `tessera.nki.indirect`). `dtype=` (reinterpreting the storage) is refused."""
+        if dtype is not None:
+            raise_refusal("nl.NkiTensor.ap(dtype=...)", "reinterpreting storage in an access "
+                          "pattern; use .view(dtype) on the whole tensor")
         pairs = [tuple(p) for p in pattern]
         if any(len(p) != 2 for p in pairs):
             raise KernelUsageError(f"ap pattern must be [[stride, count], ...], got {pattern!r}")

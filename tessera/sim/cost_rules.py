@@ -210,6 +210,17 @@ COST_RULES: dict[Opcode, CostRule] = {
     Opcode.AFFINE_SELECT: _compute(_gpsimd_start, floor=False),
     # not documented: charged like the other GpSimd cross-lane ops (start + N)
     Opcode.TENSOR_PARTITION_REDUCE: _compute(_gpsimd_start, floor=False),
+    # [ISA226] max8 / nc_find_index8: "N engine cycles" (no MIN_II term), N = elements per
+    # partition of the searched tensor
+    Opcode.MAX8: _compute(_per("one_input_per_element"), floor=False),
+    Opcode.NC_FIND_INDEX8: _compute(_per("one_input_per_element"), floor=False),
+    # [ISA226] nc_match_replace8 prints "min(MIN_II, N)"; read as max(MIN_II, N) (the MIN_II
+    # floor): a min would price a 16,384-element search at 64 cycles although the engine
+    # streams every element once, and the 2.25 page gives plain N
+    Opcode.NC_MATCH_REPLACE8: _compute(_per("one_input_per_element")),
+    # not documented: charged like the other GpSimd ops (start + N over the src elements);
+    # the eight GpSimd cores each scan one partition's N elements in parallel
+    Opcode.NONZERO_WITH_COUNT: _compute(_gpsimd_start, floor=False),
     Opcode.DMA_COPY: CostRule(TRANSFER),
     Opcode.DMA_TRANSPOSE: CostRule(TRANSFER),
     Opcode.SENDRECV: CostRule(SENDRECV),

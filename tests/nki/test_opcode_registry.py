@@ -39,6 +39,8 @@ def _tiles(x):
     t["pred"] = nl.ndarray((128, 64), nl.uint8, buffer=nl.sbuf)
     nisa.memset(t["pred"], 1)
     t["tr"] = nl.ndarray((64, 128), F32, buffer=nl.sbuf)
+    t["u32"] = nl.ndarray((128, 8), nl.uint32, buffer=nl.sbuf)
+    t["nz"] = nl.ndarray((128, 65), nl.int32, buffer=nl.sbuf)
     t["x"] = x
     return t
 
@@ -98,6 +100,16 @@ CALLS: dict[Opcode, tuple[Callable, Callable]] = {
     Opcode.TENSOR_PARTITION_REDUCE: (
         lambda t: nisa.tensor_partition_reduce(t["row"], nl.add, t["a"]),
         lambda t: nisa.tensor_partition_reduce(t["c"], nl.add, t["a"])),
+    Opcode.MAX8: (lambda t: nisa.max8(t["c"][:, 0:8], t["a"]),
+                  lambda t: nisa.max8(t["col"], t["a"])),
+    Opcode.NC_FIND_INDEX8: (lambda t: nisa.nc_find_index8(t["u32"], t["a"], t["a"][:, 0:8]),
+                            lambda t: nisa.nc_find_index8(t["c"][:, 0:8], t["a"],
+                                                          t["a"][:, 0:8])),
+    Opcode.NC_MATCH_REPLACE8: (
+        lambda t: nisa.nc_match_replace8(t["c"], t["a"], t["a"][:, 0:8], 0.0, t["u32"]),
+        lambda t: nisa.nc_match_replace8(t["c"], t["a"], t["col"], 0.0)),
+    Opcode.NONZERO_WITH_COUNT: (lambda t: nisa.nonzero_with_count(t["nz"], t["a"]),
+                                lambda t: nisa.nonzero_with_count(t["i32"], t["a"])),
 }
 
 

@@ -122,6 +122,7 @@ def record(ctx: CoreContext, engine: Engine, opcode: Opcode, reads: Iterable[Nki
     """Record one instruction with its typed settings (the opcode's type in `OPCODES`);
     N defaults to the largest operand's elements per partition."""
     spec = OPCODES[opcode]
+    reads, writes = tuple(reads), tuple(writes)
     if type(attrs) is not spec.attrs or engine not in spec.engines:
         raise TypeError(f"tessera bug: {opcode.value} recorded with {type(attrs).__name__} on "
                         f"{engine.value}; OPCODES says {spec.attrs.__name__} on "
@@ -136,7 +137,10 @@ def record(ctx: CoreContext, engine: Engine, opcode: Opcode, reads: Iterable[Nki
                 f_max = max(f_max, ap.elements_per_partition)
         partitions = p_max if partitions is None else partitions
         free_elements = f_max if free_elements is None else free_elements
-    return ctx.record(engine, opcode, read_aps, write_aps, partitions, free_elements, attrs)
+    inst = ctx.record(engine, opcode, read_aps, write_aps, partitions, free_elements, attrs)
+    if ctx.run.cores is not None:  # LNC=2: check shared-HBM accesses against the peer's
+        ctx.run.cores.instruction(ctx.core_id, inst, reads, writes)  # type: ignore[attr-defined]
+    return inst
 
 
 def scalar_or_vector(value: object, partitions: int, op: str, what: str) -> tuple[object, object]:

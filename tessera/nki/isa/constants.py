@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from enum import Enum, IntEnum
+from enum import Enum as _Enum
+from enum import IntEnum as _IntEnum
 
-from tessera.nki.stream import Engine
+from tessera.nki.stream import Engine as _Engine
 
-engine = Engine
+engine = _Engine
 
 
-class reduce_cmd(Enum):  # noqa: N801 - NKI's spelling
+class reduce_cmd(_Enum):  # noqa: N801 - NKI's spelling
     """What the Scalar engine's accumulation registers do during an activation."""
 
     idle = "idle"
@@ -18,14 +19,14 @@ class reduce_cmd(Enum):  # noqa: N801 - NKI's spelling
     reset_reduce = "reset_reduce"
 
 
-class oob_mode(Enum):  # noqa: N801
+class oob_mode(_Enum):  # noqa: N801
     """Behaviour of a DMA whose (dynamic) address is out of bounds."""
 
     error = "error"
     skip = "skip"
 
 
-class dge_mode(Enum):  # noqa: N801
+class dge_mode(_Enum):  # noqa: N801
     """Which descriptor-generation path issues a DMA (software, hardware, or let us pick)."""
 
     unknown = "unknown"
@@ -34,7 +35,7 @@ class dge_mode(Enum):  # noqa: N801
     hwdge = "hwdge"
 
 
-class matmul_perf_mode(Enum):  # noqa: N801
+class matmul_perf_mode(_Enum):  # noqa: N801
     """Tensor engine performance modes (double_row: two fp8 rows per PE, NC-v3+)."""
 
     none = "none"
@@ -42,7 +43,7 @@ class matmul_perf_mode(Enum):  # noqa: N801
     double_row_gen3 = "double_row_gen3"
 
 
-class nc_version(IntEnum):  # noqa: N801
+class nc_version(_IntEnum):  # noqa: N801
     """NeuronCore generations: gen2 = trn1/inf2, gen3 = trn2, gen4 = trn3."""
 
     gen2 = 2
@@ -50,9 +51,12 @@ class nc_version(IntEnum):  # noqa: N801
     gen4 = 4
 
 
-class dma_engine(Enum):  # noqa: N801
-    """Queue hint for dma_copy (accepted; the timing model assigns queues)."""
+class dma_engine(_Enum):  # noqa: N801
+    """Queue hint for dma_copy (accepted; the timing model assigns queues). `dma` and
+    `gpsimd_dma` are the documented members; the others name the queues' engines."""
 
+    dma = "dma"  # the shared DMA rings (the documented default)
+    gpsimd_dma = "gpsimd_dma"  # GpSimd's internal DMA (LNC=2 SBUF-to-SBUF swaps)
     unknown = "unknown"
     sync = "sync"
     act = "act"

@@ -1,16 +1,13 @@
 """Logical-NeuronCore synchronisation: get_nc_version, core_barrier and sendrecv.
 
-With LNC=2 a kernel body runs once per physical core, on two threads that share HBM. A
-`core_barrier` is a rendezvous of both threads (`KernelRun.barrier`); a `sendrecv` posts
-this core's tile into the run's mailbox and waits for the peer's. Waits poll so that a
-peer which failed (the launcher then aborts the barrier) ends them at once instead of
-hanging; a peer that never arrives ends them after `PEER_TIMEOUT_S` with a usage error.
+With LNC=2 a kernel body runs once per physical core and the cores share HBM. The launch's
+`CoreScheduler` (`tessera.nki.multicore`) runs them one at a time: a `core_barrier` hands
+the turn over until both cores reached it, a `sendrecv` posts this core's tile and waits
+for the peer's n-th one; a peer that can never come is reported as a deadlock naming both
+cores.
 """
 
 from __future__ import annotations
-
-import threading
-import time
 
 import numpy as np
 
@@ -36,9 +33,6 @@ from tessera.nki.runtime import (
 )
 from tessera.nki.stream import Engine, Opcode
 from tessera.nki.tensor import NkiTensor
-
-PEER_TIMEOUT_S = 30.0
-_POLL_S = 0.02
 
 
 @kernel_api
@@ -73,11 +67,6 @@ def _rank(value: object, what: str, ctx: CoreContext, op: str) -> int:
     return int(value)
 
 
-def _peer_failed(ctx: CoreContext) -> bool:
-    barrier = ctx.run.barrier
-    return barrier is not None and barrier.broken
-
-
 @kernel_api
 def core_barrier(data: NkiTensor, cores: tuple[int, ...] = (0, 1), engine: object = None,
                  name: str | None = None) -> None:
@@ -99,20 +88,10 @@ def core_barrier(data: NkiTensor, cores: tuple[int, ...] = (0, 1), engine: objec
     eng = resolve_engine(engine, Opcode.CORE_BARRIER, op)
     # Recorded as reading and writing `data`: DMAs into data before the barrier and reads of
     # it after must stay on their side of it in the timeline.
-    record(ctx, eng, Opcode.CORE_BARRIER, (data,), (data,),
-           BarrierAttrs(tuple(int(c) for c in cores)), partitions=1, free_elements=0)
-    barrier = ctx.run.barrier
-    if barrier is None or ctx.run.symbolic:
-        return
-    start = time.monotonic()
-    try:
-        barrier.wait(timeout=PEER_TIMEOUT_S)
-    except threading.BrokenBarrierError:
-        if time.monotonic() - start >= PEER_TIMEOUT_S:
-            raise KernelUsageError(f"{op}: the peer core never reached a core_barrier within "
-                                   f"{PEER_TIMEOUT_S:.0f} s (do both cores call it the same "
-                                   "number of times?)") from None
-        raise  # the peer failed and the launcher aborted the barrier: it reports that error
+    inst = record(ctx, eng, Opcode.CORE_BARRIER, (data,), (data,),
+                  BarrierAttrs(tuple(int(c) for c in cores)), partitions=1, free_elements=0)
+    if ctx.run.cores is not None:  # LNC=1: nobody to wait for
+        ctx.run.cores.barrier(ctx.core_id, str(inst.location))  # type: ignore[attr-defined]
 
 
 def _check_sendrecv_tiles(ctx: CoreContext, src: NkiTensor, dst: NkiTensor, op: str) -> None:
@@ -124,22 +103,6 @@ def _check_sendrecv_tiles(ctx: CoreContext, src: NkiTensor, dst: NkiTensor, op: 
     if src.dtype != dst.dtype:
         raise DTypeError(f"{op}: src {src.name} is {src.dtype.name} but dst {dst.name} is "
                          f"{dst.dtype.name}; sendrecv moves bytes and needs equal dtypes")
-
-
-def _await_mail(ctx: CoreContext, key: tuple[int, int, int], op: str) -> np.ndarray:
-    run = ctx.run
-    deadline = time.monotonic() + PEER_TIMEOUT_S
-    with run.mailbox_ready:
-        while key not in run.mailbox:
-            if _peer_failed(ctx):
-                raise threading.BrokenBarrierError
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise KernelUsageError(f"{op}: peer core {key[0]} never sent (sendrecv #{key[2]}"
-                                       f" waited {PEER_TIMEOUT_S:.0f} s; do both cores call "
-                                       "sendrecv the same number of times?)")
-            run.mailbox_ready.wait(min(_POLL_S, left))
-        return run.mailbox.pop(key)  # type: ignore[return-value]
 
 
 @kernel_api
@@ -164,20 +127,17 @@ def sendrecv(src: NkiTensor, dst: NkiTensor, send_to_rank: int, recv_from_rank: 
     if isinstance(pipe_id, bool) or not isinstance(pipe_id, int | np.integer):
         raise KernelUsageError(f"{op}: pipe_id must be an int, got {pipe_id!r}")
     _check_sendrecv_tiles(ctx, src, dst, op)
-    seq = ctx.sendrecv_seq
-    ctx.sendrecv_seq += 1
-    record(ctx, Engine.DMA, Opcode.SENDRECV, (src,), (dst,),
-           SendRecvAttrs(to_rank, from_rank, int(pipe_id),
-                         getattr(dma_engine, "value", None if dma_engine is None
-                                 else str(dma_engine))),
-           partitions=src.partitions, free_elements=src.free_size)
-    if ctx.run.symbolic:
-        return  # no values move; each core's stream is recorded independently
-    run = ctx.run
-    with run.mailbox_ready:
-        run.mailbox[(ctx.core_id, to_rank, seq)] = src.numpy().copy()
-        run.mailbox_ready.notify_all()
-    values = _await_mail(ctx, (from_rank, ctx.core_id, seq), op)
+    inst = record(ctx, Engine.DMA, Opcode.SENDRECV, (src,), (dst,),
+                  SendRecvAttrs(to_rank, from_rank, int(pipe_id),
+                                getattr(dma_engine, "value", None if dma_engine is None
+                                        else str(dma_engine))),
+                  partitions=src.partitions, free_elements=src.free_size)
+    # symbolic runs exchange too (no values): the pairing and deadlocks are the same
+    tile = None if ctx.run.symbolic else src.numpy().copy()
+    values = ctx.run.cores.sendrecv(ctx.core_id, to_rank, from_rank,  # type: ignore[attr-defined]
+                                    tile, str(inst.location))
+    if values is None:
+        return
     if values.size != dst.size or values.dtype != dst.dtype.storage:
         raise KernelUsageError(f"{op}: core {from_rank} sent {values.size} {values.dtype} "
                                f"elements; dst {dst.name}{list(dst.shape)} holds {dst.size} "

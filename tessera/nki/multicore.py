@@ -1,0 +1,204 @@
+"""Running the cores of an LNC=2 launch: one at a time, synchronised by their barriers.
+
+Each core's kernel body runs on a thread of its own (kernel code is ordinary Python that
+may wait anywhere, so it needs its own stack), but only the core holding the *turn* runs.
+A core keeps the turn until it waits at a `core_barrier` or in a `sendrecv` whose peer has
+not sent yet, or ends; the turn then passes to the next core that can go on. So a launch
+is deterministic whatever the OS does with threads, every barrier and sendrecv is honoured
+(nothing after a barrier runs before both cores reached it; a sendrecv returns the peer's
+tile), and when no core can go on the launch is deadlocked: that is reported at once,
+naming the waiting core and the peer it waits for, instead of after a timeout.
+
+The scheduler also owns the launch's `RaceTracker` (`tessera.nki.races`), which the
+instruction recorder calls for every instruction and which starts a new phase each time a
+barrier releases the cores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tessera.nki.errors import CoreDeadlockError
+from tessera.nki.races import RaceTracker
+from tessera.nki.stream import Instruction
+
+
+class _Aborted(BaseException):
+    """Ends a core's thread once the launch has failed (another core's error or a
+    deadlock). A BaseException so that a kernel's own `except Exception` lets it pass."""
+
+
+@dataclass(frozen=True)
+class _Wait:
+    """Where a core waits: its n-th core_barrier, or its n-th sendrecv (from `peer`)."""
+
+    op: str
+    number: int
+    location: str
+    peer: int = -1
+
+    def __str__(self) -> str:
+        return f"{self.op} #{self.number} at {self.location}"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+class CoreScheduler:
+    """Turn-taking, barriers, sendrecv mail and deadlock detection for one launch."""
+
+    def __init__(self, num_cores: int) -> None:
+        self.num_cores = num_cores
+        self.races = RaceTracker()
+        self._cond = threading.Condition()
+        self._turn = 0  # core 0 starts; the order only matters for determinism
+        self._done = [False] * num_cores
+        self._waits: list[_Wait | None] = [None] * num_cores
+        self._barriers = [0] * num_cores  # barriers each core has passed
+        self._sendrecvs = [0] * num_cores  # sendrecvs each core has issued
+        # (sender, receiver, the sender's sendrecv number) -> tile (None when symbolic)
+        self._mail: dict[tuple[int, int, int], object] = {}
+        self._error: BaseException | None = None
+
+    # ------------------------------------------------------------------ the launch
+    def run(self, body: Callable[[int], None]) -> None:
+        """Run `body(core)` for every core, taking turns; re-raise the first error."""
+        threads = [threading.Thread(target=self._core_main, args=(core, body),
+                                    name=f"nki-core{core}", daemon=True)
+                   for core in range(self.num_cores)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if self._error is not None:
+            raise self._error
+
+    def _core_main(self, core: int, body: Callable[[int], None]) -> None:
+        try:
+            with self._cond:
+                self._await_turn(core)
+            body(core)
+            with self._cond:
+                self.races.settle(core)  # its last write has run
+                self._finish(core)
+        except _Aborted:
+            pass
+        except BaseException as err:  # re-raised by run() on the launching thread
+            with self._cond:
+                if self._error is None:
+                    self._error = err
+                self._cond.notify_all()
+
+    # ------------------------------------------------------------------ instructions
+    def instruction(self, core: int, inst: Instruction, reads: tuple[object, ...],
+                    writes: tuple[object, ...]) -> None:
+        """Called as each instruction is recorded (before it runs): race checks."""
+        self.races.access(core, inst, reads, writes)
+
+    def barrier(self, core: int, location: str) -> None:
+        """core_barrier: return once every core has reached its barrier of this number."""
+        with self._cond:
+            self.races.settle(core)
+            self._waits[core] = _Wait("core_barrier", self._barriers[core], location)
+            if all(w is not None and w.op == "core_barrier" for w in self._waits):
+                # the last one in releases everybody (a barrier number cannot differ: no
+                # core passes barrier n before all cores reached it)
+                for c in range(self.num_cores):
+                    self._waits[c] = None
+                    self._barriers[c] += 1
+                self.races.new_phase()
+                return
+            self._pass_turn(core)
+
+    def sendrecv(self, core: int, send_to: int, recv_from: int, tile: object,
+                 location: str) -> object:
+        """Post `tile` for `send_to` and return what `recv_from` sent: each core's n-th
+        sendrecv pairs with the peer's n-th (the documented program-order pairing)."""
+        with self._cond:
+            self.races.settle(core)
+            number = self._sendrecvs[core]
+            self._sendrecvs[core] += 1
+            self._mail[(core, send_to, number)] = tile
+            key = (recv_from, core, number)
+            if key not in self._mail:
+                self._waits[core] = _Wait("sendrecv", number, location, recv_from)
+                self._pass_turn(core)
+                self._waits[core] = None
+            return self._mail.pop(key)
+
+    # ------------------------------------------------------------------ turn-taking
+    def _await_turn(self, core: int) -> None:
+        while self._turn != core and self._error is None:
+            self._cond.wait()
+        if self._error is not None:
+            raise _Aborted
+
+    def _can_go(self, core: int) -> bool:
+        w = self._waits[core]
+        if self._done[core]:
+            return False
+        if w is None:
+            return True
+        return w.op == "sendrecv" and (w.peer, core, w.number) in self._mail
+
+    def _next(self, core: int) -> int | None:
+        """The next core after `core` (itself last) that can go on."""
+        for step in range(1, self.num_cores + 1):
+            c = (core + step) % self.num_cores
+            if self._can_go(c):
+                return c
+        return None
+
+    def _pass_turn(self, core: int) -> None:
+        """`core` waits: give the turn away and wait for it back (or the launch's end)."""
+        nxt = self._next(core)
+        if nxt is None:
+            self._error = self._deadlock()
+            self._cond.notify_all()
+            raise _Aborted
+        self._turn = nxt
+        self._cond.notify_all()
+        self._await_turn(core)
+
+    def _finish(self, core: int) -> None:
+        # once every core is done the mail is empty: each sendrecv that returned consumed
+        # one message and posted one
+        self._done[core] = True
+        if not all(self._done):
+            nxt = self._next(core)
+            if nxt is None:
+                self._error = self._deadlock()
+            else:
+                self._turn = nxt
+        self._cond.notify_all()
+
+    # ------------------------------------------------------------------ reports
+    def _state(self, core: int) -> str:
+        w = self._waits[core]
+        if w is not None:
+            return f"waits at {w}"
+        return (f"finished the kernel after {_plural(self._barriers[core], 'core_barrier')} "
+                f"and {_plural(self._sendrecvs[core], 'sendrecv')}")
+
+    def _deadlock(self) -> CoreDeadlockError:
+        """No core can go on: name a waiting core and the peer it waits for."""
+        core = next(c for c in range(self.num_cores) if self._waits[c] is not None)
+        w = self._waits[core]
+        assert w is not None
+        if w.op == "sendrecv":
+            peer = w.peer
+            waits_for = f"core {peer}'s sendrecv #{w.number}"
+            state = (f"core {peer} {self._state(peer)}" if peer != core else
+                     "this core sent that sendrecv to another core")
+        else:
+            peer = next(c for c in range(self.num_cores) if c != core and (
+                self._waits[c] is None or self._waits[c].op != "core_barrier"))
+            waits_for = f"core {peer}"
+            state = f"core {peer} {self._state(peer)}"
+        return CoreDeadlockError(
+            f"LNC deadlock: core {core} waits at {w} for {waits_for}, but {state}, so it "
+            f"never comes. Both cores must reach the same core_barriers and sendrecvs in the "
+            f"same order (each core's n-th sendrecv pairs with the peer's n-th)", w.location)
