@@ -45,7 +45,7 @@ from tessera.parallel.checkpoint_files import (
     check_index,
     distributed,
     fsync_dir,
-    one_line,
+    load_checked,
     rank,
     read_index,
     single_process_quiet,
@@ -146,16 +146,8 @@ def load_checkpoint(path: Path, model: nn.Module,
     files = sorted(path.glob("*.safetensors"))
     index = read_index(files)
     check_index(index, tensors, path)
-    unexpected = sorted(k for k in index if k.startswith(MODEL_PREFIX) and k not in tensors)
-    if unexpected:
-        raise CheckpointError(f"{index[unexpected[0]].first_file}: tensor {unexpected[0]} is "
-                              "not in the model")
-    try:
-        with single_process_quiet():
-            dcp.load(tensors, storage_reader=dcp.HuggingFaceStorageReader(str(path)),
-                     no_dist=not distributed())
-    except Exception as err:  # DCP wraps every rank's failure; keep the message one line
-        raise CheckpointError(f"{path}: loading failed: {one_line(err)}") from err
+    load_checked(path, tensors, index,
+                 (k for k in index if k.startswith(MODEL_PREFIX) and k not in tensors))
     model_state = {k[len(MODEL_PREFIX):]: v for k, v in tensors.items()
                    if k.startswith(MODEL_PREFIX)}
     if optimizer is None:

@@ -226,3 +226,22 @@ def barrier() -> None:
     """Wait for every rank (nothing to wait for without a process group)."""
     if distributed():
         dist.barrier()
+
+
+def load_checked(path: Path, tensors: dict[str, torch.Tensor],
+                 index: Mapping[str, SavedTensor], unexpected: Iterable[str]) -> None:
+    """Refuse the first saved tensor in `unexpected` (naming its file), then read the
+    checkpoint at `path` into `tensors` through DCP's safetensors reader, any failure as
+    one CheckpointError line."""
+    import torch.distributed.checkpoint as dcp
+
+    extra = sorted(unexpected)
+    if extra:
+        raise CheckpointError(f"{index[extra[0]].first_file}: tensor {extra[0]} is not in "
+                              "the model")
+    try:
+        with single_process_quiet():
+            dcp.load(tensors, storage_reader=dcp.HuggingFaceStorageReader(str(path)),
+                     no_dist=not distributed())
+    except Exception as err:  # DCP wraps every rank's failure; keep the message one line
+        raise CheckpointError(f"{path}: loading failed: {one_line(err)}") from err

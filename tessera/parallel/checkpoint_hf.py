@@ -18,7 +18,6 @@ import os
 from pathlib import Path
 
 import torch
-import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint.state_dict import get_model_state_dict, set_model_state_dict
 from torch.distributed.tensor import DTensor
@@ -27,12 +26,10 @@ from tessera.models.config import Activation, ModelConfig, ModelFamily
 from tessera.parallel.checkpoint_files import (
     barrier,
     check_index,
-    distributed,
     fsync_dir,
-    one_line,
+    load_checked,
     rank,
     read_index,
-    single_process_quiet,
     write_synced,
 )
 from tessera.parallel.errors import CheckpointError
@@ -122,17 +119,8 @@ def import_hf_safetensors(model: nn.Module, path: Path) -> None:
         raise CheckpointError(f"{path}: no *.safetensors file")
     index = read_index(files)
     check_index(index, wanted, path, check_dtype=False)
-    unexpected = sorted(k for k in index if k not in wanted and k != _HEAD
-                        and not k.endswith(_IGNORED_SUFFIXES))
-    if unexpected:
-        raise CheckpointError(f"{index[unexpected[0]].first_file}: tensor {unexpected[0]} is "
-                              "not in the model")
-    try:
-        with single_process_quiet():
-            dcp.load(wanted, storage_reader=dcp.HuggingFaceStorageReader(str(path)),
-                     no_dist=not distributed())
-    except Exception as err:  # DCP wraps every rank's failure; keep the message one line
-        raise CheckpointError(f"{path}: loading failed: {one_line(err)}") from err
+    load_checked(path, wanted, index, (k for k in index if k not in wanted and k != _HEAD
+                                       and not k.endswith(_IGNORED_SUFFIXES)))
     loaded = {k if k == _HEAD else k.removeprefix(_HF_PREFIX): v for k, v in wanted.items()}
     if tied and _HEAD in state:
         loaded[_HEAD] = loaded["embed_tokens.weight"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from tessera import hw
 from tessera.net import CollectiveModel, NetError
@@ -117,8 +117,6 @@ def explain(cfg: ParallelismConfig, settings: TrainSettings, instance: str, *,
 
 
 def _with(settings: TrainSettings, chip: str) -> TrainSettings:
-    from dataclasses import replace
-
     # two steps, the second recorded: a pipeline's first step also exchanges the stages'
     # shapes, which a steady step does not
     return replace(settings, steps=2, record=True, profile_chip=chip)

@@ -85,11 +85,12 @@ class CollectiveRecorder(CommDebugMode):
             return out
         kind = _KIND.get(func._overloadpacket.__name__)
         if kind is not None:
-            n = _bytes(kind, func._overloadpacket.__name__, args, _group(args, kwargs))
+            group = _group(args, kwargs)
+            n = _bytes(kind, func._overloadpacket.__name__, args, group)
             tracker = self.advanced_module_tracker
             module, bw = ((tracker.name, bool(tracker.is_bw)) if self.track_modules
                           else ("Global", False))
-            self.records.append(CollectiveCall(kind, n, _group(args, kwargs), module, bw))
+            self.records.append(CollectiveCall(kind, n, group, module, bw))
         return out
 
     def volume(self) -> dict[tuple[str, tuple[int, ...]], int]:
