@@ -223,6 +223,14 @@ def plan_train(
         raise CliUsageError("give one of --model NAME or --hf-config PATH")
     if png is not None:
         check_writable(png, "--png")
+    if emit is not None:
+        # made now, so a folder that cannot be written fails before the search, not after
+        try:
+            emit.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise CliUsageError(f"--emit {emit}: cannot create the folder "
+                                f"({err.strerror})") from None
+        check_writable(emit / "job.toml", "--emit")
     model_cfg: object = model
     name = None
     if hf_config is not None:

@@ -63,3 +63,14 @@ def test_emitted_torchrun_script_runs_one_instance(tmp_path: Path) -> None:
                        text=True, env=_env(tmp_path), timeout=120, start_new_session=True)
     assert r.returncode == 0, r.stderr[-2000:]
     assert len(_losses(r.stdout)) == 1
+
+
+def test_an_emit_folder_that_cannot_be_made_fails_before_the_search(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    r = RUNNER.invoke(app, ["plan", "train", "--model", "tiny-llama", "--seq", "16",
+                            "--global-batch", "8", "--instance", "trn1.2xlarge",
+                            "--emit", str(blocker / "job")])
+    assert r.exit_code == 2
+    assert f"--emit {blocker / 'job'}: cannot create the folder" in r.output
+    assert "feasible of" not in r.output  # no plan was printed first
