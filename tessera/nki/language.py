@@ -67,17 +67,8 @@ from tessera.nki.language_extra import (
     is_sbuf,
     zeros_like,
 )
-from tessera.nki.language_layout import (
-    broadcast_to,
-    expand_dims,
-    load_transpose2d,
-    matmul,
-    transpose,
-)
-from tessera.nki.language_pending import (
-    TILE_SIZE_PENDING as _TILE_SIZE_PENDING,
-)
-from tessera.nki.language_pending import (
+from tessera.nki.language_gather import gather_flattened
+from tessera.nki.language_grids import (
     NkiBlockGrid,
     NkiGrid,
     NkiStreamBuffers,
@@ -85,21 +76,22 @@ from tessera.nki.language_pending import (
     alloc_blocks,
     alloc_stream_buffers,
     alloc_tiles,
-    arange,
-    average,
     blocks,
-    bypass,
-    dropout,
-    fori_loop,
-    gather_flattened,
-    mgrid,
-    par_dim,
-    prelu,
-    rand,
-    random_seed,
     tiles,
-    while_loop,
 )
+from tessera.nki.language_layout import (
+    broadcast_to,
+    expand_dims,
+    load_transpose2d,
+    matmul,
+    transpose,
+)
+from tessera.nki.language_loops import fori_loop, while_loop
+from tessera.nki.language_pending import (
+    TILE_SIZE_PENDING as _TILE_SIZE_PENDING,
+)
+from tessera.nki.language_pending import arange, average, bypass, mgrid, par_dim, prelu
+from tessera.nki.language_random import dropout, rand, random_seed
 from tessera.nki.objects import NKIObject
 from tessera.nki.scheduling import no_reorder
 from tessera.nki.tensor import NkiTensor

@@ -60,4 +60,10 @@ OPCODES: dict[Opcode, OpcodeDef] = {d.opcode: d for d in (
     OpcodeDef(Opcode.NC_FIND_INDEX8, (V,), a.NoAttrs),
     OpcodeDef(Opcode.NC_MATCH_REPLACE8, (V,), a.MatchReplaceAttrs),
     OpcodeDef(Opcode.NONZERO_WITH_COUNT, (G,), a.NonzeroCountAttrs),
+    # group: mx
+    # group: registers
+    # group: random
+    # group: gather
+    # group: select
+    # group: collectives
 )}

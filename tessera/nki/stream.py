@@ -47,6 +47,12 @@ class Opcode(Enum):
     NC_FIND_INDEX8 = "nc_find_index8"
     NC_MATCH_REPLACE8 = "nc_match_replace8"
     NONZERO_WITH_COUNT = "nonzero_with_count"
+    # group: mx
+    # group: registers
+    # group: random
+    # group: gather
+    # group: select
+    # group: collectives
 
 
 @dataclass(frozen=True, slots=True)

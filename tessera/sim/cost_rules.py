@@ -221,6 +221,12 @@ COST_RULES: dict[Opcode, CostRule] = {
     # not documented: charged like the other GpSimd ops (start + N over the src elements);
     # the eight GpSimd cores each scan one partition's N elements in parallel
     Opcode.NONZERO_WITH_COUNT: _compute(_gpsimd_start, floor=False),
+    # group: mx
+    # group: registers
+    # group: random
+    # group: gather
+    # group: select
+    # group: collectives
     Opcode.DMA_COPY: CostRule(TRANSFER),
     Opcode.DMA_TRANSPOSE: CostRule(TRANSFER),
     Opcode.SENDRECV: CostRule(SENDRECV),

@@ -41,6 +41,12 @@ def _tiles(x):
     t["tr"] = nl.ndarray((64, 128), F32, buffer=nl.sbuf)
     t["u32"] = nl.ndarray((128, 8), nl.uint32, buffer=nl.sbuf)
     t["nz"] = nl.ndarray((128, 65), nl.int32, buffer=nl.sbuf)
+    # group: mx
+    # group: registers
+    # group: random
+    # group: gather
+    # group: select
+    # group: collectives
     t["x"] = x
     return t
 
@@ -110,6 +116,12 @@ CALLS: dict[Opcode, tuple[Callable, Callable]] = {
         lambda t: nisa.nc_match_replace8(t["c"], t["a"], t["col"], 0.0)),
     Opcode.NONZERO_WITH_COUNT: (lambda t: nisa.nonzero_with_count(t["nz"], t["a"]),
                                 lambda t: nisa.nonzero_with_count(t["i32"], t["a"])),
+    # group: mx
+    # group: registers
+    # group: random
+    # group: gather
+    # group: select
+    # group: collectives
 }
 
 

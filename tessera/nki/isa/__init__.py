@@ -1,7 +1,7 @@
 """`nki.isa` (nisa): the NeuronCore instruction set, destination-passing style.
 
-Instructions the NKI API reference documents and Tessera does not implement yet come from
-`pending` and raise a `KernelUsageError` naming them when called (docs/nki_coverage.md).
+Instructions the NKI API reference documents and Tessera does not implement yet are `Refused`
+placeholders that raise a `KernelUsageError` naming them when called (docs/nki_coverage.md).
 """
 
 from __future__ import annotations
@@ -23,32 +23,16 @@ from tessera.nki.isa.elementwise import (
     tensor_copy_predicated,
     tensor_scalar,
 )
+from tessera.nki.isa.gather import dma_compute, local_gather, nc_n_gather, nc_stream_shuffle
 from tessera.nki.isa.gpsimd import affine_select, iota
-from tessera.nki.isa.pending import (
-    VirtualRegister,
-    dma_compute,
+from tessera.nki.isa.mx import nc_matmul_mx, quantize_mx
+from tessera.nki.isa.random import (
     dropout,
-    exponential,
-    local_gather,
-    nc_matmul_mx,
-    nc_n_gather,
-    nc_stream_shuffle,
-    quantize_mx,
     rand2,
     rand_get_state,
     rand_set_state,
-    range_select,
-    register_alloc,
-    register_load,
-    register_move,
-    register_store,
     rng,
-    select_reduce,
-    sequence_bounds,
     set_rng_seed,
-    tensor_copy_dynamic_dst,
-    tensor_copy_dynamic_src,
-    tensor_scalar_cumulative,
 )
 from tessera.nki.isa.reduce import (
     bn_aggr,
@@ -58,7 +42,23 @@ from tessera.nki.isa.reduce import (
     tensor_scalar_reduce,
     tensor_tensor_scan,
 )
+from tessera.nki.isa.registers import (
+    VirtualRegister,
+    register_alloc,
+    register_load,
+    register_move,
+    register_store,
+    tensor_copy_dynamic_dst,
+    tensor_copy_dynamic_src,
+)
 from tessera.nki.isa.scalar import activation, activation_reduce
+from tessera.nki.isa.select import (
+    exponential,
+    range_select,
+    select_reduce,
+    sequence_bounds,
+    tensor_scalar_cumulative,
+)
 from tessera.nki.isa.sync import core_barrier, get_nc_version, sendrecv
 from tessera.nki.isa.tensor_engine import nc_matmul, nc_transpose
 from tessera.nki.isa.topk import (
