@@ -211,3 +211,24 @@ OpAttrs = (NoAttrs | DmaCopyAttrs | DmaTransposeAttrs | MatmulAttrs | TensorTens
            | IotaAttrs | AffineSelectAttrs | TensorReduceAttrs | TensorScalarReduceAttrs
            | ScanAttrs | PartitionReduceAttrs | ActivationAttrs | BarrierAttrs | SendRecvAttrs
            | MatchReplaceAttrs | NonzeroCountAttrs)
+
+
+# group: mx
+
+
+# group: registers
+
+
+# group: random
+
+
+# group: gather
+
+
+# group: select
+
+
+# group: collectives
+
+
+# group: grids
