@@ -13,7 +13,7 @@ from rich.table import Table
 from tessera import report, sim
 from tessera.cli import profile_cmd
 from tessera.cli.errors import fail, guard
-from tessera.cli.options import CHIP_HELP, chip_preset
+from tessera.cli.options import KERNEL_CHIP_HELP, chip_preset
 from tessera.cli.paths import check_writable
 from tessera.nki.kernel_files import (
     ExampleRun,
@@ -24,6 +24,9 @@ from tessera.nki.kernel_files import (
     resize_inputs,
     run_example,
 )
+
+LNC_HELP = ("Logical NeuronCore size: 2 runs the kernel on two physical cores (trn2, trn3). "
+            "Default: the kernel file's LNC, else 1.")
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   context_settings={"help_option_names": ["-h", "--help"]})
@@ -88,13 +91,14 @@ def run(
     spec: Annotated[str, typer.Argument(
         metavar="FILE::KERNEL",
         help="Kernel file and kernel name, e.g. examples/kernels/vector_add.py::vector_add")],
-    chip: Annotated[str | None, typer.Option(metavar="CHIP", help=CHIP_HELP)] = None,
+    chip: Annotated[str | None, typer.Option(metavar="CHIP", help=KERNEL_CHIP_HELP)] = None,
     symbolic: Annotated[bool, typer.Option(
         "--symbolic", help="Trace shapes only (TensorSpec inputs); print the counts.")] = False,
     shape: Annotated[list[str] | None, typer.Option(metavar="NAME=AxB", help=SHAPE_HELP)
                      ] = None,
     kwarg: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE", help=KWARG_HELP)
                      ] = None,
+    lnc: Annotated[int | None, typer.Option(help=LNC_HELP)] = None,
 ) -> None:
     """Run a kernel on its file's example inputs and compare with its reference.
 
@@ -102,11 +106,11 @@ def run(
     (a tile larger than a partition, one instruction's operands, PSUM) is an error, as in
     `kernel profile`.
     """
-    chip_name = chip_preset(chip)
     parsed = parse_spec(spec)
     kernel_file = load_kernel_file(parsed.path)
+    chip_name = chip_preset(chip or kernel_file.chip)
     result = run_example(kernel_file, parsed.kernel, chip_name, symbolic, _shapes(shape),
-                         _kwargs(kwarg))
+                         _kwargs(kwarg), lnc)
     trace = result.trace
     # capacity, as the kernel's compile config allocates (spilling where it would)
     cal = sim.calibration_for(trace.chip.core.name, trace.chip.core.version)
@@ -137,13 +141,11 @@ def profile(
     spec: Annotated[str, typer.Argument(
         metavar="FILE::KERNEL",
         help="Kernel file and kernel name, e.g. examples/kernels/vector_add.py::vector_add")],
-    chip: Annotated[str | None, typer.Option(metavar="CHIP", help=CHIP_HELP)] = None,
+    chip: Annotated[str | None, typer.Option(metavar="CHIP", help=KERNEL_CHIP_HELP)] = None,
     symbolic: Annotated[bool, typer.Option(
         "--symbolic", help="Trace shapes only: TensorSpecs shaped like example_inputs().")
     ] = False,
-    lnc: Annotated[int | None, typer.Option(
-        help="Logical NeuronCore size: 2 runs the kernel on two physical cores (trn2, "
-             "trn3).")] = None,
+    lnc: Annotated[int | None, typer.Option(help=LNC_HELP)] = None,
     shape: Annotated[list[str] | None, typer.Option(metavar="NAME=AxB", help=SHAPE_HELP)
                      ] = None,
     kwarg: Annotated[list[str] | None, typer.Option(metavar="KEY=VALUE", help=KWARG_HELP)
@@ -164,25 +166,26 @@ def profile(
              "compile_config.")] = None,
 ) -> None:
     """Predict a kernel's time on its example inputs: engines, rates, roofline, hot spots."""
-    chip_name = chip_preset(chip)
+    parsed = parse_spec(spec)
+    kernel_file = load_kernel_file(parsed.path)
+    chip_name = chip_preset(chip or kernel_file.chip)
     if schedule is not None:
         profile_cmd.parse_heuristic(schedule)  # a typo fails before any work
     outputs = {"--trace": trace, "--png": png, "--json": json_out}
     for option, path in outputs.items():
         if path is not None:
             check_writable(path, option)  # before minutes of tracing, not after
-    parsed = parse_spec(spec)
     overrides = profile_cmd.parse_overrides(set_ or [])
     chip_spec = profile_cmd.effective_chip(chip_name, overrides)
     profile_cmd.check_calibration(chip_spec, overrides)  # bad constants fail before tracing
-    kernel_file = load_kernel_file(parsed.path)
     kernel_fn = kernel_file.kernel(parsed.kernel)
     inputs = resize_inputs(kernel_fn, kernel_file.example_inputs(parsed.kernel),
                            _shapes(shape), symbolic)
     if symbolic:
         inputs = input_specs(inputs)
     heuristic = profile_cmd.parse_heuristic(schedule) if schedule is not None else None
-    result = sim.profile(kernel_fn, *inputs, chip=chip_name, symbolic=symbolic, lnc=lnc,
+    result = sim.profile(kernel_fn, *inputs, chip=chip_name, symbolic=symbolic,
+                         lnc=lnc or kernel_file.lnc,
                          overrides=overrides, kernel_kwargs=_kwargs(kwarg),
                          heuristic=heuristic)
     console = Console(highlight=False)

@@ -15,6 +15,8 @@ from tessera.nki.runtime import default_chip
 
 CHIP_HELP = ("Target chip preset: trn1, inf2, trn2, trn3 (default: "
              "NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")
+KERNEL_CHIP_HELP = ("Target chip preset: trn1, inf2, trn2, trn3 (default: the kernel file's "
+                    "CHIP, else NEURON_PLATFORM_TARGET_OVERRIDE, else trn2).")
 
 WorkersOption = Annotated[int | None, typer.Option(
     "--workers", metavar="N",

@@ -14,6 +14,7 @@ RUNTIME and AUTO choices, in-graph costs, caching). Running the same collectives
 over torch.distributed is `tessera.parallel.comm`; this package never imports torch.
 """
 
+from tessera.net import in_kernel  # noqa: F401 - prices nki.collectives for tessera.sim
 from tessera.net.collective_calibration import CollectiveCalibration, load_calibration
 from tessera.net.collectives import (
     CONCRETE_ALGORITHMS,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from tessera.nki import collectives, compiler, dtype, isa, language, typing
 from tessera.nki import tensor as tensor
+from tessera.nki.collectives_run import multi_rank_simulate
 from tessera.nki.errors import (
     BufferKindError,
     CapacityError,
@@ -37,5 +38,5 @@ __all__ = [
     "MatmulShapeError", "NkiError", "Opcode", "OutOfBoundsError", "PartitionError",
     "PsumBankError", "ShapeMismatchError", "TensorInfo", "TensorSpec", "TraceResult",
     "baremetal", "benchmark", "collectives", "compiler", "default_chip", "dtype", "isa", "jit",
-    "language", "simulate", "simulate_kernel", "tensor", "trace", "typing",
+    "language", "multi_rank_simulate", "simulate", "simulate_kernel", "tensor", "trace", "typing",
 ]

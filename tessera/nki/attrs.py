@@ -214,21 +214,153 @@ OpAttrs = (NoAttrs | DmaCopyAttrs | DmaTransposeAttrs | MatmulAttrs | TensorTens
 
 
 # group: mx
+@dataclass(frozen=True, slots=True)
+class MxMatmulAttrs:
+    """nc_matmul_mx: free sizes in x4 containers and the MX rate class."""
+
+    stationary_free: int  # M: stationary containers per partition (= dst partitions)
+    moving_free: int  # N: moving containers per partition (= dst elements per partition)
+    precision: str  # "mxfp4" when an operand is float4_e2m1fn_x4, else "mxfp8"
+    accumulate: bool | None = None
+    tile_position: tuple[int, ...] | None = None  # (start_row, 0): row tiling only
+    tile_size: tuple[int, ...] | None = None  # (row_size, 128)
+
+
+@dataclass(frozen=True, slots=True)
+class QuantizeMxAttrs:
+    """quantize_mx: the packed MXFP8 type written."""
+
+    dst_dtype: str = "float8_e4m3fn_x4"
 
 
 # group: registers
+@dataclass(frozen=True, slots=True)
+class RegisterMoveAttrs:
+    """register_alloc / register_move: what is written to the register: "imm" (a
+    constant), "register" (another register) or "loop" (a dynamic loop's counter update
+    and compare-and-branch, recorded at entry and at the end of each iteration)."""
+
+    source: str = "imm"
+
 
 
 # group: random
+@dataclass(frozen=True, slots=True)
+class RngAttrs:
+    """rng: random bits per element; `uniform` when nl.rand scales them into [0, 1)."""
+
+    uniform: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Rand2Attrs:
+    """rand2: the range bounds (None where a bound is a per-partition [P, 1] tile)."""
+
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DropoutAttrs:
+    """dropout: the drop probability (None where it is a per-partition [P, 1] tile)."""
+
+    prob: float | None = None
 
 
 # group: gather
+@dataclass(frozen=True, slots=True)
+class LocalGatherAttrs:
+    """local_gather: contiguous elements read per index, and indices used per GpSimd core."""
+
+    num_elem_per_idx: int = 1
+    num_valid_indices: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class StreamShuffleAttrs:
+    """nc_stream_shuffle: source partition of each quadrant row (255: row left as is)."""
+
+    shuffle_mask: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class DmaComputeAttrs:
+    """dma_compute: how many `srcs` it reduces (the first reads of the instruction; any
+    further reads are runtime-offset tiles), the operator, and the read-modify-write mode
+    ("scatter" / "gather" with a vector_offset, None for a static reduction)."""
+
+    sources: int = 1
+    reduce_op: str = "add"
+    rmw: str | None = None
+    oob_mode: str = "error"
 
 
 # group: select
+@dataclass(frozen=True, slots=True)
+class RangeSelectAttrs:
+    """range_select: the two index comparisons, the index base and the accumulator use
+    (a bound is None when it is a [P, 1] tile)."""
+
+    comp_op0: str
+    comp_op1: str
+    reduce_cmd: str = "reset_reduce"
+    reduce_res: bool = False
+    range_start: int = 0
+    bound0: float | None = None
+    bound1: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SelectReduceAttrs:
+    """select_reduce: what the accumulator does (the cost adds the reduction unless idle)
+    and the fill value (None when on_false is a [P, 1] tile)."""
+
+    reduce_cmd: str
+    reduce_res: bool = False
+    reverse_pred: bool = False
+    on_false: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CumulativeAttrs:
+    """tensor_scalar_cumulative: the element operator, the running operator and how the
+    accumulator starts (an immediate is None when it is a [P, 1] tile or absent)."""
+
+    op0: str
+    op1: str
+    reduce_cmd: str = "reset_reduce"
+    imm0: float | None = None
+    imm1: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ExponentialAttrs:
+    """exponential: what the accumulator does (the cost adds the reduction unless idle) and
+    the subtracted maximum (None when it is a [P, 1] tile)."""
+
+    reduce_cmd: str
+    reduce_res: bool = False
+    max_value: float | None = None
+
 
 
 # group: collectives
+@dataclass(frozen=True, slots=True)
+class CollectiveAttrs:
+    """An nki.collectives operation, as `tessera.net` prices it: the net operation
+    (all_reduce, all_gather, reduce_scatter, all_to_all, permute), the ranks of this rank's
+    rank-list, the bytes in net's convention (tessera.net.ops), the chip preset, and the
+    call's own settings."""
+
+    net_op: str = "all_reduce"
+    ranks: int = 1
+    n_bytes: int = 0
+    chip: str = "trn2"
+    reduce_op: str | None = None
+    collective_dim: int = 0
+    channels: int = 1
+    priority: int | None = None
+
 
 
 # group: grids

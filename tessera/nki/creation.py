@@ -124,33 +124,45 @@ def ndarray(shape: object, dtype: object = dt.float32, buffer: object = Buffer.S
 
 def _filled(shape: object, dtype: object, buffer: object, name: str | None,
             value: float) -> NkiTensor:
+    """A new tensor holding `value`, written by a recorded instruction.
+
+    On chip that is one memset. HBM has no compute-engine port (`nisa.memset` runs on the
+    Vector or GpSimd engine, which read and write SBUF/PSUM only), so there the fill is
+    one DMA from a constant in HBM holding the values, as a compiled kernel loads its
+    constants (see `shared_identity_matrix`). Recording it lets the LNC=2 race checker see
+    the write and the timing model charge it. The constant is core-private HBM, so the
+    numbering of the launch's shared_hbm tensors does not change."""
     ctx = current()
     t = new_tensor(ctx, shape, dtype, buffer, name or None)
     if t.buffer.on_chip:
         memset(t, value)
-    elif not ctx.run.symbolic:
-        t.write(np.full(t.shape, value))
+        return t
+    source = new_tensor(ctx, t.shape, t.dtype, Buffer.HBM, f"{name or 'fill'}_const")
+    if not ctx.run.symbolic:
+        source.write(np.full(source.shape, value))
+    dma_copy(t, source)
     return t
 
 
 @kernel_api
 def zeros(shape: object, dtype: object = dt.float32, buffer: object = Buffer.SBUF,
           name: str | None = None) -> NkiTensor:
-    """A tensor of zeros (on chip: one memset instruction)."""
+    """A tensor of zeros (on chip: one memset instruction; in HBM: one DMA from a constant)."""
     return _filled(shape, dtype, buffer, name, 0)
 
 
 @kernel_api
 def ones(shape: object, dtype: object = dt.float32, buffer: object = Buffer.SBUF,
          name: str | None = None) -> NkiTensor:
-    """A tensor of ones (on chip: one memset instruction)."""
+    """A tensor of ones (on chip: one memset instruction; in HBM: one DMA from a constant)."""
     return _filled(shape, dtype, buffer, name, 1)
 
 
 @kernel_api
 def full(shape: object, fill_value: float, dtype: object = dt.float32,
          buffer: object = Buffer.SBUF, name: str | None = None) -> NkiTensor:
-    """A tensor filled with `fill_value` (on chip: one memset instruction)."""
+    """A tensor filled with `fill_value` (on chip: one memset instruction; in HBM: one DMA
+    from a constant)."""
     return _filled(shape, dtype, buffer, name, fill_value)
 
 

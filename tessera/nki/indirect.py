@@ -14,7 +14,9 @@ they move the access by multiples of that dimension's stride `S`:
 A row is out of bounds when its position along `indirect_dim` leaves that dimension or one of
 its elements leaves the tensor; `oob_mode.error` raises, `oob_mode.skip` leaves it untouched.
 Only DMAs accept indirect views (as on the hardware, where the descriptor generator applies
-the offsets).
+the offsets). `tensor.vector_select(dim, ids)` is the same gather written as a view: the
+selected rows first, then the view's other dimensions in order. View methods that keep the
+row dimension first (slicing, permuting or reshaping the rest) keep the indirection.
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ def _check_scalar(scalar: object) -> None:
         if not scalar.dtype.is_int or scalar.size != 1:
             raise KernelUsageError(f"scalar_offset {scalar.name}{list(scalar.shape)} must be "
                                    "a one-element integer tile")
+        return
+    if hasattr(scalar, "dma_offset"):  # a VirtualRegister (nisa.register_*), read at run time
         return
     try:
         operator.index(scalar)  # ints and numpy integers; a float offset is a bug
@@ -79,6 +83,18 @@ class IndirectTensor(NkiTensor):
         self.dim_stride = base.strides[indirect_dim]
         self.dim_size = base.shape[indirect_dim]
 
+    def _new(self, offset: int, shape: tuple[int, ...], strides: tuple[int, ...]) -> NkiTensor:
+        # a view of an indirect view stays indirect while the row dimension is untouched
+        if not shape or shape[0] != self.shape[0] or strides[0] != self.strides[0]:
+            raise KernelUsageError("a view of an indirect view must keep its first (runtime "
+                                   "row) dimension; apply other view methods before "
+                                   "vector_select / ap(vector_offset=)")
+        other = object.__new__(IndirectTensor)
+        NkiTensor.__init__(other, self.storage, offset, shape, strides)
+        for slot in IndirectTensor.__slots__:
+            setattr(other, slot, getattr(self, slot))
+        return other
+
     def access(self) -> AccessPattern:
         """Recorded as if the offsets were 0 (row i of a vector_offset view at i along
         indirect_dim): the element count and row size are exact; the timing model treats
@@ -106,6 +122,8 @@ class IndirectTensor(NkiTensor):
             rows += self.index.numpy().reshape(-1).astype(np.int64)
         if isinstance(self.scalar, NkiTensor):
             rows += int(self.scalar.numpy().reshape(-1)[0])
+        elif hasattr(self.scalar, "dma_offset"):
+            rows += self.scalar.dma_offset()
         elif self.scalar is not None:
             rows += operator.index(self.scalar)  # type: ignore[arg-type]
         return rows
@@ -138,6 +156,18 @@ class IndirectTensor(NkiTensor):
             raise OutOfBoundsError(f"indirect view of {self.name} reaches past its end: row "
                                    f"{bad} at runtime offset {int(dynamic[bad])}")
         return addr, inside
+
+
+def select_rows(view: NkiTensor, dim: int, index: NkiTensor) -> IndirectTensor:
+    """`view.vector_select(dim, index)`: rows `index[p]` of dimension `dim`, then the other
+    dimensions (an indirect view over HBM for DMAs)."""
+    if isinstance(view, IndirectTensor):
+        raise KernelUsageError("vector_select applies to a plain view, not to an indirect one")
+    d = view._dim(dim)  # noqa: SLF001 - the view's own dimension check
+    rows = index.partitions if isinstance(index, NkiTensor) else 0
+    pattern = ((view.strides[d], rows),) + tuple(
+        (s, n) for k, (s, n) in enumerate(zip(view.strides, view.shape, strict=True)) if k != d)
+    return IndirectTensor(view, pattern, 0, index, None, d)
 
 
 def gather(dst: NkiTensor, src: IndirectTensor, skip: bool) -> None:

@@ -57,6 +57,25 @@ class KernelFile:
     module: ModuleType
     kernels: tuple[str, ...]
 
+    @property
+    def chip(self) -> str | None:
+        """The chip the file targets when the user names none: its module-level `CHIP`
+        (e.g. `CHIP = "trn3"` for kernels that use NeuronCore-v4 instructions), else None."""
+        chip = getattr(self.module, "CHIP", None)
+        if chip is not None and not isinstance(chip, str):
+            raise KernelFileError(f"{self.path}: CHIP must be a chip preset name such as "
+                                  f"'trn3', got {chip!r}")
+        return chip
+
+    @property
+    def lnc(self) -> int | None:
+        """The logical-core size the file's kernels launch with when the user names none: its
+        module-level `LNC` (e.g. `LNC = 2` for kernels written for two cores), else None."""
+        lnc = getattr(self.module, "LNC", None)
+        if lnc is not None and (isinstance(lnc, bool) or lnc not in (1, 2)):
+            raise KernelFileError(f"{self.path}: LNC must be 1 or 2, got {lnc!r}")
+        return lnc
+
     def kernel(self, name: str) -> Kernel:
         """The kernel called `name`, or a `KernelFileError` listing the available ones."""
         if name not in self.kernels:
@@ -297,17 +316,21 @@ def resize_inputs(kernel: Kernel, inputs: tuple[object, ...],
 def run_example(kernel_file: KernelFile, name: str, chip: str | None = None,
                 symbolic: bool = False,
                 shapes: dict[str, tuple[tuple[int, ...], str | None]] | None = None,
-                kwargs: dict[str, object] | None = None) -> ExampleRun:
+                kwargs: dict[str, object] | None = None, lnc: int | None = None) -> ExampleRun:
     """Run kernel `name` of `kernel_file` on its example inputs (resized by `shapes`, with
-    keyword arguments `kwargs`).
+    keyword arguments `kwargs`), launched on `lnc` logical cores (default: the file's `LNC`,
+    else 1).
 
     Functional runs compare the output with the reference; symbolic runs only trace (with
     `TensorSpec` inputs) and carry no comparison. Kernel errors (`NkiError`) propagate.
     """
     kernel = kernel_file.kernel(name)
     inputs = resize_inputs(kernel, kernel_file.example_inputs(name), shapes or {}, symbolic)
+    lnc = lnc or kernel_file.lnc
+    if lnc is not None:
+        kernel = kernel[lnc]
     kwargs = dict(kwargs or {})
-    chip = chip or default_chip()
+    chip = chip or kernel_file.chip or default_chip()
     core_limits(chip)  # load the hardware catalogue now so the wall time is the kernel's
     if symbolic:
         start = time.perf_counter()

@@ -86,7 +86,7 @@ from tessera.nki.language_layout import (
     matmul,
     transpose,
 )
-from tessera.nki.language_loops import fori_loop, while_loop
+from tessera.nki.language_loops import dynamic_range, fori_loop, while_loop
 from tessera.nki.language_pending import (
     TILE_SIZE_PENDING as _TILE_SIZE_PENDING,
 )
@@ -202,11 +202,6 @@ def sequential_range(*args: int) -> range:
 
 def static_range(*args: int) -> range:
     """Fully unrolled loop (runs as `range`)."""
-    return range(*args)
-
-
-def dynamic_range(*args: int) -> range:
-    """Runtime loop on hardware (runs as `range` here)."""
     return range(*args)
 
 

@@ -16,9 +16,13 @@ def _nl(name: str, reason: str) -> Refused:
     return Refused(f"nl.{name}", reason)
 
 
-average = _nl("average", "operator constant without a documented meaning")
-prelu = _nl("prelu", "parametric ReLU needs activation's relu_param, which is not modelled")
-bypass = _nl("bypass", "pass-through operator stage of the ISA instructions")
+# The reference lists these three nki.language names with no page or docstring of their own,
+# and no instruction page names them as an `op`; their meaning would be a guess.
+_NO_PAGE = "listed in the nki.language stub with no documented meaning or instruction using it"
+average = _nl("average", _NO_PAGE)
+prelu = _nl("prelu", "parametric ReLU needs a negative slope (alpha) and nisa.activation "
+            "documents no parameter to carry it")
+bypass = _nl("bypass", _NO_PAGE)
 arange = _nl("arange", _BETA1_INDEX)
 mgrid = _nl("mgrid", _BETA1_INDEX)
 par_dim = _nl("par_dim", "Beta-1 block dimensions; hold tiles in a Python list")

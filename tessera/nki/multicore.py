@@ -12,6 +12,9 @@ naming the waiting core and the peer it waits for, instead of after a timeout.
 The scheduler also owns the launch's `RaceTracker` (`tessera.nki.races`), which the
 instruction recorder calls for every instruction and which starts a new phase each time a
 barrier releases the cores.
+
+The turn-taking itself is `TurnScheduler`, which the ranks of a multi-rank run share as
+well (`tessera.nki.collectives_run.RankScheduler`: ranks take turns at their collectives).
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from tessera.nki.stream import Instruction
 
 
 class _Aborted(BaseException):
-    """Ends a core's thread once the launch has failed (another core's error or a
+    """Ends a worker's thread once the launch has failed (another worker's error or a
     deadlock). A BaseException so that a kernel's own `except Exception` lets it pass."""
 
 
@@ -47,28 +50,27 @@ def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-class CoreScheduler:
-    """Turn-taking, barriers, sendrecv mail and deadlock detection for one launch."""
+class TurnScheduler:
+    """Turn-taking among workers that each run on a thread of their own: only the worker
+    holding the turn runs; it gives the turn away when it waits (`_pass_turn`) or ends, to
+    the next worker that `_can_go`; when none can, `_deadlock()` is the launch's error.
+    The cores of an LNC=2 launch (`CoreScheduler`) and the ranks of a multi-rank run
+    (`tessera.nki.collectives_run.RankScheduler`) are its two uses."""
 
-    def __init__(self, num_cores: int) -> None:
-        self.num_cores = num_cores
-        self.races = RaceTracker()
+    worker = "worker"  # what a worker is called in thread names
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers
         self._cond = threading.Condition()
-        self._turn = 0  # core 0 starts; the order only matters for determinism
-        self._done = [False] * num_cores
-        self._waits: list[_Wait | None] = [None] * num_cores
-        self._barriers = [0] * num_cores  # barriers each core has passed
-        self._sendrecvs = [0] * num_cores  # sendrecvs each core has issued
-        # (sender, receiver, the sender's sendrecv number) -> tile (None when symbolic)
-        self._mail: dict[tuple[int, int, int], object] = {}
+        self._turn = 0  # worker 0 starts; the order only matters for determinism
+        self._done = [False] * workers
         self._error: BaseException | None = None
 
-    # ------------------------------------------------------------------ the launch
     def run(self, body: Callable[[int], None]) -> None:
-        """Run `body(core)` for every core, taking turns; re-raise the first error."""
-        threads = [threading.Thread(target=self._core_main, args=(core, body),
-                                    name=f"nki-core{core}", daemon=True)
-                   for core in range(self.num_cores)]
+        """Run `body(worker)` for every worker, taking turns; re-raise the first error."""
+        threads = [threading.Thread(target=self._worker_main, args=(w, body),
+                                    name=f"nki-{self.worker}{w}", daemon=True)
+                   for w in range(self.workers)]
         for th in threads:
             th.start()
         for th in threads:
@@ -76,21 +78,94 @@ class CoreScheduler:
         if self._error is not None:
             raise self._error
 
-    def _core_main(self, core: int, body: Callable[[int], None]) -> None:
+    def _worker_main(self, w: int, body: Callable[[int], None]) -> None:
         try:
             with self._cond:
-                self._await_turn(core)
-            body(core)
+                self._await_turn(w)
+            body(w)
             with self._cond:
-                self.races.settle(core)  # its last write has run
-                self._finish(core)
+                self._ended(w)
+                self._finish(w)
         except _Aborted:
             pass
         except BaseException as err:  # re-raised by run() on the launching thread
             with self._cond:
                 if self._error is None:
-                    self._error = err
+                    self._error = self._failed(w, err)
                 self._cond.notify_all()
+
+    # hooks -------------------------------------------------------------------------
+    def _can_go(self, w: int) -> bool:
+        """Whether worker `w`, not done, can go on (not waiting, or its wait is over)."""
+        raise NotImplementedError
+
+    def _deadlock(self) -> BaseException:
+        """The error when no worker can go on."""
+        raise NotImplementedError
+
+    def _ended(self, w: int) -> None:
+        """Worker `w`'s body returned (called holding the lock, before the turn passes)."""
+
+    def _failed(self, w: int, err: BaseException) -> BaseException:
+        """The error to report for worker `w`'s `err` (the first one ends the launch)."""
+        return err
+
+    # turn-taking -------------------------------------------------------------------
+    def _await_turn(self, w: int) -> None:
+        while self._turn != w and self._error is None:
+            self._cond.wait()
+        if self._error is not None:
+            raise _Aborted
+
+    def _next(self, w: int) -> int | None:
+        """The next worker after `w` (itself last) that can go on."""
+        for step in range(1, self.workers + 1):
+            c = (w + step) % self.workers
+            if not self._done[c] and self._can_go(c):
+                return c
+        return None
+
+    def _pass_turn(self, w: int) -> None:
+        """`w` waits: give the turn away and wait for it back (or the launch's end)."""
+        nxt = self._next(w)
+        if nxt is None:
+            self._error = self._deadlock()
+            self._cond.notify_all()
+            raise _Aborted
+        self._turn = nxt
+        self._cond.notify_all()
+        self._await_turn(w)
+
+    def _finish(self, w: int) -> None:
+        self._done[w] = True
+        if not all(self._done):
+            nxt = self._next(w)
+            if nxt is None:
+                self._error = self._deadlock()
+            else:
+                self._turn = nxt
+        self._cond.notify_all()
+
+
+class CoreScheduler(TurnScheduler):
+    """Turn-taking, barriers, sendrecv mail and deadlock detection for one launch."""
+
+    worker = "core"
+
+    def __init__(self, num_cores: int) -> None:
+        super().__init__(num_cores)
+        self.num_cores = num_cores
+        self.races = RaceTracker()
+        self._waits: list[_Wait | None] = [None] * num_cores
+        self._barriers = [0] * num_cores  # barriers each core has passed
+        self._sendrecvs = [0] * num_cores  # sendrecvs each core has issued
+        # (sender, receiver, the sender's sendrecv number) -> tile (None when symbolic)
+        self._mail: dict[tuple[int, int, int], object] = {}
+
+    def _ended(self, core: int) -> None:
+        # once every core is done the mail is empty: each sendrecv that returned consumed
+        # one message and posted one
+        self.races.settle(core)  # its last write has run
 
     # ------------------------------------------------------------------ instructions
     def instruction(self, core: int, inst: Instruction, reads: tuple[object, ...],
@@ -130,50 +205,11 @@ class CoreScheduler:
             return self._mail.pop(key)
 
     # ------------------------------------------------------------------ turn-taking
-    def _await_turn(self, core: int) -> None:
-        while self._turn != core and self._error is None:
-            self._cond.wait()
-        if self._error is not None:
-            raise _Aborted
-
     def _can_go(self, core: int) -> bool:
         w = self._waits[core]
-        if self._done[core]:
-            return False
         if w is None:
             return True
         return w.op == "sendrecv" and (w.peer, core, w.number) in self._mail
-
-    def _next(self, core: int) -> int | None:
-        """The next core after `core` (itself last) that can go on."""
-        for step in range(1, self.num_cores + 1):
-            c = (core + step) % self.num_cores
-            if self._can_go(c):
-                return c
-        return None
-
-    def _pass_turn(self, core: int) -> None:
-        """`core` waits: give the turn away and wait for it back (or the launch's end)."""
-        nxt = self._next(core)
-        if nxt is None:
-            self._error = self._deadlock()
-            self._cond.notify_all()
-            raise _Aborted
-        self._turn = nxt
-        self._cond.notify_all()
-        self._await_turn(core)
-
-    def _finish(self, core: int) -> None:
-        # once every core is done the mail is empty: each sendrecv that returned consumed
-        # one message and posted one
-        self._done[core] = True
-        if not all(self._done):
-            nxt = self._next(core)
-            if nxt is None:
-                self._error = self._deadlock()
-            else:
-                self._turn = nxt
-        self._cond.notify_all()
 
     # ------------------------------------------------------------------ reports
     def _state(self, core: int) -> str:

@@ -61,9 +61,35 @@ OPCODES: dict[Opcode, OpcodeDef] = {d.opcode: d for d in (
     OpcodeDef(Opcode.NC_MATCH_REPLACE8, (V,), a.MatchReplaceAttrs),
     OpcodeDef(Opcode.NONZERO_WITH_COUNT, (G,), a.NonzeroCountAttrs),
     # group: mx
+    OpcodeDef(Opcode.NC_MATMUL_MX, (T,), a.MxMatmulAttrs),
+    OpcodeDef(Opcode.QUANTIZE_MX, (V,), a.QuantizeMxAttrs),
     # group: registers
+    OpcodeDef(Opcode.REGISTER_ALLOC, (S,), a.RegisterMoveAttrs),
+    OpcodeDef(Opcode.REGISTER_MOVE, (S,), a.RegisterMoveAttrs),
+    OpcodeDef(Opcode.REGISTER_LOAD, (S,), a.NoAttrs),
+    OpcodeDef(Opcode.REGISTER_STORE, (S,), a.NoAttrs),
     # group: random
+    OpcodeDef(Opcode.RNG, (V, G), a.RngAttrs),
+    OpcodeDef(Opcode.RAND2, (V,), a.Rand2Attrs),
+    OpcodeDef(Opcode.RAND_SET_STATE, (G, V), a.NoAttrs),
+    OpcodeDef(Opcode.RAND_GET_STATE, (G, V), a.NoAttrs),
+    OpcodeDef(Opcode.SET_RNG_SEED, (V,), a.NoAttrs),
+    OpcodeDef(Opcode.DROPOUT, (V,), a.DropoutAttrs),
     # group: gather
+    OpcodeDef(Opcode.LOCAL_GATHER, (G,), a.LocalGatherAttrs),
+    OpcodeDef(Opcode.NC_N_GATHER, (G,), a.NoAttrs),
+    OpcodeDef(Opcode.NC_STREAM_SHUFFLE, (V,), a.StreamShuffleAttrs),
+    OpcodeDef(Opcode.DMA_COMPUTE, (Engine.DMA,), a.DmaComputeAttrs),
     # group: select
+    OpcodeDef(Opcode.RANGE_SELECT, (V,), a.RangeSelectAttrs),
+    OpcodeDef(Opcode.SELECT_REDUCE, (V,), a.SelectReduceAttrs),
+    OpcodeDef(Opcode.SEQUENCE_BOUNDS, (G,), a.NoAttrs),
+    OpcodeDef(Opcode.TENSOR_SCALAR_CUMULATIVE, (V,), a.CumulativeAttrs),
+    OpcodeDef(Opcode.EXPONENTIAL, (V,), a.ExponentialAttrs),
     # group: collectives
+    # nki.collectives (not nki.isa): the DMA rings of the replica group move the data
+    *(OpcodeDef(op, (Engine.DMA,), a.CollectiveAttrs) for op in (
+        Opcode.ALL_REDUCE, Opcode.ALL_GATHER, Opcode.REDUCE_SCATTER, Opcode.ALL_TO_ALL,
+        Opcode.ALL_TO_ALL_V, Opcode.COLLECTIVE_PERMUTE, Opcode.COLLECTIVE_PERMUTE_IMPLICIT,
+        Opcode.COLLECTIVE_PERMUTE_IMPLICIT_REDUCE)),
 )}

@@ -158,6 +158,7 @@ class CoreContext:
         self.no_reorder_last: int | None = None  # the block's previous instruction
         self.api_name: str | None = None  # the `name=` of the nisa call being recorded
         self.named_calls: list[tuple[str, int, int]] = []  # (name, first, end) per named call
+        self.rng_states: dict[Engine, object] = {}  # PRNG state per engine (isa.random)
 
     def fresh_name(self, prefix: str) -> str:
         """A deterministic unique tensor name (same in functional and symbolic mode)."""

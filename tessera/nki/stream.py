@@ -48,11 +48,40 @@ class Opcode(Enum):
     NC_MATCH_REPLACE8 = "nc_match_replace8"
     NONZERO_WITH_COUNT = "nonzero_with_count"
     # group: mx
+    NC_MATMUL_MX = "nc_matmul_mx"
+    QUANTIZE_MX = "quantize_mx"
     # group: registers
+    REGISTER_ALLOC = "register_alloc"
+    REGISTER_MOVE = "register_move"
+    REGISTER_LOAD = "register_load"
+    REGISTER_STORE = "register_store"
     # group: random
+    RNG = "rng"
+    RAND2 = "rand2"
+    RAND_SET_STATE = "rand_set_state"
+    RAND_GET_STATE = "rand_get_state"
+    SET_RNG_SEED = "set_rng_seed"
+    DROPOUT = "dropout"
     # group: gather
+    LOCAL_GATHER = "local_gather"
+    NC_N_GATHER = "nc_n_gather"
+    NC_STREAM_SHUFFLE = "nc_stream_shuffle"
+    DMA_COMPUTE = "dma_compute"
     # group: select
+    RANGE_SELECT = "range_select"
+    SELECT_REDUCE = "select_reduce"
+    SEQUENCE_BOUNDS = "sequence_bounds"
+    TENSOR_SCALAR_CUMULATIVE = "tensor_scalar_cumulative"
+    EXPONENTIAL = "exponential"
     # group: collectives
+    ALL_REDUCE = "all_reduce"
+    ALL_GATHER = "all_gather"
+    REDUCE_SCATTER = "reduce_scatter"
+    ALL_TO_ALL = "all_to_all"
+    ALL_TO_ALL_V = "all_to_all_v"
+    COLLECTIVE_PERMUTE = "collective_permute"
+    COLLECTIVE_PERMUTE_IMPLICIT = "collective_permute_implicit"
+    COLLECTIVE_PERMUTE_IMPLICIT_REDUCE = "collective_permute_implicit_reduce"
 
 
 @dataclass(frozen=True, slots=True)

@@ -342,10 +342,12 @@ class NkiTensor(TensorApi):
 
         With `vector_offset` (an integer [P, 1] tile) or `scalar_offset`, the first pattern
         dimension is placed at runtime offsets along `indirect_dim` (a DMA gather/scatter;
-        see `tessera.nki.indirect`). `dtype=` (reinterpreting the storage) is refused."""
+        see `tessera.nki.indirect`). With `dtype` the storage's bytes are read as that dtype
+        and `pattern`/`offset` count its elements, from this view's first byte."""
         if dtype is not None:
-            raise_refusal("nl.NkiTensor.ap(dtype=...)", "reinterpreting storage in an access "
-                          "pattern; use .view(dtype) on the whole tensor")
+            return self._retyped(dtype, vector_offset is not None or scalar_offset is not None
+                                 ).ap(pattern, offset, scalar_offset, vector_offset,
+                                      indirect_dim)
         pairs = [tuple(p) for p in pattern]
         if any(len(p) != 2 for p in pairs):
             raise KernelUsageError(f"ap pattern must be [[stride, count], ...], got {pattern!r}")

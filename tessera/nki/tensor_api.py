@@ -1,6 +1,7 @@
 """The part of `NkiTensor`'s documented interface that lives outside tensor.py: the
 `NKIObject` base (as in NKI, where `NkiTensor` derives from it), annotation subscripts,
-small aliases, and the documented view methods Tessera refuses for now.
+small aliases, the pattern views `rearrange` and `vector_select`, and the documented view
+method Tessera refuses for now (`indirect`).
 
 `NkiTensor` derives from `TensorApi`; the methods here use only the public view methods
 of the tensor, so tensor.py keeps the storage and view arithmetic.
@@ -10,13 +11,19 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from tessera.nki.errors import KernelUsageError
 from tessera.nki.objects import NKIObject
 from tessera.nki.refusals import Refused
+from tessera.nki.runtime import kernel_api
 
 if TYPE_CHECKING:  # tensor.py imports this module
     from tessera.nki.tensor import NkiTensor
 
-_TI = "Tensor Indirection (NeuronCore-v4 .indirect views) is not modelled"
+# The Tensor Indirection deep dive: NeuronCore-v4 compute engines gather/scatter columns at
+# uint16 offsets shared by each 16-partition group; no instruction here reads such operands.
+_TI = ("Tensor Indirection (NeuronCore-v4 compute-engine column gather/scatter at uint16 "
+       "offsets per 16-partition group) is not modelled by the instructions; use "
+       ".vector_select or .ap(vector_offset=...) for DMA row gathers")
 
 
 class TensorApi(NKIObject):
@@ -29,6 +36,26 @@ class TensorApi(NKIObject):
         # accepted and not enforced, as kernel signatures are not checked here
         return cls
 
+    def _retyped(self: NkiTensor, dtype: object, indirect: bool) -> NkiTensor:
+        """This view over the storage's bytes read as `dtype` (for `ap(dtype=)`), starting
+        at the same byte."""
+        from tessera.nki import dtypes as dt
+        from tessera.nki.tensor import NkiTensor
+
+        new = dt.to_dtype(dtype)
+        old_size, new_size = self.dtype.itemsize, new.itemsize
+        if new_size == old_size:
+            return NkiTensor(self.storage.alias(new), self.offset, self.shape, self.strides)
+        if indirect:
+            raise KernelUsageError(f"ap(dtype={new.name}) with runtime offsets needs the same "
+                                   f"itemsize as {self.dtype.name}")
+        if (self.offset * old_size) % new_size:
+            raise KernelUsageError(f"ap(dtype={new.name}): view {self._describe()} of "
+                                   f"{self.name} does not start on a {new_size}-byte boundary")
+        # a direct ap replaces shape and strides with its pattern: only the start matters
+        return NkiTensor(self.storage.alias(new), self.offset * old_size // new_size, (1,),
+                         (1,), check=False)
+
     def reinterpret_cast(self, dtype: object) -> NkiTensor:
         """Alias of `view(dtype)`: the same bytes read as another dtype."""
         return self.view(dtype)  # type: ignore[attr-defined]
@@ -40,7 +67,23 @@ class TensorApi(NKIObject):
 
         return isinstance(self, IndirectTensor)
 
-    rearrange = Refused("nl.NkiTensor.rearrange", "einops-style view patterns")
-    vector_select = Refused("nl.NkiTensor.vector_select",
-                            "per-partition indirect select; use .ap(vector_offset=...)")
+    @kernel_api
+    def rearrange(self, src_pattern: object, dst_pattern: object = None,
+                  fixed_sizes: dict[str, int] | None = None) -> NkiTensor:
+        """Einops-style view: `t.rearrange(('p', ('a', 'b')), ('p', 'b', 'a'), {'a': 4})`
+        (or `'p (a b) -> p b a'`); see `tessera.nki.rearrange`."""
+        from tessera.nki.rearrange import rearrange_view  # it needs the NkiTensor class
+
+        return rearrange_view(self, src_pattern, dst_pattern, fixed_sizes)  # type: ignore[arg-type]
+
+    @kernel_api
+    def vector_select(self, dim: int, vector_offset: NkiTensor) -> NkiTensor:
+        """Rows of dimension `dim` picked per partition at runtime: row p of the result is
+        position `vector_offset[p]` along `dim`, followed by the view's other dimensions.
+        An indirect HBM view for DMAs (the same as `ap(..., vector_offset=,
+        indirect_dim=dim)`)."""
+        from tessera.nki.indirect import select_rows
+
+        return select_rows(self, dim, vector_offset)  # type: ignore[arg-type]
+
     indirect = Refused("nl.NkiTensor.indirect", _TI)

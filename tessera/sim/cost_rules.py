@@ -33,7 +33,14 @@ from tessera.nki.attrs import (
 )
 from tessera.nki.buffers import Buffer
 from tessera.nki.stream import AccessPattern, Engine, Instruction, Opcode
+from tessera.sim.collective_cost import collective_seconds
 from tessera.sim.errors import ScheduleError
+from tessera.sim.gather_costs import local_gather_cycles, n_gather_cycles
+from tessera.sim.select_costs import (
+    exponential_cycles,
+    select_reduce_cycles,
+    sequence_bounds_cycles,
+)
 from tessera.sim.timing_calibration import Calibration
 
 PRECISION_OF_DTYPE = {
@@ -181,6 +188,9 @@ class CostRule:
     tensor: Rule | None = None
     stream: Rule | None = None
     floor: bool = True
+    # a duration in seconds instead of a cycle formula: work no engine formula describes
+    # (in-kernel collectives, priced by tessera.net: `tessera.sim.collective_cost`)
+    seconds: Callable[[Instruction, CoreSpec], float] | None = None
 
 
 def _compute(stream: Rule | None = None, tensor: Rule | None = None,
@@ -222,11 +232,78 @@ COST_RULES: dict[Opcode, CostRule] = {
     # the eight GpSimd cores each scan one partition's N elements in parallel
     Opcode.NONZERO_WITH_COUNT: _compute(_gpsimd_start, floor=False),
     # group: mx
+    # [A4] "An MX matmul ... runs at 4x the throughput compared to a BF16/FP16 matmul": a PE
+    # multiplies the four values of an x4 container pair per cycle, so nc_matmul_mx over
+    # [K, M] x [K, N] containers is priced as the BF16 nc_matmul of that container shape
+    # (matmul_cycles) x 4 values per container x the core's MX cycle factor ([NC4] 315
+    # MXFP8/MXFP4 vs 79 BF16 TFLOPS: 0.25): the same time for 4x the BF16 work
+    Opcode.NC_MATMUL_MX: _compute(tensor=lambda inst, core, cal, n: matmul_cycles(
+        Instruction(inst.index, inst.core, inst.engine, Opcode.NC_MATMUL, (), (),
+                    inst.partitions, inst.free_elements,
+                    MatmulAttrs(inst.attrs.stationary_free, inst.attrs.moving_free),
+                    inst.location), core, cal) * 4 * core.tensor.cycle_factor(
+                        inst.attrs.precision)),
+    # [A4] the Vector engine's QuantizeMX "can quantize four input elements per partition,
+    # per cycle": N/4 cycles over src's elements per partition (floored at MIN_II)
+    Opcode.QUANTIZE_MX: _compute(lambda inst, core, cal, n: inst.free_elements / 4.0),
     # group: registers
+    # [nisa.register_*] the pages give no cycles. A move of a constant or a register touches
+    # no memory: assumed MIN_II (the rule's floor). A load/store: ~140 cycles to bring a
+    # value from SBUF into an engine (the 2.21 tensor_copy_dynamic_src page's dynamic-index
+    # overhead), plus for HBM the DMA fixed latency (assumed: same path as a DMA).
+    # A dynamic loop's control step ("loop": counter update, compare-and-branch, semaphore
+    # reset; the drain and barrier themselves are the iteration fence in the trace): no
+    # figure; calibration's dynamic_loop_control_s, fitted on the "NKI Dynamic Loops" page's
+    # trn1 example (sim/calibration/trn.yaml)
+    Opcode.REGISTER_ALLOC: _compute(_register_move := lambda inst, core, cal, n: (
+        cal.dynamic_loop_control_s * stream_engine(core, inst.engine).clock_hz
+        if inst.attrs.source == "loop" else 0.0)),
+    Opcode.REGISTER_MOVE: _compute(_register_move),
+    Opcode.REGISTER_LOAD: _compute(_register_memory := lambda inst, core, cal, n: 140.0 + (
+        core.dma.fixed_latency_s * stream_engine(core, inst.engine).clock_hz
+        if any(ap.buffer.is_hbm for ap in inst.reads + inst.writes) else 0.0)),
+    Opcode.REGISTER_STORE: _compute(_register_memory),
     # group: random
+    # [nisa.rng] and the PRNG state instructions give no throughput: assumed one random
+    # word (or state word) per lane per cycle: GpSimd start + N on GpSimd (like iota),
+    # max(MIN_II, N) on the Vector engine
+    Opcode.RNG: _compute(_random_words := lambda inst, core, cal, n: (
+        _gpsimd_start(inst, core, cal, n) if inst.engine is Engine.GPSIMD
+        else cal.one_input_per_element * n)),
+    Opcode.RAND_SET_STATE: _compute(_random_words),
+    Opcode.RAND_GET_STATE: _compute(_random_words),
+    # [nisa.rand2], [nisa.dropout] (Vector engine): no figure on the pages; assumed one
+    # streaming pass over the N elements, like tensor_scalar
+    Opcode.RAND2: _compute(_per("one_input_per_element")),
+    Opcode.DROPOUT: _compute(_per("one_input_per_element")),
+    # [nisa.set_rng_seed]: one [1, 1] seed on the Vector engine; assumed MIN_II
+    Opcode.SET_RNG_SEED: _compute(_per("one_input_per_element")),
     # group: gather
+    # [nisa.local_gather 2.26] 150 + n_idx x e x C GpSimd cycles (see gather_costs)
+    Opcode.LOCAL_GATHER: _compute(local_gather_cycles, floor=False),
+    # nc_n_gather: undocumented; ceil(data/512) groups x (GpSimd start + N) (gather_costs)
+    Opcode.NC_N_GATHER: _compute(n_gather_cycles, floor=False),
+    # [ISA226] nc_stream_shuffle: max(MIN_II, N) Vector cycles, N = elements per partition
+    Opcode.NC_STREAM_SHUFFLE: _compute(_per("one_input_per_element")),
+    # a DMA transfer reading every source (tessera.sim.dma: dma_compute traffic and rate)
+    Opcode.DMA_COMPUTE: CostRule(TRANSFER),
     # group: select
+    # [ISA226] range_select: max(MIN_II, N) Vector cycles (the row maximum included)
+    Opcode.RANGE_SELECT: _compute(_per("one_input_per_element")),
+    # select_reduce, exponential, sequence_bounds: see tessera.sim.select_costs
+    Opcode.SELECT_REDUCE: _compute(select_reduce_cycles),
+    Opcode.EXPONENTIAL: _compute(exponential_cycles),
+    Opcode.SEQUENCE_BOUNDS: _compute(sequence_bounds_cycles, floor=False),
+    # not documented: one input streamed like tensor_scalar, max(MIN_II, N) [ISA226] (the
+    # 2N of tensor_tensor_scan reads two tensors); the running value stays in the lane
+    Opcode.TENSOR_SCALAR_CUMULATIVE: _compute(_per("one_input_per_element")),
     # group: collectives
+    # nki.collectives: each occupies its core's DMA-engine queue for the time tessera.net
+    # gives that collective inside a compiled graph (tessera.sim.collective_cost)
+    **{op: CostRule(COMPUTE, seconds=collective_seconds) for op in (
+        Opcode.ALL_REDUCE, Opcode.ALL_GATHER, Opcode.REDUCE_SCATTER, Opcode.ALL_TO_ALL,
+        Opcode.ALL_TO_ALL_V, Opcode.COLLECTIVE_PERMUTE, Opcode.COLLECTIVE_PERMUTE_IMPLICIT,
+        Opcode.COLLECTIVE_PERMUTE_IMPLICIT_REDUCE)},
     Opcode.DMA_COPY: CostRule(TRANSFER),
     Opcode.DMA_TRANSPOSE: CostRule(TRANSFER),
     Opcode.SENDRECV: CostRule(SENDRECV),
@@ -280,7 +357,10 @@ def engine_cycles(inst: Instruction, core: CoreSpec, cal: Calibration) -> float:
 
 def engine_cost(inst: Instruction, core: CoreSpec, cal: Calibration) -> tuple[float, float]:
     """(occupancy_s, result latency_s) of a compute-engine instruction (a barrier: free)."""
-    if COST_RULES[inst.opcode].kind == BARRIER:
+    rule = COST_RULES[inst.opcode]
+    if rule.seconds is not None:  # occupies its queue for that long; no extra latency
+        return rule.seconds(inst, core), 0.0
+    if rule.kind == BARRIER:
         return 0.0, 0.0
     cycles = engine_cycles(inst, core, cal)
     if inst.engine is Engine.TENSOR:

@@ -44,7 +44,7 @@ import math
 from dataclasses import dataclass
 
 from tessera.hw import ChipSpec
-from tessera.nki.attrs import DmaCopyAttrs, DmaTransposeAttrs
+from tessera.nki.attrs import DmaComputeAttrs, DmaCopyAttrs, DmaTransposeAttrs
 from tessera.nki.stream import AccessPattern, Instruction, Opcode
 from tessera.sim.errors import ScheduleError
 from tessera.sim.timing_calibration import Calibration
@@ -98,15 +98,29 @@ def _hbm_seconds(ap: AccessPattern, share_bytes_per_s: float, cal: Calibration) 
     return size / (share_bytes_per_s * cal.hbm_strided_efficiency)
 
 
+# dma_compute's read-add-write: NC-v4 adds at the full DMA rate; before v4 the DMA compute
+# engines run at 50% ([A4] trainium3 arch guide; /work/shared/reference/hardware.md §4)
+DMA_COMPUTE_RATE_BEFORE_V4 = 0.5
+
+
+def _sources(inst: Instruction) -> tuple[AccessPattern, ...]:
+    """What a DMA reads data from: every `srcs` tensor of a dma_compute (its first
+    `sources` reads; the rest are runtime-offset tiles), else the first read."""
+    if isinstance(inst.attrs, DmaComputeAttrs):
+        return inst.reads[:max(1, inst.attrs.sources)]
+    return inst.reads[:1]
+
+
 def dma_plan(inst: Instruction, chip: ChipSpec, cal: Calibration) -> DmaPlan:
     """The engine split, piece time, HBM time and latency of a DMA instruction."""
     if not inst.reads or not inst.writes:
         raise ScheduleError(f"{inst.opcode.value} at {inst.location} has no source or "
                             "destination access pattern")
     src, dst = inst.reads[0], inst.writes[0]
+    sources = _sources(inst)  # a dma_compute streams all of them through the engines
     dma = chip.core.dma
-    elements = max(src.num_elements, dst.num_elements)
-    moved = max(src.num_bytes, dst.num_bytes)
+    elements = max(sum(s.num_elements for s in sources), dst.num_elements)
+    moved = max(sum(s.num_bytes for s in sources), dst.num_bytes)
     if inst.opcode is Opcode.DMA_TRANSPOSE:
         # the transposer reads whole source rows; writes are scattered by the hardware
         run = _run_elements(src)
@@ -114,10 +128,13 @@ def dma_plan(inst: Instruction, chip: ChipSpec, cal: Calibration) -> DmaPlan:
                       else cal.dma_transpose_sbuf_efficiency)
     else:
         # a DMA buffer must be contiguous on both sides: the shorter run decides
-        run = min(_run_elements(src), _run_elements(dst))
+        run = min(_run_elements(ap) for ap in (*sources, dst))
         efficiency = 1.0
+        if isinstance(inst.attrs, DmaComputeAttrs):
+            efficiency = 1.0 if chip.core.version >= 4 else DMA_COMPUTE_RATE_BEFORE_V4
     descriptors = max(1, math.ceil(elements / run)) if elements else 0
-    on_chip = src.buffer.on_chip or dst.buffer.on_chip
+    src_on_chip = any(s.buffer.on_chip for s in sources)
+    on_chip = src_on_chip or dst.buffer.on_chip
     if on_chip:
         partitions = max(1, inst.partitions)
         engines = min(dma.engines_per_core, math.ceil(partitions / cal.dma_partitions_per_engine))
@@ -141,16 +158,16 @@ def dma_plan(inst: Instruction, chip: ChipSpec, cal: Calibration) -> DmaPlan:
         inst.attrs.dge_mode == "hwdge")
     if hwdge and dma.hw_dge_latency_s is not None:
         latency = dma.hw_dge_latency_s
-    read = src.num_bytes if src.buffer.is_hbm else 0
+    read = sum(s.num_bytes for s in sources if s.buffer.is_hbm)
     write = dst.num_bytes if dst.buffer.is_hbm else 0
     hbm_s = 0.0
     if inst.opcode is Opcode.SENDRECV:
         read = write = 0  # SBUF to SBUF between the two cores
     else:
         share = chip.hbm_bytes_per_s_per_core
-        for ap in (src, dst):
+        for ap in (*sources, dst):
             if ap.buffer.is_hbm:
                 hbm_s += _hbm_seconds(ap, share, cal)
-    queue = (LOAD_QUEUE if dst.buffer.on_chip else STORE_QUEUE if src.buffer.on_chip
+    queue = (LOAD_QUEUE if dst.buffer.on_chip else STORE_QUEUE if src_on_chip
              else COPY_QUEUE)
     return DmaPlan(engines, piece_s, hbm_s, latency, read, write, descriptors, moved, queue)

@@ -47,6 +47,7 @@ class Calibration:
     dma_transpose_hbm_efficiency: float
     dma_transpose_sbuf_efficiency: float
     sbuf_alignment_bytes: int
+    dynamic_loop_control_s: float
     bf16_perf_mode_opcodes: tuple[str, ...]
     sources: Mapping[str, str] = dataclasses.field(default_factory=dict, compare=False,
                                                    repr=False)

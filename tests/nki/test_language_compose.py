@@ -239,7 +239,7 @@ def test_instructions_carry_the_callers_line() -> None:
     assert lines == {body.__code__.co_firstlineno + 1}
 
 
-@pytest.mark.parametrize("name", ["dropout", "average", "prelu"])
-def test_undocumented_or_random_names_stay_refused(name) -> None:
+@pytest.mark.parametrize("name", ["average", "prelu"])
+def test_undocumented_names_stay_refused(name) -> None:
     with pytest.raises(KernelUsageError, match=f"nl.{name}: not implemented"):
         evaluate(lambda t: getattr(nl, name)(t, 0.5), X2)

@@ -42,11 +42,41 @@ def _tiles(x):
     t["u32"] = nl.ndarray((128, 8), nl.uint32, buffer=nl.sbuf)
     t["nz"] = nl.ndarray((128, 65), nl.int32, buffer=nl.sbuf)
     # group: mx
+    t["mxsrc"] = nl.ndarray((128, 64), nl.bfloat16, buffer=nl.sbuf)
+    nisa.tensor_copy(t["mxsrc"], t["a"])
+    t["mxq"] = nl.ndarray((128, 16), nl.float8_e4m3fn_x4, buffer=nl.sbuf)
+    nisa.memset(t["mxq"], 0)
+    t["mxs"] = nl.ndarray((128, 16), nl.uint8, buffer=nl.sbuf)
+    nisa.memset(t["mxs"], 127)
+    t["mxps"] = nl.ndarray((16, 16), F32, buffer=nl.psum)
     # group: registers
+    t["reg32"] = nl.ndarray((1, 1), nl.int32, buffer=nl.sbuf)
+    nisa.memset(t["reg32"], 3)
     # group: random
+    t["rs6"] = nl.ndarray((128, 6), nl.uint32, buffer=nl.sbuf)
+    nisa.memset(t["rs6"], 5)
+    t["seed"] = nl.ndarray((1, 1), nl.int32, buffer=nl.sbuf)
+    nisa.memset(t["seed"], 7)
     # group: gather
+    t["gidx"] = nl.ndarray((128, 8), nl.uint32, buffer=nl.sbuf)
+    nisa.memset(t["gidx"], 3)
+    t["lidx"] = nl.ndarray((128, 1), nl.uint16, buffer=nl.sbuf)
+    nisa.memset(t["lidx"], 2)
     # group: select
+    t["ids"] = nl.ndarray((1, 64), F32, buffer=nl.sbuf)
+    nisa.memset(t["ids"], 2.0)
+    t["bounds"] = nl.ndarray((1, 2, 64), F32, buffer=nl.sbuf)
     # group: collectives
+    t["cc_src"] = nl.ndarray((128, 64), F32, buffer=nl.private_hbm)
+    nisa.dma_copy(t["cc_src"], x)
+    t["cc_dst"] = nl.ndarray((128, 64), F32, buffer=nl.shared_hbm)
+    t["cc_meta"] = nl.ndarray((3, 1), nl.uint32, buffer=nl.shared_hbm)  # all_to_all_v: 0s
+    t["cc_meta0"] = nl.ndarray((3, 1), nl.uint32, buffer=nl.sbuf)
+    nisa.memset(t["cc_meta0"], 0)
+    nisa.dma_copy(t["cc_meta"], t["cc_meta0"])
+    import tessera.net  # noqa: F401 - registers the pricer of nki.collectives with sim
+
+    t["cc"], t["rg"] = nki.collectives, nki.collectives.ReplicaGroup([[0]])
     t["x"] = x
     return t
 
@@ -117,11 +147,88 @@ CALLS: dict[Opcode, tuple[Callable, Callable]] = {
     Opcode.NONZERO_WITH_COUNT: (lambda t: nisa.nonzero_with_count(t["nz"], t["a"]),
                                 lambda t: nisa.nonzero_with_count(t["i32"], t["a"])),
     # group: mx
+    Opcode.QUANTIZE_MX: (lambda t: nisa.quantize_mx(t["mxq"], t["mxsrc"], t["mxs"]),
+                         lambda t: nisa.quantize_mx(t["mxq"], t["a"], t["mxs"])),
+    Opcode.NC_MATMUL_MX: (
+        lambda t: nisa.nc_matmul_mx(t["mxps"], t["mxq"], t["mxq"], t["mxs"], t["mxs"]),
+        lambda t: nisa.nc_matmul_mx(t["mxps"], t["mxsrc"][:, 0:16], t["mxq"], t["mxs"],
+                                    t["mxs"])),
     # group: registers
+    Opcode.REGISTER_ALLOC: (lambda t: nisa.register_alloc(5),
+                            lambda t: nisa.register_alloc(2**40)),
+    Opcode.REGISTER_MOVE: (lambda t: nisa.register_move(nisa.register_alloc(), 7),
+                           lambda t: nisa.register_move(nisa.register_alloc(), 1.5)),
+    Opcode.REGISTER_LOAD: (lambda t: nisa.register_load(nisa.register_alloc(), t["reg32"]),
+                           lambda t: nisa.register_load(nisa.register_alloc(), t["a"])),
+    Opcode.REGISTER_STORE: (lambda t: nisa.register_store(t["reg32"], nisa.register_alloc(4)),
+                            lambda t: nisa.register_store(t["a"], nisa.register_alloc(4))),
     # group: random
+    Opcode.RNG: (lambda t: nisa.rng(t["u32"]), lambda t: nisa.rng(t["c"])),
+    Opcode.RAND2: (lambda t: nisa.rand2(t["c"], 0.0, 1.0),  # NeuronCore-v4+ only
+                   lambda t: nisa.rand2(t["c"], 1.0, 0.0)),
+    Opcode.RAND_SET_STATE: (lambda t: nisa.rand_set_state(t["rs6"]),
+                            lambda t: nisa.rand_set_state(t["u32"])),
+    Opcode.RAND_GET_STATE: (lambda t: nisa.rand_get_state(t["rs6"]),
+                            lambda t: nisa.rand_get_state(t["nz"][:, 0:6])),
+    Opcode.SET_RNG_SEED: (lambda t: nisa.set_rng_seed(t["seed"]),
+                          lambda t: nisa.set_rng_seed(t["col"])),
+    Opcode.DROPOUT: (lambda t: nisa.dropout(t["c"], t["a"], 0.5),
+                     lambda t: nisa.dropout(t["c"], t["a"], 2.0)),
     # group: gather
+    Opcode.LOCAL_GATHER: (lambda t: nisa.local_gather(t["c"][:, 0:16], t["a"], t["lidx"]),
+                          lambda t: nisa.local_gather(t["c"][:, 0:48], t["a"], t["lidx"],
+                                                      num_elem_per_idx=3)),
+    Opcode.NC_N_GATHER: (lambda t: nisa.nc_n_gather(t["c"][:, 0:8], t["a"], t["gidx"]),
+                         lambda t: nisa.nc_n_gather(t["c"][:, 0:1], t["a"], t["col"])),
+    Opcode.NC_STREAM_SHUFFLE: (lambda t: nisa.nc_stream_shuffle(t["c"], t["a"], [0] * 32),
+                               lambda t: nisa.nc_stream_shuffle(t["c"], t["a"], [0] * 31)),
+    Opcode.DMA_COMPUTE: (lambda t: nisa.dma_compute(t["c"], [t["a"], t["x"]], nl.add),
+                         lambda t: nisa.dma_compute(t["c"], [t["a"], t["x"]], nl.maximum)),
     # group: select
+    Opcode.RANGE_SELECT: (
+        lambda t: nisa.range_select(t["c"], t["a"], nl.greater_equal, nl.less, 0.0, 9.0,
+                                    reduce_res=t["col"]),
+        lambda t: nisa.range_select(t["c"], t["a"], nl.greater_equal, nl.less, 0.0, 9.0,
+                                    on_false_value=0.0)),
+    Opcode.SELECT_REDUCE: (
+        lambda t: nisa.select_reduce(t["c"], t["pred"], t["a"], -1.0, reduce_res=t["col"],
+                                     reduce_cmd=nisa.reduce_cmd.reset_reduce),
+        lambda t: nisa.select_reduce(t["c"], t["a"], t["b"], -1.0)),
+    Opcode.SEQUENCE_BOUNDS: (lambda t: nisa.sequence_bounds(t["bounds"], t["ids"]),
+                             lambda t: nisa.sequence_bounds(t["row"], t["ids"])),
+    Opcode.TENSOR_SCALAR_CUMULATIVE: (
+        lambda t: nisa.tensor_scalar_cumulative(t["c"], t["a"], nl.multiply, nl.add, 2.0),
+        lambda t: nisa.tensor_scalar_cumulative(t["c"], t["a"], nl.multiply, nl.divide, 2.0)),
+    Opcode.EXPONENTIAL: (  # NeuronCore-v4+ only
+        lambda t: nisa.exponential(t["c"], t["a"], max_value=t["col"]),
+        lambda t: nisa.exponential(t["c"], t["a"], max_value=t["i32"])),
     # group: collectives
+    Opcode.ALL_REDUCE: (
+        lambda t: t["cc"].all_reduce([t["cc_src"]], [t["cc_dst"]], t["rg"], nl.add),
+        lambda t: t["cc"].all_reduce([t["cc_src"]], [t["cc_dst"]], t["rg"], nl.multiply)),
+    Opcode.ALL_GATHER: (
+        lambda t: t["cc"].all_gather([t["cc_src"]], [t["cc_dst"]], t["rg"], 0),
+        lambda t: t["cc"].all_gather([t["cc_src"]], [t["cc_dst"]], t["rg"], 1)),
+    Opcode.REDUCE_SCATTER: (
+        lambda t: t["cc"].reduce_scatter([t["a"]], [t["c"]], t["rg"], 0, nl.maximum),
+        lambda t: t["cc"].reduce_scatter([t["ps"]], [t["c"]], t["rg"], 0, nl.maximum)),
+    Opcode.ALL_TO_ALL: (
+        lambda t: t["cc"].all_to_all([t["cc_src"]], [t["cc_dst"]], t["rg"], 0),
+        lambda t: t["cc"].all_to_all([t["a"]], [t["c"]], t["rg"], 0)),
+    Opcode.ALL_TO_ALL_V: (
+        lambda t: t["cc"].all_to_all_v([t["cc_src"]], [t["cc_dst"]], t["rg"], t["cc_meta"]),
+        lambda t: t["cc"].all_to_all_v([t["cc_src"]], [t["cc_dst"]], t["rg"], t["i32"])),
+    Opcode.COLLECTIVE_PERMUTE: (
+        lambda t: t["cc"].collective_permute([t["cc_src"]], [t["cc_dst"]], [(0, 0)]),
+        lambda t: t["cc"].collective_permute([t["cc_src"]], [t["cc_dst"]], [(0, 0), (1, 0)])),
+    Opcode.COLLECTIVE_PERMUTE_IMPLICIT: (
+        lambda t: t["cc"].collective_permute_implicit([[t["a"]]], [[t["c"]]], t["rg"]),
+        lambda t: t["cc"].collective_permute_implicit([[t["a"]]], [[t["c"]]], t["rg"], [1])),
+    Opcode.COLLECTIVE_PERMUTE_IMPLICIT_REDUCE: (
+        lambda t: t["cc"].collective_permute_implicit_reduce([[t["a"]]], [[t["b"]]], [[t["c"]]],
+                                                           t["rg"], nl.add),
+        lambda t: t["cc"].collective_permute_implicit_reduce([[t["a"]]], [[t["b"]]],
+                                                           [[t["col"]]], t["rg"], nl.add)),
 }
 
 
@@ -142,13 +249,21 @@ def _two_core_ops(x, call_index: int):
     return x
 
 
+# instructions documented for NeuronCore-v4 and newer run on trn3; the rest on trn2
+V4_ONLY = {"rand2", "exponential", "nc_matmul_mx", "quantize_mx"}
+
+
+def _chip(opcode: Opcode) -> str:
+    return "trn3" if opcode.value in V4_ONLY else "trn2"
+
+
 def _run(which: int, opcode: Opcode, symbolic: bool):
     @nki.jit
     def one_op(x):
         CALLS[opcode][which](_tiles(x))
         return x
 
-    return nki.trace(one_op, symbolic=symbolic)(
+    return nki.trace(one_op, symbolic=symbolic, chip=_chip(opcode))(
         np.random.default_rng(0).standard_normal((128, 64)).astype(np.float32))
 
 
@@ -156,7 +271,7 @@ def test_every_opcode_is_in_every_table() -> None:
     assert set(OPCODES) == set(COST_RULES) == set(Opcode)
     assert set(CALLS) | {Opcode.CORE_BARRIER, Opcode.SENDRECV} == set(Opcode)
     for opcode, spec in OPCODES.items():
-        assert callable(getattr(nisa, spec.isa)), opcode
+        assert callable(getattr(nisa, spec.isa, None) or getattr(nki.collectives, spec.isa)), opcode
         assert is_dataclass(spec.attrs) and spec.attrs.__dataclass_params__.frozen
         assert all(f.type for f in fields(spec.attrs))
 
@@ -171,7 +286,7 @@ def test_each_opcode_runs_is_checked_and_is_priced(opcode: Opcode) -> None:
         assert type(inst.attrs) is spec.attrs and inst.engine in spec.engines
     with pytest.raises(NkiError):  # the validation rule
         _run(1, opcode, symbolic=True)
-    profile = sim.schedule(trace, "trn2")  # the cost rule
+    profile = sim.schedule(trace, _chip(opcode))  # the cost rule
     positions = [p for p, i in enumerate(trace.instructions) if i.opcode is opcode]
     assert all(profile.timeline.end_s[p] > profile.timeline.start_s[p] for p in positions)
 

@@ -33,7 +33,11 @@ def hbm(name: str, rows: int, cols: int, dtype: str = "float32", row: int | None
 
 # values for the attribute fields that have no default, when a test does not care
 _REQUIRED = {"dge_mode": "unknown", "axes": (1, 0), "stationary_free": 128, "op": "add",
-             "op0": "add", "op1": "add", "value": 1.0, "reduce_op": "add"}
+             "op0": "add", "op1": "add", "value": 1.0, "reduce_op": "add", "precision": "mxfp8"}
+
+
+# other required fields by annotation (a test that cares passes its own value)
+_BY_TYPE = {"str": "add", "int": 1, "float": 1.0, "bool": False}
 
 
 def inst(opcode: Opcode, engine: Engine, reads: tuple, writes: tuple, partitions: int = 128,
@@ -42,8 +46,8 @@ def inst(opcode: Opcode, engine: Engine, reads: tuple, writes: tuple, partitions
     `attrs` (fields without a default that are not given take test values)."""
     kind = OPCODES[opcode].attrs
     defaults = {"moving_free": free, **_REQUIRED}
-    given = {f.name: defaults[f.name] for f in fields(kind)
-             if f.name in defaults and f.default is MISSING}
+    given = {f.name: defaults.get(f.name, _BY_TYPE.get(str(f.type), 1)) for f in fields(kind)
+             if f.default is MISSING}
     return Instruction(index, core, engine, opcode, tuple(reads), tuple(writes), partitions,
                        free, kind(**{**given, **attrs}), _LOC)
 

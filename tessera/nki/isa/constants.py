@@ -17,6 +17,7 @@ class reduce_cmd(_Enum):  # noqa: N801 - NKI's spelling
     reset = "reset"
     reduce = "reduce"
     reset_reduce = "reset_reduce"
+    load_reduce = "load_reduce"  # load a given value, then accumulate (Vector ops with an init)
 
 
 class oob_mode(_Enum):  # noqa: N801

@@ -103,6 +103,9 @@ def _activate(opname: str, opcode: Opcode, dst: object, op: object, data: object
     if not isinstance(cmd, ReduceCmd):
         raise KernelUsageError(f"{opname}: reduce_cmd must be a nisa.reduce_cmd member, got "
                                f"{cmd!r}")
+    if cmd is ReduceCmd.load_reduce:  # activation has no operand that gives the loaded value
+        raise KernelUsageError(f"{opname}: reduce_cmd=load_reduce needs a value to load and "
+                               "activation takes none; use reset_reduce or reduce")
     if cmd in _ACCUMULATES and red is None:
         raise KernelUsageError(f"{opname}: reduce_cmd={cmd.value} accumulates, so it needs "
                                "reduce_op=nl.add")

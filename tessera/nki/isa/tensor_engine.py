@@ -93,6 +93,9 @@ def nc_matmul(dst: NkiTensor, stationary: NkiTensor, moving: NkiTensor,
                                f"(stationary free x moving free), got "
                                f"{dst.partitions}x{dst.free_size}")
     for t, what in ((stationary, "stationary"), (moving, "moving")):
+        if t.dtype.kind is dt.DTypeKind.SCALE:
+            raise DTypeError(f"{op}: {what} {t.name} is {t.dtype.name}, an MX scale type, not "
+                             "a matmul operand (MX scales go to nisa.nc_matmul_mx)")
         if not t.dtype.is_float:
             raise DTypeError(f"{op}: {what} {t.name} is {t.dtype.name}; the Tensor engine "
                              "takes fp8/bf16/fp16/tf32/fp32 inputs")
