@@ -43,6 +43,11 @@ from tessera.sim.select_costs import (
 )
 from tessera.sim.timing_calibration import Calibration
 
+MX_VALUES_PER_CONTAINER = 4  # an x4 MX type packs four values in one element
+# [nisa.register_load] no cycles published: the 2.21 tensor_copy_dynamic_src page's ~140-cycle
+# overhead of reading a dynamic index from SBUF into an engine
+REGISTER_ACCESS_CYCLES = 140.0
+
 PRECISION_OF_DTYPE = {
     "float32": Precision.FP32, "tfloat32": Precision.TF32, "bfloat16": Precision.BF16,
     "float16": Precision.FP16, "float8_e4m3": Precision.FP8, "float8_e4m3fn": Precision.FP8,
@@ -193,6 +198,45 @@ class CostRule:
     seconds: Callable[[Instruction, CoreSpec], float] | None = None
 
 
+def _matmul_mx(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    """nc_matmul_mx: the BF16 nc_matmul of the same container shape x 4 values per container
+    x the core's MX cycle factor (see COST_RULES)."""
+    attrs = inst.attrs
+    as_bf16 = Instruction(inst.index, inst.core, inst.engine, Opcode.NC_MATMUL, (), (),
+                          inst.partitions, inst.free_elements,
+                          MatmulAttrs(attrs.stationary_free, attrs.moving_free), inst.location)
+    return (matmul_cycles(as_bf16, core, cal) * MX_VALUES_PER_CONTAINER
+            * core.tensor.cycle_factor(attrs.precision))
+
+
+def _quantize_mx(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    """quantize_mx: four input elements per partition per cycle ([A4])."""
+    return inst.free_elements / MX_VALUES_PER_CONTAINER
+
+
+def _register_move(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    """register_alloc/move: MIN_II (the floor); a dynamic loop's control step ("loop") costs
+    the calibration's dynamic_loop_control_s."""
+    if inst.attrs.source != "loop":
+        return 0.0
+    return cal.dynamic_loop_control_s * stream_engine(core, inst.engine).clock_hz
+
+
+def _register_memory(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    """register_load/store: an engine's dynamic-index read, plus a DMA's fixed latency when
+    the value is in HBM."""
+    hbm = any(ap.buffer.is_hbm for ap in inst.reads + inst.writes)
+    dma_cycles = core.dma.fixed_latency_s * stream_engine(core, inst.engine).clock_hz
+    return REGISTER_ACCESS_CYCLES + (dma_cycles if hbm else 0.0)
+
+
+def _random_words(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    """rng and the PRNG state moves: one word per lane per cycle; GpSimd pays its start."""
+    if inst.engine is Engine.GPSIMD:
+        return _gpsimd_start(inst, core, cal, n)
+    return cal.one_input_per_element * n
+
+
 def _compute(stream: Rule | None = None, tensor: Rule | None = None,
              floor: bool = True) -> CostRule:
     return CostRule(COMPUTE, tensor, stream, floor)
@@ -231,22 +275,15 @@ COST_RULES: dict[Opcode, CostRule] = {
     # not documented: charged like the other GpSimd ops (start + N over the src elements);
     # the eight GpSimd cores each scan one partition's N elements in parallel
     Opcode.NONZERO_WITH_COUNT: _compute(_gpsimd_start, floor=False),
-    # group: mx
     # [A4] "An MX matmul ... runs at 4x the throughput compared to a BF16/FP16 matmul": a PE
     # multiplies the four values of an x4 container pair per cycle, so nc_matmul_mx over
     # [K, M] x [K, N] containers is priced as the BF16 nc_matmul of that container shape
     # (matmul_cycles) x 4 values per container x the core's MX cycle factor ([NC4] 315
     # MXFP8/MXFP4 vs 79 BF16 TFLOPS: 0.25): the same time for 4x the BF16 work
-    Opcode.NC_MATMUL_MX: _compute(tensor=lambda inst, core, cal, n: matmul_cycles(
-        Instruction(inst.index, inst.core, inst.engine, Opcode.NC_MATMUL, (), (),
-                    inst.partitions, inst.free_elements,
-                    MatmulAttrs(inst.attrs.stationary_free, inst.attrs.moving_free),
-                    inst.location), core, cal) * 4 * core.tensor.cycle_factor(
-                        inst.attrs.precision)),
+    Opcode.NC_MATMUL_MX: _compute(tensor=_matmul_mx),
     # [A4] the Vector engine's QuantizeMX "can quantize four input elements per partition,
     # per cycle": N/4 cycles over src's elements per partition (floored at MIN_II)
-    Opcode.QUANTIZE_MX: _compute(lambda inst, core, cal, n: inst.free_elements / 4.0),
-    # group: registers
+    Opcode.QUANTIZE_MX: _compute(_quantize_mx),
     # [nisa.register_*] the pages give no cycles. A move of a constant or a register touches
     # no memory: assumed MIN_II (the rule's floor). A load/store: ~140 cycles to bring a
     # value from SBUF into an engine (the 2.21 tensor_copy_dynamic_src page's dynamic-index
@@ -255,21 +292,14 @@ COST_RULES: dict[Opcode, CostRule] = {
     # reset; the drain and barrier themselves are the iteration fence in the trace): no
     # figure; calibration's dynamic_loop_control_s, fitted on the "NKI Dynamic Loops" page's
     # trn1 example (sim/calibration/trn.yaml)
-    Opcode.REGISTER_ALLOC: _compute(_register_move := lambda inst, core, cal, n: (
-        cal.dynamic_loop_control_s * stream_engine(core, inst.engine).clock_hz
-        if inst.attrs.source == "loop" else 0.0)),
+    Opcode.REGISTER_ALLOC: _compute(_register_move),
     Opcode.REGISTER_MOVE: _compute(_register_move),
-    Opcode.REGISTER_LOAD: _compute(_register_memory := lambda inst, core, cal, n: 140.0 + (
-        core.dma.fixed_latency_s * stream_engine(core, inst.engine).clock_hz
-        if any(ap.buffer.is_hbm for ap in inst.reads + inst.writes) else 0.0)),
+    Opcode.REGISTER_LOAD: _compute(_register_memory),
     Opcode.REGISTER_STORE: _compute(_register_memory),
-    # group: random
     # [nisa.rng] and the PRNG state instructions give no throughput: assumed one random
     # word (or state word) per lane per cycle: GpSimd start + N on GpSimd (like iota),
     # max(MIN_II, N) on the Vector engine
-    Opcode.RNG: _compute(_random_words := lambda inst, core, cal, n: (
-        _gpsimd_start(inst, core, cal, n) if inst.engine is Engine.GPSIMD
-        else cal.one_input_per_element * n)),
+    Opcode.RNG: _compute(_random_words),
     Opcode.RAND_SET_STATE: _compute(_random_words),
     Opcode.RAND_GET_STATE: _compute(_random_words),
     # [nisa.rand2], [nisa.dropout] (Vector engine): no figure on the pages; assumed one
@@ -278,7 +308,6 @@ COST_RULES: dict[Opcode, CostRule] = {
     Opcode.DROPOUT: _compute(_per("one_input_per_element")),
     # [nisa.set_rng_seed]: one [1, 1] seed on the Vector engine; assumed MIN_II
     Opcode.SET_RNG_SEED: _compute(_per("one_input_per_element")),
-    # group: gather
     # [nisa.local_gather 2.26] 150 + n_idx x e x C GpSimd cycles (see gather_costs)
     Opcode.LOCAL_GATHER: _compute(local_gather_cycles, floor=False),
     # nc_n_gather: undocumented; ceil(data/512) groups x (GpSimd start + N) (gather_costs)
@@ -287,7 +316,6 @@ COST_RULES: dict[Opcode, CostRule] = {
     Opcode.NC_STREAM_SHUFFLE: _compute(_per("one_input_per_element")),
     # a DMA transfer reading every source (tessera.sim.dma: dma_compute traffic and rate)
     Opcode.DMA_COMPUTE: CostRule(TRANSFER),
-    # group: select
     # [ISA226] range_select: max(MIN_II, N) Vector cycles (the row maximum included)
     Opcode.RANGE_SELECT: _compute(_per("one_input_per_element")),
     # select_reduce, exponential, sequence_bounds: see tessera.sim.select_costs
@@ -297,7 +325,6 @@ COST_RULES: dict[Opcode, CostRule] = {
     # not documented: one input streamed like tensor_scalar, max(MIN_II, N) [ISA226] (the
     # 2N of tensor_tensor_scan reads two tensors); the running value stays in the lane
     Opcode.TENSOR_SCALAR_CUMULATIVE: _compute(_per("one_input_per_element")),
-    # group: collectives
     # nki.collectives: each occupies its core's DMA-engine queue for the time tessera.net
     # gives that collective inside a compiled graph (tessera.sim.collective_cost)
     **{op: CostRule(COMPUTE, seconds=collective_seconds) for op in (
