@@ -11,7 +11,7 @@ symbolically on shapes) and record an instruction stream for the timing model.
 from __future__ import annotations
 
 from tessera.nki import collectives, compiler, dtype, isa, language, typing
-from tessera.nki import tensor as tensor
+from tessera.nki import ntensor as tensor  # nki.tensor: trace-time tensors and NkiTensor
 from tessera.nki.collectives_run import multi_rank_simulate
 from tessera.nki.errors import (
     BufferKindError,

@@ -25,7 +25,7 @@ MODULES: dict[str, str] = {
     "nki.compiler": "tessera.nki.compiler",
     "nki.collectives": "tessera.nki.collectives",
     "nki.dtype": "tessera.nki.dtype",
-    "nki.tensor": "tessera.nki.tensor",
+    "nki.tensor": "tessera.nki.ntensor",
 }
 
 # the Beta-1 package path (neuronx-cc's `neuronxcc.nki`): the same modules one level down

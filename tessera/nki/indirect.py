@@ -13,10 +13,13 @@ they move the access by multiples of that dimension's stride `S`:
 
 A row is out of bounds when its position along `indirect_dim` leaves that dimension or one of
 its elements leaves the tensor; `oob_mode.error` raises, `oob_mode.skip` leaves it untouched.
-Only DMAs accept indirect views (as on the hardware, where the descriptor generator applies
-the offsets). `tensor.vector_select(dim, ids)` is the same gather written as a view: the
-selected rows first, then the view's other dimensions in order. View methods that keep the
-row dimension first (slicing, permuting or reshaping the rest) keep the indirection.
+Only DMAs accept indirect HBM views (as on the hardware, where the descriptor generator
+applies the offsets). On an SBUF/PSUM tensor, `ap(..., scalar_offset=s)` builds a
+`tessera.nki.dynamic_views.DynamicTileView` instead (a runtime offset within each
+partition, read by compute instructions). `tensor.vector_select(dim, ids)` is the same
+gather written as a view: the selected rows first, then the view's other dimensions in
+order. View methods that keep the row dimension first (slicing, permuting or reshaping the
+rest) keep the indirection.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import operator
 import numpy as np
 
 from tessera.nki.dtypes import cast
+from tessera.nki.dynamic_views import DynamicTileView
 from tessera.nki.errors import KernelUsageError, OutOfBoundsError
 from tessera.nki.stream import AccessPattern
 from tessera.nki.tensor import NkiTensor
@@ -59,6 +63,15 @@ class IndirectTensor(NkiTensor):
 
     __slots__ = ("index", "scalar", "indirect_dim", "dim_stride", "dim_size")
 
+    def __new__(cls, base: NkiTensor, pattern: tuple[tuple[int, int], ...], offset: int,
+                index: NkiTensor | None, scalar: object, indirect_dim: int) -> NkiTensor:
+        # tensor.ap builds every runtime-offset view through this class; on-chip storage
+        # gets the compute-engine view (a shift within each partition row), whose own
+        # constructor runs instead of __init__ below (it is not an IndirectTensor)
+        if base.storage.buffer.on_chip:
+            return DynamicTileView.build(base, pattern, offset, index, scalar, indirect_dim)
+        return super().__new__(cls)
+
     def __init__(self, base: NkiTensor, pattern: tuple[tuple[int, int], ...], offset: int,
                  index: NkiTensor | None, scalar: object, indirect_dim: int) -> None:
         storage = base.storage
@@ -66,8 +79,6 @@ class IndirectTensor(NkiTensor):
         if not 0 <= indirect_dim < base.ndim:
             raise KernelUsageError(f"indirect_dim {indirect_dim} out of range for the "
                                    f"{base.ndim}-D view {storage.name}{list(base.shape)}")
-        if storage.buffer.on_chip:
-            raise KernelUsageError("indirect offsets apply to HBM tensors (DMA descriptors)")
         if index is not None:
             _check_index(index, pattern[0][1])
         if scalar is not None:

@@ -65,6 +65,7 @@ from tessera.nki.language_extra import (
     is_on_chip,
     is_psum,
     is_sbuf,
+    static_cast,
     zeros_like,
 )
 from tessera.nki.language_gather import gather_flattened
@@ -123,9 +124,9 @@ __all__ = [
     "private_hbm", "prod", "program_id", "program_ndim", "psum", "rand", "random_seed",
     "reciprocal", "relu", "right_shift", "rms_norm", "rsqrt", "sbuf", "sequential_range",
     "shared_constant", "shared_hbm", "shared_identity_matrix", "sigmoid", "sign", "silu",
-    "silu_dx", "sin", "softmax", "softplus", "sqrt", "square", "static_range", "store",
-    "subtract", "sum", "tan", "tanh", "tfloat32", "tile_size", "tiles", "transpose", "trunc",
-    "uint16", "uint32", "uint8", "var", "where", "while_loop", "zeros", "zeros_like",
+    "silu_dx", "sin", "softmax", "softplus", "sqrt", "square", "static_cast", "static_range",
+    "store", "subtract", "sum", "tan", "tanh", "tfloat32", "tile_size", "tiles", "transpose",
+    "trunc", "uint16", "uint32", "uint8", "var", "where", "while_loop", "zeros", "zeros_like",
 ]
 
 # the element-wise operators: callable, and usable as op= codes (tessera.nki.calls)

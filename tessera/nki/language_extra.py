@@ -18,12 +18,13 @@ import numpy as np
 
 from tessera.nki.buffers import Buffer
 from tessera.nki.creation import ndarray, zeros
+from tessera.nki.dtypes import to_dtype
 from tessera.nki.errors import KernelUsageError
 from tessera.nki.runtime import current, kernel_api
 from tessera.nki.tensor import NkiTensor
 
 __all__ = ["device_print", "empty_like", "is_hbm", "is_on_chip", "is_psum", "is_sbuf",
-           "zeros_like"]
+           "static_cast", "zeros_like"]
 
 
 def _as_buffer(buffer: object, what: str) -> Buffer:
@@ -93,3 +94,20 @@ def device_print(print_prefix: str, tensor: NkiTensor) -> None:
     else:
         values = np.asarray(t.numpy())
     print(f"{print_prefix} {values}", file=sys.stdout, flush=True)
+
+
+def static_cast(data: object, dtype: object) -> np.ndarray:
+    """Cast host data (a numpy array or anything `np.asarray` takes) to an NKI dtype's
+    host storage, rounding to nearest as numpy / ml_dtypes do.
+
+    No reference page lists it; the vendor's kernel-library tests call it on their numpy
+    reference outputs (`nl.static_cast(out, x.dtype)`). In a kernel, cast a tile with
+    `nisa.tensor_copy` into a tile of the target dtype."""
+    if isinstance(data, NkiTensor):
+        raise KernelUsageError("nl.static_cast casts host arrays; cast a tile with "
+                               "nisa.tensor_copy into a tile of the target dtype")
+    storage = np.dtype(to_dtype(dtype).storage)
+    values = np.asarray(data)
+    if values.dtype.kind in "fV" and storage.kind not in "fV":
+        values = np.rint(values.astype(np.float64))  # float -> int: round, as numpy does not
+    return values.astype(storage)

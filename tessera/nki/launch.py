@@ -143,16 +143,29 @@ def _as_kernel(kernel: object) -> Kernel:
     raise KernelUsageError(f"expected a kernel function, got {type(kernel).__name__}")
 
 
-def simulate(kernel: object, chip: object = None) -> Callable[..., object]:
+@dataclass(frozen=True)
+class Simulated:
+    """What `nki.simulate(kernel)` returns: call it with the inputs to run the kernel, or
+    index it with the logical-core count first (`nki.simulate(kernel)[2](*arrays)`, the form
+    the vendor's kernel-library test harness uses, same as `nki.simulate(kernel[2])`)."""
+
+    kernel: Kernel
+    chip: object = None
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        return _launch(self.kernel, args, kwargs, ExecMode.FUNCTIONAL,
+                       self.chip or default_chip()).outputs
+
+    def __getitem__(self, lnc: object) -> Simulated:
+        return Simulated(self.kernel[lnc], self.chip)  # type: ignore[index]
+
+
+def simulate(kernel: object, chip: object = None) -> Simulated:
     """`nki.simulate(kernel)(*arrays)`: run on the CPU, return outputs like the inputs.
 
-    `chip` is a preset name (`trn1`, `trn2`, ...) or a `tessera.hw.ChipSpec`."""
-    k = _as_kernel(kernel)
-
-    def run(*args: object, **kwargs: object) -> object:
-        return _launch(k, args, kwargs, ExecMode.FUNCTIONAL, chip or default_chip()).outputs
-
-    return run
+    `chip` is a preset name (`trn1`, `trn2`, ...) or a `tessera.hw.ChipSpec`;
+    `nki.simulate(kernel)[lnc](*arrays)` launches on `lnc` logical cores."""
+    return Simulated(_as_kernel(kernel), chip)
 
 
 def trace(kernel: object, symbolic: bool = False, chip: object = None

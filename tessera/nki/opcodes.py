@@ -68,6 +68,8 @@ OPCODES: dict[Opcode, OpcodeDef] = {d.opcode: d for d in (
     OpcodeDef(Opcode.REGISTER_MOVE, (S,), a.RegisterMoveAttrs),
     OpcodeDef(Opcode.REGISTER_LOAD, (S,), a.NoAttrs),
     OpcodeDef(Opcode.REGISTER_STORE, (S,), a.NoAttrs),
+    OpcodeDef(Opcode.TENSOR_COPY_DYNAMIC_SRC, ANY_STREAM, a.NoAttrs),
+    OpcodeDef(Opcode.TENSOR_COPY_DYNAMIC_DST, ANY_STREAM, a.NoAttrs),
     # group: random
     OpcodeDef(Opcode.RNG, (V, G), a.RngAttrs),
     OpcodeDef(Opcode.RAND2, (V,), a.Rand2Attrs),

@@ -25,11 +25,26 @@ HEADER = ("tessera: import nki / neuronxcc.nki resolve to Tessera's CPU kernel l
 _saved: dict[str, object] = {}
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    """Install the aliases; configure runs before collection imports any test module."""
+def _install() -> None:
+    if _saved:
+        return
     names = (*compat.MODULES, *compat.LEGACY_MODULES, "neuronxcc")
     _saved.update({name: sys.modules.get(name) for name in names})
     compat.install(force=True)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config: pytest.Config, parser: pytest.Parser,
+                                  args: list[str]) -> None:
+    """Install the aliases before pytest imports the suite's conftest.py files (a vendor
+    conftest imports `nki` at module level). Called for `-p` plugins only."""
+    _install()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Install the aliases if the plugin was registered too late for the hook above
+    (e.g. `pytest.main(plugins=[...])`); configure runs before collection."""
+    _install()
 
 
 def pytest_report_header(config: pytest.Config) -> str:

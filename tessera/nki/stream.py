@@ -55,6 +55,8 @@ class Opcode(Enum):
     REGISTER_MOVE = "register_move"
     REGISTER_LOAD = "register_load"
     REGISTER_STORE = "register_store"
+    TENSOR_COPY_DYNAMIC_SRC = "tensor_copy_dynamic_src"
+    TENSOR_COPY_DYNAMIC_DST = "tensor_copy_dynamic_dst"
     # group: random
     RNG = "rng"
     RAND2 = "rand2"

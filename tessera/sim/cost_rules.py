@@ -47,6 +47,9 @@ MX_VALUES_PER_CONTAINER = 4  # an x4 MX type packs four values in one element
 # [nisa.register_load] no cycles published: the 2.21 tensor_copy_dynamic_src page's ~140-cycle
 # overhead of reading a dynamic index from SBUF into an engine
 REGISTER_ACCESS_CYCLES = 140.0
+# [nisa.tensor_copy_dynamic_src/dst pages, 2.26-2.29] max(MIN_II_DYNAMIC, N) engine cycles:
+# "MIN_II_DYNAMIC is roughly 600 engine cycles"
+MIN_II_DYNAMIC_CYCLES = 600.0
 
 PRECISION_OF_DTYPE = {
     "float32": Precision.FP32, "tfloat32": Precision.TF32, "bfloat16": Precision.BF16,
@@ -230,6 +233,11 @@ def _register_memory(inst: Instruction, core: CoreSpec, cal: Calibration, n: flo
     return REGISTER_ACCESS_CYCLES + (dma_cycles if hbm else 0.0)
 
 
+def _dynamic_copy(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
+    """tensor_copy_dynamic_src/dst: max(MIN_II_DYNAMIC, N), N streamed like tensor_copy."""
+    return max(MIN_II_DYNAMIC_CYCLES, cal.one_input_per_element * n)
+
+
 def _random_words(inst: Instruction, core: CoreSpec, cal: Calibration, n: float) -> float:
     """rng and the PRNG state moves: one word per lane per cycle; GpSimd pays its start."""
     if inst.engine is Engine.GPSIMD:
@@ -296,6 +304,9 @@ COST_RULES: dict[Opcode, CostRule] = {
     Opcode.REGISTER_MOVE: _compute(_register_move),
     Opcode.REGISTER_LOAD: _compute(_register_memory),
     Opcode.REGISTER_STORE: _compute(_register_memory),
+    # on-chip copies with one side at a runtime offset: max(MIN_II_DYNAMIC, N) (see above)
+    Opcode.TENSOR_COPY_DYNAMIC_SRC: _compute(_dynamic_copy),
+    Opcode.TENSOR_COPY_DYNAMIC_DST: _compute(_dynamic_copy),
     # [nisa.rng] and the PRNG state instructions give no throughput: assumed one random
     # word (or state word) per lane per cycle: GpSimd start + N on GpSimd (like iota),
     # max(MIN_II, N) on the Vector engine

@@ -53,3 +53,14 @@ def trace_tiles(body: Callable[..., None], *arrays: np.ndarray,
                 ) -> nki.TraceResult:
     """body(out_tiles, in_tiles) on SBUF copies of `arrays`; returns the trace."""
     return nki.trace(tiles_kernel(body, out, pass_lists=True), chip=chip)(*arrays)
+
+
+def call_in_kernel(fn: Callable[[], None], chip: str = "trn2",
+                   symbolic: bool = True) -> nki.TraceResult:
+    """Trace a kernel whose body is `fn()` (it makes its own tiles) on `chip`."""
+    @nki.jit
+    def kernel(x):
+        fn()
+        return x
+
+    return nki.trace(kernel, symbolic=symbolic, chip=chip)(np.zeros((1, 1), np.float32))

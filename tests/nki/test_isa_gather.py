@@ -7,7 +7,7 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from nki_harness import trace_tiles  # noqa: E402
+from nki_harness import call_in_kernel, trace_tiles  # noqa: E402
 
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
@@ -358,13 +358,7 @@ def _rmw_view():
     return _hbm(8, 4).ap([[4, 2], [1, 4]], 0, vector_offset=ids, indirect_dim=0)
 
 
-def _call(fn, chip: str = "trn2", symbolic: bool = True) -> nki.TraceResult:
-    @nki.jit
-    def kernel(x):
-        fn()
-        return x
-
-    return nki.trace(kernel, symbolic=symbolic, chip=chip)(np.zeros((1, 1), np.float32))
+_call = call_in_kernel
 
 
 @pytest.mark.parametrize("case", sorted(ERRORS))

@@ -134,8 +134,3 @@ def test_symbolic_trace_refuses_an_unknown_register() -> None:
 
     with pytest.raises(KernelUsageError, match=r"register reg0 was loaded from memory"):
         nki.trace(_kernel(body), symbolic=True)(nki.TensorSpec((2, 2), nl.int32))
-
-
-def test_copies_with_runtime_on_chip_offsets_stay_refused() -> None:
-    with pytest.raises(KernelUsageError, match="tensor_copy_dynamic_src: not implemented"):
-        nki.simulate(_kernel(lambda x: nisa.tensor_copy_dynamic_src(x, x)))(X)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from nki_harness import tiles_kernel
+from nki_harness import call_in_kernel, tiles_kernel
 
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
@@ -357,13 +357,7 @@ ERRORS = {  # case -> (call, error class, message); exponential runs on trn3
 }
 
 
-def _call(fn, chip: str = "trn2", symbolic: bool = True) -> nki.TraceResult:
-    @nki.jit
-    def kernel(x):
-        fn()
-        return x
-
-    return nki.trace(kernel, symbolic=symbolic, chip=chip)(np.zeros((1, 1), np.float32))
+_call = call_in_kernel
 
 
 @pytest.mark.parametrize("case", sorted(ERRORS))

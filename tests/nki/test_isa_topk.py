@@ -8,11 +8,11 @@ from __future__ import annotations
 import ml_dtypes
 import numpy as np
 import pytest
-from nki_harness import trace_tiles  # noqa: E402
+from nki_harness import call_in_kernel, trace_tiles  # noqa: E402
 
 import tessera.nki.isa as nisa
 import tessera.nki.language as nl
-from tessera import hw, nki, sim
+from tessera import hw, sim
 from tessera.nki.errors import (
     BufferKindError,
     DTypeError,
@@ -336,13 +336,7 @@ ERRORS = {  # case -> (call, error class, message)
 }
 
 
-def _call(fn, chip: str = "trn2", symbolic: bool = True) -> nki.TraceResult:
-    @nki.jit
-    def kernel(x):
-        fn()
-        return x
-
-    return nki.trace(kernel, symbolic=symbolic, chip=chip)(np.zeros((1, 1), np.float32))
+_call = call_in_kernel
 
 
 @pytest.mark.parametrize("case", sorted(ERRORS))

@@ -52,6 +52,7 @@ def _tiles(x):
     # group: registers
     t["reg32"] = nl.ndarray((1, 1), nl.int32, buffer=nl.sbuf)
     nisa.memset(t["reg32"], 3)
+    t["dyn"] = t["a"].ap([[64, 128], [1, 16]], scalar_offset=t["reg32"], indirect_dim=1)
     # group: random
     t["rs6"] = nl.ndarray((128, 6), nl.uint32, buffer=nl.sbuf)
     nisa.memset(t["rs6"], 5)
@@ -162,6 +163,13 @@ CALLS: dict[Opcode, tuple[Callable, Callable]] = {
                            lambda t: nisa.register_load(nisa.register_alloc(), t["a"])),
     Opcode.REGISTER_STORE: (lambda t: nisa.register_store(t["reg32"], nisa.register_alloc(4)),
                             lambda t: nisa.register_store(t["a"], nisa.register_alloc(4))),
+    Opcode.TENSOR_COPY_DYNAMIC_SRC: (
+        lambda t: nisa.tensor_copy_dynamic_src(t["c"][:, 0:16], t["dyn"]),
+        lambda t: nisa.tensor_copy_dynamic_src(t["c"][:, 0:8], t["dyn"])),
+    Opcode.TENSOR_COPY_DYNAMIC_DST: (
+        lambda t: nisa.tensor_copy_dynamic_dst(t["dyn"], t["b"][:, 0:16]),
+        lambda t: nisa.tensor_copy_dynamic_dst(t["dyn"], t["ps"][:, 0:16],
+                                               engine=nisa.gpsimd_engine)),
     # group: random
     Opcode.RNG: (lambda t: nisa.rng(t["u32"]), lambda t: nisa.rng(t["c"])),
     Opcode.RAND2: (lambda t: nisa.rand2(t["c"], 0.0, 1.0),  # NeuronCore-v4+ only

@@ -13,6 +13,7 @@ import numpy as np
 
 from tessera.nki.attrs import OpAttrs
 from tessera.nki.buffers import Buffer
+from tessera.nki.dynamic_views import DynamicTileView
 from tessera.nki.errors import (
     BufferKindError,
     EngineAccessError,
@@ -123,6 +124,11 @@ def record(ctx: CoreContext, engine: Engine, opcode: Opcode, reads: Iterable[Nki
     N defaults to the largest operand's elements per partition."""
     spec = OPCODES[opcode]
     reads, writes = tuple(reads), tuple(writes)
+    offsets = tuple(o for t in reads + writes if isinstance(t, DynamicTileView)
+                    for o in t.offset_tiles())
+    if offsets:  # the engine reads a runtime offset from SBUF: a read for the dependencies
+        # cost rules look at the first and the last data operand: keep both in place
+        reads = reads[:-1] + offsets + reads[-1:] if len(reads) > 1 else reads + offsets
     if type(attrs) is not spec.attrs or engine not in spec.engines:
         raise TypeError(f"tessera bug: {opcode.value} recorded with {type(attrs).__name__} on "
                         f"{engine.value}; OPCODES says {spec.attrs.__name__} on "
@@ -131,10 +137,11 @@ def record(ctx: CoreContext, engine: Engine, opcode: Opcode, reads: Iterable[Nki
     write_aps = tuple(t.access() for t in writes)
     if partitions is None or free_elements is None:
         p_max, f_max = 1, 0
-        for ap in read_aps + write_aps:
-            if ap.partition_elems:  # on-chip operand
-                p_max = max(p_max, ap.partition_count)
-                f_max = max(f_max, ap.elements_per_partition)
+        for t, ap in zip(reads + writes, read_aps + write_aps, strict=True):
+            if ap.partition_elems:  # on-chip operand: the view's own shape (the pattern of
+                # a runtime-offset view spans every position it may reach)
+                p_max = max(p_max, t.partitions)
+                f_max = max(f_max, t.free_size)
         partitions = p_max if partitions is None else partitions
         free_elements = f_max if free_elements is None else free_elements
     inst = ctx.record(engine, opcode, read_aps, write_aps, partitions, free_elements, attrs)

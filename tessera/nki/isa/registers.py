@@ -1,13 +1,16 @@
 """Engine registers: VirtualRegister, register_alloc/move/load/store (NKI 2.28+ pages
 "nki.isa.register_alloc", "register_load", "register_move", "register_store",
-"VirtualRegister"); copies with runtime addresses (tensor_copy_dynamic_src/dst) are refused.
+"VirtualRegister"), and the on-chip copies at a runtime offset tensor_copy_dynamic_src/dst
+(implemented in `tessera.nki.isa.dynamic_copy`, exported here with the other 2.28/2.29
+register-era names).
 
 A register holds one 32-bit integer (each engine sequencer has 64 of them on NeuronCore
 v2-v4). Kernels use registers for dynamic loop bounds (`nl.dynamic_range`, `nl.fori_loop`),
-while-loop conditions (`while reg:`, `nl.while_loop`) and runtime DMA offsets
-(`tensor.ap(..., scalar_offset=reg)`). On the CPU a register simply holds its int. In a
-symbolic trace (no data) a value loaded from memory is unknown: anything that needs it
-(a trip count, a while condition) raises an error naming the register.
+while-loop conditions (`while reg:`, `nl.while_loop`) and runtime offsets
+(`tensor.ap(..., scalar_offset=reg)`: DMA descriptors over HBM, or a shift within each
+partition of an SBUF/PSUM view read by compute instructions). On the CPU a register simply
+holds its int. In a symbolic trace (no data) a value loaded from memory is unknown: anything
+that needs it (a trip count, a while condition) raises an error naming the register.
 
 Values: integer tiles are read and written by value (a narrower type is sign/zero-extended
 on load and keeps the low bits on store); a float tile moves its raw bits, since a register
@@ -27,7 +30,7 @@ from tessera.nki.attrs import NO_ATTRS, RegisterMoveAttrs
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import BufferKindError, DTypeError, KernelUsageError, ShapeMismatchError
 from tessera.nki.isa._common import record, tensor_arg
-from tessera.nki.refusals import Refused
+from tessera.nki.isa.dynamic_copy import tensor_copy_dynamic_dst, tensor_copy_dynamic_src
 from tessera.nki.runtime import CoreContext, current, kernel_api, kernel_location, maybe_current
 from tessera.nki.stream import Engine, Opcode
 from tessera.nki.tensor import NkiTensor
@@ -48,9 +51,9 @@ class VirtualRegister:
 
     Its value lives on the device, so Python cannot use it as a number: `int(reg)`,
     `range(reg)`, indexing and `offset=` raise. It can bound `nl.dynamic_range` /
-    `nl.fori_loop`, be the condition of `while reg:` / `nl.while_loop`, and be a DMA's
-    `scalar_offset=`. `value` is its current int on the CPU (None: not known in a symbolic
-    trace, or never written).
+    `nl.fori_loop`, be the condition of `while reg:` / `nl.while_loop`, and be the
+    `scalar_offset=` of a view (HBM for DMAs, SBUF/PSUM for compute instructions). `value`
+    is its current int on the CPU (None: not known in a symbolic trace, or never written).
     """
 
     __slots__ = ("name", "_value", "_written", "_test")
@@ -104,13 +107,14 @@ class VirtualRegister:
         return value != 0
 
     def dma_offset(self) -> int:
-        """The value as a DMA's `scalar_offset=` (tessera.nki.indirect reads it when the DMA
-        runs; a symbolic trace records offsets as 0). The one place NKI reads a register as a
-        number: Python code that would use it as a compile-time int gets an error."""
+        """The value as a view's `scalar_offset=` (tessera.nki.indirect and
+        tessera.nki.dynamic_views read it when the instruction runs; a symbolic trace records
+        offsets as 0). The one place NKI reads a register as a number: Python code that would
+        use it as a compile-time int gets an error."""
         ctx = maybe_current()
         if self._value is None and ctx is not None and ctx.run.symbolic:
             return 0
-        return self.known("scalar_offset", "as a DMA offset")
+        return self.known("scalar_offset", "as a runtime offset")
 
     def __index__(self) -> int:
         raise self._not_a_number()
@@ -263,12 +267,6 @@ def register_store(dst: object, src: object) -> None:
     unsigned = bits.astype(np.dtype(f"u{storage.itemsize}"))  # keeps the low bits
     tile.write_raw(unsigned.view(storage).reshape(tile.shape))
 
-
-_DYNAMIC = ("copies with runtime on-chip addresses: Tessera's runtime-offset views are "
-            "HBM-only (DMA descriptors); gather with nisa.dma_copy and "
-            "tensor.ap(..., scalar_offset=/vector_offset=)")
-tensor_copy_dynamic_src = Refused("nisa.tensor_copy_dynamic_src", _DYNAMIC)
-tensor_copy_dynamic_dst = Refused("nisa.tensor_copy_dynamic_dst", _DYNAMIC)
 
 __all__ = ["VirtualRegister", "register_alloc", "register_load", "register_move", "register_store",
            "tensor_copy_dynamic_dst", "tensor_copy_dynamic_src"]
