@@ -10,6 +10,7 @@ or `python -m tessera.nki run` (both force the install).
 
 from __future__ import annotations
 
+import builtins
 import importlib
 import importlib.util
 import sys
@@ -37,11 +38,13 @@ LEGACY_MODULES: dict[str, str] = {
     "neuronxcc.nki.compiler": "tessera.nki.compiler",
 }
 
+BUILTIN = "builtin"  # the global the vendor's kernel tracer gives kernel code
 # set on the stand-in `neuronxcc` package so that uninstall() knows it is ours
 _MARK = "__tessera_alias__"
 
 
-def _is_ours(module: object) -> bool:
+def is_ours(module: object) -> bool:
+    """True for Tessera's modules and the stand-ins compat installs."""
     return getattr(module, "__name__", "").startswith("tessera") or \
         bool(getattr(module, _MARK, False))
 
@@ -49,7 +52,7 @@ def _is_ours(module: object) -> bool:
 def _real_available(top: str) -> bool:
     current = sys.modules.get(top)
     if current is not None:
-        return not _is_ours(current)
+        return not is_ours(current)
     try:
         spec = importlib.util.find_spec(top)
     except (ImportError, ValueError):
@@ -65,7 +68,7 @@ def _real_nki_available() -> bool:
 
 def _install_legacy() -> None:
     package = sys.modules.get("neuronxcc")
-    if package is None or not _is_ours(package):
+    if package is None or not is_ours(package):
         package = types.ModuleType("neuronxcc", "Tessera's stand-in for neuronx-cc: only "
                                    "its `nki` package (tessera.nki) is provided")
         setattr(package, _MARK, True)
@@ -89,18 +92,22 @@ def install(force: bool = False) -> bool:
         return False
     for public, ours in MODULES.items():
         sys.modules[public] = importlib.import_module(ours)
+    if not hasattr(builtins, BUILTIN):  # the tracer's global for kernel code (kernel_builtin)
+        setattr(builtins, BUILTIN, importlib.import_module("tessera.nki.kernel_builtin"))
     return True
 
 
 def installed() -> bool:
     """True when `import nki` currently gives Tessera's module."""
     current = sys.modules.get("nki")
-    return current is not None and _is_ours(current)
+    return current is not None and is_ours(current)
 
 
 def uninstall() -> None:
     """Remove the aliases installed by `install` (real modules are left alone)."""
     for public in (*MODULES, *LEGACY_MODULES, "neuronxcc"):
         mod = sys.modules.get(public)
-        if mod is not None and _is_ours(mod):
+        if mod is not None and is_ours(mod):
             del sys.modules[public]
+    if is_ours(getattr(builtins, BUILTIN, None)):
+        delattr(builtins, BUILTIN)

@@ -20,9 +20,23 @@ _PREFIX = {Buffer.SBUF: "sb", Buffer.PSUM: "ps", Buffer.HBM: "hbm",
            Buffer.SHARED_HBM: "out", Buffer.PRIVATE_HBM: "phbm"}
 
 
+class par_dim(int):  # noqa: N801 - NKI's spelling
+    """`nl.par_dim(n)`: marks the partition dimension of a shape. As the first dimension it
+    is the plain size n (`nl.ndarray((nl.par_dim(128), 512), ...)`). After the first, the
+    Beta-1 pages make the leading dimensions blocks (a list of tiles): not supported here."""
+
+    def __repr__(self) -> str:
+        return f"par_dim({int(self)})"
+
+
 def _shape(shape: object) -> tuple[int, ...]:
     if isinstance(shape, int | np.integer):
         return (int(shape),)
+    if isinstance(shape, tuple | list) and any(isinstance(s, par_dim) for s in shape[1:]):
+        raise KernelUsageError(f"shape {tuple(shape)!r}: a par_dim after the first dimension "
+                               "makes Beta-1 block dimensions, which Tessera does not support "
+                               "yet; put the partition dimension first and hold blocks of "
+                               "tiles in a Python list")
     try:
         dims = tuple(int(s) for s in shape)  # type: ignore[union-attr]
     except TypeError:

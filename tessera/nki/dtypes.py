@@ -55,7 +55,7 @@ class DType:
     """
 
     __slots__ = ("name", "storage", "kind", "mantissa_bits", "nki_name", "element", "lanes",
-                 "element_bits")
+                 "element_bits", "host")
 
     def __init__(self, name: str, storage: object, kind: DTypeKind, mantissa_bits: int = 0,
                  nki_name: str | None = None, element: object = None,
@@ -63,7 +63,13 @@ class DType:
         values = {"name": name, "storage": np.dtype(storage), "kind": kind,
                   "mantissa_bits": mantissa_bits, "nki_name": nki_name or name,
                   "element": None if element is None else np.dtype(element),
-                  "lanes": 4 if element is not None else 1, "element_bits": element_bits}
+                  "lanes": 4 if element is not None else 1, "element_bits": element_bits,
+                  # what numpy sees (np.zeros(shape, dtype=nl.float8_e4m3fn_x4)): the storage,
+                  # except that a packed MX type is a one-field record named after the type,
+                  # so host arrays keep their x4 identity (str(arr.dtype) names it) and come
+                  # back to this type as kernel inputs; kernels store the plain containers
+                  "host": (np.dtype([(nki_name or name, np.dtype(storage))]) if element is not None
+                           else np.dtype(storage))}
         for key, value in values.items():
             object.__setattr__(self, key, value)
 
@@ -100,8 +106,9 @@ class DType:
 
     @property
     def dtype(self) -> np.dtype:
-        """The numpy storage dtype (numpy's dtype protocol)."""
-        return self.storage
+        """The numpy dtype of host arrays of this type (numpy's dtype protocol): the storage
+        dtype, or for a packed MX type a one-field record of its containers."""
+        return self.host
 
     @property
     def itemsize(self) -> int:
@@ -160,7 +167,7 @@ _BY_NAME = ({d.name: d for d in _KNOWN} | {d.nki_name: d for d in _KNOWN}
             | {"float8_e4m3fnuz": float8_e4m3fn})
 # numpy storage dtype -> DType; tfloat32 shares float32's storage and the packed types share
 # uint32/uint16's, so the earlier (plain) type wins here
-_BY_STORAGE = {d.storage: d for d in reversed(_KNOWN)}
+_BY_STORAGE = {d.storage: d for d in reversed(_KNOWN)} | {d.host: d for d in MX_DTYPES}
 
 
 def to_dtype(value: object) -> DType:

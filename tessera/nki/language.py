@@ -19,6 +19,7 @@ from tessera.nki.creation import (
     full,
     ndarray,
     ones,
+    par_dim,
     shared_constant,
     shared_identity_matrix,
     zeros,
@@ -91,7 +92,7 @@ from tessera.nki.language_loops import dynamic_range, fori_loop, while_loop
 from tessera.nki.language_pending import (
     TILE_SIZE_PENDING as _TILE_SIZE_PENDING,
 )
-from tessera.nki.language_pending import arange, average, bypass, mgrid, par_dim, prelu
+from tessera.nki.language_pending import arange, average, bypass, mgrid, prelu
 from tessera.nki.language_random import dropout, rand, random_seed
 from tessera.nki.objects import NKIObject
 from tessera.nki.scheduling import no_reorder
@@ -206,21 +207,25 @@ def static_range(*args: int) -> range:
     return range(*args)
 
 
-def program_id(axis: int = 0) -> int:
-    """Index of this program on launch axis `axis`: the logical core id for LNC=2."""
+def program_id(axis: int = 0) -> int | None:
+    """Index of this program on launch axis `axis`: the logical core id for LNC=2; None on
+    the host, outside any launch."""
     ctx = _runtime.maybe_current()
     if ctx is None:
-        raise _KernelUsageError("nl.program_id must be called inside a kernel")
+        return None  # no launch: see num_programs
     if axis != 0:
         raise _KernelUsageError(f"program_id({axis}): NKI 0.3 launches have one axis (0)")
     return ctx.core_id
 
 
-def num_programs(axes: int | None = None) -> int:
-    """Number of programs in the launch (the LNC count)."""
+def num_programs(axes: int | None = None) -> int | None:
+    """Number of programs in the launch (the LNC count); None on the host, outside any
+    launch."""
     ctx = _runtime.maybe_current()
     if ctx is None:
-        raise _KernelUsageError("nl.num_programs must be called inside a kernel")
+        # on the host (building a kernel's config before the launch) there is no launch;
+        # the vendor's library relies on a falsy answer there (`shard_info[1] or n`)
+        return None
     return ctx.run.num_cores
 
 

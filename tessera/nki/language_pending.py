@@ -25,7 +25,6 @@ prelu = _nl("prelu", "parametric ReLU needs a negative slope (alpha) and nisa.ac
 bypass = _nl("bypass", _NO_PAGE)
 arange = _nl("arange", _BETA1_INDEX)
 mgrid = _nl("mgrid", _BETA1_INDEX)
-par_dim = _nl("par_dim", "Beta-1 block dimensions; hold tiles in a Python list")
 
 # documented `nl.tile_size` fields with no documented value
 _ALIGN = "its value is not documented and addresses are not modelled"
@@ -33,4 +32,4 @@ TILE_SIZE_PENDING: dict[str, property] = {
     field: refused_property(f"nl.tile_size.{field}", _ALIGN)
     for field in ("psum_min_align", "sbuf_min_align")}
 
-__all__ = ["arange", "average", "bypass", "mgrid", "par_dim", "prelu"]
+__all__ = ["arange", "average", "bypass", "mgrid", "prelu"]

@@ -220,6 +220,8 @@ def _input_storage(ctx: CoreContext, value: object, name: str, symbolic: bool) -
         raise KernelUsageError(f"input {name} is a 0-d array; pass at least a 1-D array")
     shape = tuple(int(s) for s in arr.shape)
     data = None if symbolic else np.ascontiguousarray(arr).reshape(-1).copy()
+    if data is not None and data.dtype != dtype.storage:  # an MX record array: its containers
+        data = data.view(dtype.storage)
     return Storage(name, Buffer.HBM, shape, dtype, data)
 
 

@@ -12,6 +12,7 @@ not name it are unchanged.
 
 from __future__ import annotations
 
+import builtins
 import sys
 
 import pytest
@@ -59,4 +60,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
             sys.modules.pop(name, None)
         else:
             sys.modules[name] = module  # type: ignore[assignment]
+    if _saved and compat.is_ours(getattr(builtins, compat.BUILTIN, None)):
+        delattr(builtins, compat.BUILTIN)  # the kernel tracer's `builtin` global
     _saved.clear()

@@ -64,18 +64,25 @@ class CoreLimits:
 
 
 TARGET_ENV = "NEURON_PLATFORM_TARGET_OVERRIDE"  # the Neuron SDK's target variable
+# the NKI CPU simulator's target (gen2 / gen3 / gen4), which the vendor's kernel-library test
+# harness sets per test before nki.simulate; it wins over TARGET_ENV when both are set
+SIMULATOR_TARGET_ENV = "NKI_NC_VERSION"
 _CHIP_BY_TARGET = {"trn1": "trn1", "gen2": "trn1", "inf2": "inf2", "trn2": "trn2",
                    "gen3": "trn2", "trn3": "trn3", "gen4": "trn3"}
 
 
 def default_chip() -> str:
-    """The chip used when none is named: NEURON_PLATFORM_TARGET_OVERRIDE (the Neuron SDK's
-    variable, e.g. `trn1` or `gen3`), else `tessera.hw.DEFAULT_CHIP`."""
-    raw = os.environ.get(TARGET_ENV, DEFAULT_CHIP)
+    """The chip used when none is named: NKI_NC_VERSION (the NKI simulator's variable,
+    `gen2`/`gen3`/`gen4`), else NEURON_PLATFORM_TARGET_OVERRIDE (the Neuron SDK's, e.g.
+    `trn1` or `gen3`), else `tessera.hw.DEFAULT_CHIP`."""
+    variable = next((v for v in (SIMULATOR_TARGET_ENV, TARGET_ENV) if os.environ.get(v)), None)
+    if variable is None:
+        return DEFAULT_CHIP
+    raw = os.environ[variable]
     target = raw.strip().lower()
     chip = _CHIP_BY_TARGET.get(target, target)
     if chip not in preset_names("chip"):
-        raise KernelUsageError(f"{TARGET_ENV}={raw!r} is not a chip; use one of "
+        raise KernelUsageError(f"{variable}={raw!r} is not a chip; use one of "
                                f"{', '.join(sorted(_CHIP_BY_TARGET))} (or unset it for "
                                f"{DEFAULT_CHIP})")
     return chip

@@ -95,6 +95,10 @@ def test_tensor_reduce_3d_axes_and_views() -> None:
     close(neg, x.sum(axis=2, keepdims=True), np.float32)
     both = run(lambda d, t: nisa.tensor_reduce(d, nl.maximum, t, axis=(1, 2)), (x,), (37, 1))
     close(both, x.max(axis=(1, 2))[:, None], np.float32)
+    # the earlier page numbers free axes from the most minor: axis=1 on a 3-D tile is the
+    # last dimension (as the vendor's kernels use it)
+    minor = run(lambda d, t: nisa.tensor_reduce(d, nl.maximum, t, axis=1), (x,), (37, 4))
+    close(minor, x.max(axis=2), np.float32)
     # reversed and strided input views: the reduction sees the view's elements
     rev = run(lambda d, t: nisa.tensor_reduce(d, nl.subtract, t[:, 0, ::-1], axis=1), (x,),
               (37, 1))
@@ -130,7 +134,9 @@ def test_tensor_reduce_errors_and_record() -> None:
     x = rand((8, 3, 4))
     expect(PartitionError, lambda d, t: nisa.tensor_reduce(d, nl.add, t, axis=(0, 1, 2)), (x,),
            (1, 1))
-    expect(KernelUsageError, lambda d, t: nisa.tensor_reduce(d, nl.add, t, axis=1), (x,), (8, 4))
+    x4 = rand((8, 2, 3, 4))  # neither trailing (2, 3) nor 1..k from the most minor
+    expect(KernelUsageError, lambda d, t: nisa.tensor_reduce(d, nl.add, t, axis=(1, 3)), (x4,),
+           (8, 3))
     expect(KernelUsageError, lambda d, t: nisa.tensor_reduce(d, nl.add, t, axis=3), (x,), (8, 1))
     expect(KernelUsageError, lambda d, t: nisa.tensor_reduce(d, nl.add, t, axis=(2, 2)), (x,),
            (8, 3))

@@ -279,3 +279,38 @@ def test_hbm_fills_are_dmas_from_a_constant_and_take_time(symbolic):
         a, b, c = res.outputs
         assert not a.any() and (b.astype(np.float32) == 1).all()
         np.testing.assert_array_equal(c, np.full((4, 8), 2, np.int32))  # 2.5 -> 2 (RNE)
+
+
+def test_the_simulators_target_variable_picks_the_default_chip(monkeypatch):
+    """NKI_NC_VERSION (gen2/gen3/gen4), which the vendor's harness sets before nki.simulate,
+    wins over NEURON_PLATFORM_TARGET_OVERRIDE."""
+    monkeypatch.setenv("NEURON_PLATFORM_TARGET_OVERRIDE", "trn1")
+    monkeypatch.setenv("NKI_NC_VERSION", "gen4")
+    assert nki.default_chip() == "trn3"
+    monkeypatch.delenv("NKI_NC_VERSION")
+    assert nki.default_chip() == "trn1"
+    monkeypatch.setenv("NKI_NC_VERSION", "gen9")
+    with pytest.raises(nki.KernelUsageError, match="NKI_NC_VERSION='gen9' is not a chip"):
+        nki.default_chip()
+
+
+def test_install_gives_kernels_the_tracers_builtin_global(clean_aliases):
+    """Vendor kernels call builtin.lang.shared_constant / identity without an import."""
+    import builtins
+
+    compat.install(force=True)
+    try:
+        @nki.jit
+        def kernel(x):
+            ident = builtin.lang.shared_constant(builtin.lang.identity(4, nl.float32))  # noqa: F821
+            t = nl.ndarray((4, 4), nl.float32, buffer=nl.sbuf)
+            nisa.dma_copy(dst=t, src=ident)
+            out = nl.ndarray((4, 4), nl.float32, buffer=nl.shared_hbm)
+            nisa.dma_copy(dst=out, src=t)
+            return out
+
+        np.testing.assert_array_equal(nki.simulate(kernel)(np.zeros((4, 4), np.float32)),
+                                      np.eye(4))
+    finally:
+        compat.uninstall()
+    assert not hasattr(builtins, "builtin")

@@ -206,9 +206,9 @@ def test_isa_validation_error_and_dma_engine_members() -> None:
 
 
 def test_refusal_placeholders_behave_like_missing_apis() -> None:
-    assert not isinstance(object(), nl.par_dim)  # no such object exists here
-    with pytest.raises(nki.KernelUsageError, match="nl.par_dim"):
-        class _Dim(nl.par_dim):  # subclassing is a use
+    assert not isinstance(object(), nl.mgrid)  # no such object exists here
+    with pytest.raises(nki.KernelUsageError, match="nl.mgrid"):
+        class _Grid(nl.mgrid):  # subclassing is a use
             pass
     with pytest.raises(nki.KernelUsageError, match="nl.mgrid"):
         _ = nl.mgrid[0:128, 0:512]

@@ -113,10 +113,16 @@ def _reduced_axes(axis: object, ndim: int, opname: str) -> int:
         raise PartitionError(f"{opname}: axis 0 is the partition axis and cannot be reduced "
                              "(use nisa.tensor_partition_reduce, a transpose or a matmul)")
     k = len(axes)
-    if sorted(axes) != list(range(ndim - k, ndim)):
-        raise KernelUsageError(f"{opname}: axis={axis!r} must name the trailing free "
-                               f"dimensions of the {ndim}-D tile, e.g. ({ndim - 1},)")
-    return k
+    if sorted(axes) == list(range(ndim - k, ndim)):
+        return k  # the current pages: the last contiguous free dims, ending at the final one
+    if sorted(axes) == list(range(1, k + 1)) and len(set(axes)) == k:
+        # the earlier page numbers free axes from the most minor: "the reduction axes must
+        # contain axis 1 (most-minor)" and be consecutive ([1, 2] = the two innermost), as
+        # the vendor's kernels still write it (axis=1 on a 3-D tile reduces the last dim)
+        return k
+    raise KernelUsageError(f"{opname}: axis={axis!r} must name the trailing free "
+                           f"dimensions of the {ndim}-D tile, e.g. ({ndim - 1},) (or, as "
+                           "the earlier pages number them, 1..k from the most minor)")
 
 
 @kernel_api

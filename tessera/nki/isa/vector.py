@@ -95,12 +95,19 @@ def tensor_tensor(dst: NkiTensor, data1: NkiTensor, data2: NkiTensor, op: object
 
 @kernel_api
 def tensor_copy(dst: NkiTensor, src: NkiTensor, engine: object = None,
-                name: str | None = None) -> None:
-    """dst = src, element-wise, casting to dst's dtype (PSUM -> SBUF evacuation etc.)."""
+                name: str | None = None, dtype: object = None) -> None:
+    """dst = src, element-wise, casting to dst's dtype (PSUM -> SBUF evacuation etc.).
+
+    `dtype` (the 2.26 page's output type, still passed by the vendor's kernels) must be
+    dst's dtype when given: the destination decides the type in the current API."""
     opname = "tensor_copy"
     ctx = current()
     dst = tensor_arg(dst, "dst", opname)
     src = tensor_arg(src, "src", opname)
+    if dtype is not None and dt.to_dtype(dtype) != dst.dtype:
+        raise DTypeError(f"{opname}: dtype={dt.to_dtype(dtype).name} differs from dst "
+                         f"{dst.name}'s {dst.dtype.name}; the destination's dtype is the "
+                         "output type (allocate dst with the dtype you want)")
     eng = resolve_engine(engine, Opcode.TENSOR_COPY, opname)
     if eng is Engine.SCALAR and ctx.run.limits.version < 3:
         raise EngineAccessError(f"{opname}: the Scalar engine has no tensor_copy on "

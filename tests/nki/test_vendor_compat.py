@@ -1,0 +1,61 @@
+"""Forms the vendor's kernel library writes that the current pages word differently:
+tensor_copy's dtype=, par_dim as the leading dimension, program_id/num_programs on the host,
+tensor_reduce axes numbered from the most minor (tests/nki/test_isa_reduce.py)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tessera.nki.isa as nisa
+import tessera.nki.language as nl
+from tessera import nki
+
+
+def _copy_kernel(dtype):
+    @nki.jit
+    def kernel(x):
+        src = nl.ndarray((nl.par_dim(8), 16), nl.float32, buffer=nl.sbuf)
+        nisa.dma_copy(dst=src, src=x)
+        dst = nl.ndarray((8, 16), nl.bfloat16, buffer=nl.sbuf)
+        nisa.tensor_copy(dst=dst, src=src, dtype=dtype)
+        out = nl.ndarray((8, 16), nl.bfloat16, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=out, src=dst)
+        return out
+    return kernel
+
+
+def test_tensor_copy_takes_dtype_equal_to_dst_and_par_dim_leads_a_shape():
+    x = np.linspace(-2, 2, 8 * 16, dtype=np.float32).reshape(8, 16)
+    out = nki.simulate(_copy_kernel(nl.bfloat16))(x)
+    np.testing.assert_array_equal(np.asarray(out, np.float32),
+                                  x.astype(nl.bfloat16.storage).astype(np.float32))
+    assert nl.par_dim(128) == 128
+
+
+def test_tensor_copy_dtype_other_than_dst_is_an_error():
+    with pytest.raises(nki.DTypeError, match="dtype=float32 differs from dst"):
+        nki.simulate(_copy_kernel(nl.float32))(np.zeros((8, 16), np.float32))
+
+
+def test_par_dim_after_the_first_dimension_is_refused():
+    @nki.jit
+    def kernel(x):
+        nl.ndarray((4, nl.par_dim(128), 64), nl.float32, buffer=nl.sbuf)
+        return x
+
+    with pytest.raises(nki.KernelUsageError, match="Beta-1 block dimensions"):
+        nki.simulate(kernel)(np.zeros((2, 2), np.float32))
+
+
+def test_program_id_and_num_programs_are_none_on_the_host_and_set_in_a_launch():
+    assert nl.program_id(0) is None and nl.num_programs(0) is None
+    seen = []
+
+    @nki.jit
+    def kernel(x):
+        seen.append((nl.program_id(0), nl.num_programs(0)))
+        return x
+
+    nki.simulate(kernel)[2](np.zeros((2, 2), np.float32))
+    assert sorted(seen) == [(0, 2), (1, 2)]
