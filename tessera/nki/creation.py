@@ -62,9 +62,6 @@ def _check_capacity(ctx: CoreContext, shape: tuple[int, ...], dtype: dt.DType,
     lim = ctx.run.limits
     if not buffer.on_chip:
         return
-    if len(shape) < 2:
-        raise KernelUsageError(f"on-chip tensor {name} must be at least 2-D "
-                               f"(partition dimension first), got shape {list(shape)}")
     if shape[0] > lim.pmax:
         raise PartitionError(f"tensor {name}{list(shape)} in {buffer.value} has {shape[0]} "
                              f"partitions; the limit is pmax={lim.pmax}")

@@ -110,8 +110,7 @@ def test_program_id_and_num_programs() -> None:
 
     nki.simulate(nki.jit(kernel)[2], chip="trn2")(np.zeros((2, 2), np.float32))
     assert sorted(ids) == [(0, 2, 1), (1, 2, 1)]
-    with pytest.raises(nki.KernelUsageError, match="inside a kernel"):
-        nl.program_id(0)
+    assert nl.program_id(0) is None  # on the host, outside any launch
 
 
 def test_isa_call_outside_a_kernel_is_a_clear_error() -> None:

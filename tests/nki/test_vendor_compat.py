@@ -59,3 +59,24 @@ def test_program_id_and_num_programs_are_none_on_the_host_and_set_in_a_launch():
 
     nki.simulate(kernel)[2](np.zeros((2, 2), np.float32))
     assert sorted(seen) == [(0, 2), (1, 2)]
+
+
+def test_a_one_dimensional_tile_has_one_element_per_partition():
+    """nl.ndarray((n,), buffer=nl.sbuf): n partitions of one element (dim 0 is the partition
+    dimension); a [1, 1] HBM value loads into a (1,) tile, as the library's kernels do."""
+    @nki.jit
+    def kernel(x, scalar):
+        s = nl.ndarray((1,), dtype=nl.int32, buffer=nl.sbuf)
+        nisa.dma_copy(dst=s, src=scalar)
+        col = nl.ndarray((4,), dtype=nl.float32, buffer=nl.sbuf)
+        nisa.dma_copy(dst=col, src=x)
+        nisa.tensor_scalar(col, col, nl.multiply, 2.0)
+        out = nl.ndarray((4,), dtype=nl.float32, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=out, src=col)
+        back = nl.ndarray((1, 1), dtype=nl.int32, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=back, src=s)
+        return out, back
+
+    out, back = nki.simulate(kernel)(np.arange(4, dtype=np.float32), np.array([[7]], np.int32))
+    np.testing.assert_array_equal(out, [0, 2, 4, 6])
+    np.testing.assert_array_equal(back, [[7]])
