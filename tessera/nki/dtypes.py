@@ -87,7 +87,10 @@ class DType:
         return NotImplemented  # numpy dtypes compare through their own __eq__ (via .dtype)
 
     def __hash__(self) -> int:
-        return hash(self.nki_name)  # equal to the NKI name string, so hash like it
+        # equal to the NKI name string, so hash like it; a packed MX type hashes like its
+        # host record dtype instead, so a table keyed by nl.float8_e4m3fn_x4 is found with
+        # an x4 array's .dtype (the vendor library's MX helpers look types up that way)
+        return hash(self.host) if self.is_packed else hash(self.nki_name)
 
     def __repr__(self) -> str:
         return f"nl.{self.name}"

@@ -53,6 +53,7 @@ def test_names_itemsizes_and_storage(mx, element, bits) -> None:
     host = np.zeros((2, 3), dtype=mx)
     assert mx.nki_name in str(host.dtype) and host.dtype.itemsize == mx.itemsize
     assert dt.to_dtype(host.dtype) is mx
+    assert {mx: "found"}[host.dtype] == "found"  # tables keyed by the type take .dtype
     # the containers share uint32/uint16 storage, yet a numpy dtype still means the plain type
     assert dt.to_dtype(np.uint32) is nl.uint32 and dt.to_dtype(np.uint16) is nl.uint16
 
