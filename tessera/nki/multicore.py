@@ -166,6 +166,8 @@ class CoreScheduler(TurnScheduler):
         # once every core is done the mail is empty: each sendrecv that returned consumed
         # one message and posted one
         self.races.settle(core)  # its last write has run
+        if all(self._done[c] for c in range(self.num_cores) if c != core):
+            self.races.finish()  # the last phase ends with the kernel
 
     # ------------------------------------------------------------------ instructions
     def instruction(self, core: int, inst: Instruction, reads: tuple[object, ...],

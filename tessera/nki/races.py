@@ -13,10 +13,13 @@ other core's accesses of the same phase. Two of them conflict when they touch a 
 of one HBM tensor and
 - one reads while the other writes: the read may see the value from before or after the
   write. Reported when the second access is issued.
-- both write different values: whichever lands last wins. In functional mode the second
-  write is compared, once it has run, with what the first one left; equal values (both cores
-  zero-filling one output, say) give one result in either order and are accepted. Symbolic
-  traces have no values, so there only read/write conflicts are reported.
+- both write: whichever lands last wins. A core's own writes land in its program order
+  (the compiler orders a core's writes to one byte), so what decides the byte is each core's
+  *last* write of it in the phase. In functional mode those last values are compared when
+  the phase ends (the next barrier, or the end of the kernel): equal values (both cores
+  zero-filling one output, or storing the same scatter after their own zero-fill) give one
+  result in either order and are accepted; different values are a race naming both last
+  writes. Symbolic traces have no values, so there only read/write conflicts are reported.
 
 Tensors are keyed by storage name: a shared_hbm tensor and a kernel input have one name on
 both cores, a core's private HBM tensor a name of its own, so only shared tensors can meet.
@@ -197,19 +200,21 @@ class _Log:
 
 
 @dataclass
-class _Pending:
-    """A write that overlaps the other core's writes, to compare once it has run."""
+class _Last:
+    """One core's last written value of each byte of one tensor in the current phase."""
 
-    write: Access
-    against: list[tuple[Access, Bytes, np.ndarray]]  # (earlier write, bytes, their values)
+    values: np.ndarray  # uint8, the storage's bytes
+    written: np.ndarray  # bool per byte
+    owner: np.ndarray  # index into `writes` of the write that stored each byte
+    writes: list[Access] = field(default_factory=list)
+
+
+def _positions(a: Access) -> np.ndarray | slice:
+    return slice(a.byte_lo, a.byte_hi) if a.dense else a.byte_positions(a.byte_lo, a.byte_hi)
 
 
 def _raw(a: Access) -> np.ndarray:
     return a.array.view(np.uint8)  # type: ignore[union-attr]
-
-
-def _take(raw: np.ndarray, span: Bytes) -> np.ndarray:
-    return raw[span[0]:span[1]] if isinstance(span, tuple) else raw[span]
 
 
 def _element(a: Access, byte: int) -> str:
@@ -229,12 +234,15 @@ class RaceTracker:
 
     def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}
-        self._pending: dict[int, list[_Pending]] = {}
+        self._unsettled: dict[int, list[Access]] = {}  # writes that have not run yet
+        self._last: dict[tuple[str, int], _Last] = {}
 
     def new_phase(self) -> None:
-        """A core_barrier released every core: all earlier accesses are ordered before
-        all later ones."""
+        """A core_barrier released every core: the phase's last writes are compared, and
+        all earlier accesses are ordered before all later ones."""
+        self.finish()
         self._logs.clear()
+        self._last.clear()
 
     def access(self, core: int, inst: Instruction, reads: tuple[object, ...],
                writes: tuple[object, ...]) -> None:
@@ -250,33 +258,50 @@ class RaceTracker:
             self._check(a)
         for a in new:
             self._logs.setdefault(a.tensor, _Log()).add(a)
+            if a.write and a.array is not None:
+                self._unsettled.setdefault(core, []).append(a)
 
     def _check(self, a: Access) -> None:
+        """A read and a write of a common byte by different cores race at once; two writes
+        are decided by their last values when the phase ends (finish)."""
         log = self._logs.get(a.tensor)
         if log is None:
             return
-        same_values: list[tuple[Access, Bytes, np.ndarray]] = []
         for old in log.candidates(a):
-            span = overlap(a, old)
-            if span is None:
+            if a.write and old.write:
                 continue
-            if not (a.write and old.write):
+            span = overlap(a, old)
+            if span is not None:
                 why = "the read sees the value from before or after the write"
                 raise race_error(a, old, _first(span), why)
-            if a.array is not None:  # decided once the write has run (settle)
-                same_values.append((old, span, _take(_raw(a), span).copy()))
-        if same_values:
-            self._pending.setdefault(a.core, []).append(_Pending(a, same_values))
 
     def settle(self, core: int) -> None:
-        """Decide the core's last overlapping write, which has run by now: it races when
-        it changed a byte an earlier write of the other core had stored."""
-        for pending in self._pending.pop(core, ()):
-            raw = _raw(pending.write)
-            for old, span, before in pending.against:
-                changed = np.flatnonzero(_take(raw, span) != before)
-                if changed.size:
-                    pos = changed[0]
-                    byte = span[0] + int(pos) if isinstance(span, tuple) else int(span[pos])
-                    raise race_error(pending.write, old, byte, "of the two different "
-                                     "values stored, the one that lands last stays")
+        """Record the values the core's writes stored (they have run by now; cores switch
+        only at barriers and sendrecvs, so nothing else wrote in between)."""
+        for a in self._unsettled.pop(core, ()):
+            raw = _raw(a)
+            last = self._last.get((a.tensor, core))
+            if last is None:
+                last = _Last(np.zeros(raw.size, np.uint8), np.zeros(raw.size, np.bool_),
+                             np.zeros(raw.size, np.int32))
+                self._last[(a.tensor, core)] = last
+            pos = _positions(a)
+            last.values[pos] = raw[pos]
+            last.written[pos] = True
+            last.owner[pos] = len(last.writes)
+            last.writes.append(a)
+
+    def finish(self) -> None:
+        """Compare, per byte two cores both wrote this phase, each core's last value."""
+        for (tensor, core), mine in self._last.items():
+            for (other_tensor, other), theirs in self._last.items():
+                if other_tensor != tensor or other <= core:
+                    continue
+                clash = np.flatnonzero(mine.written & theirs.written
+                                       & (mine.values != theirs.values))
+                if clash.size:
+                    byte = int(clash[0])
+                    raise race_error(theirs.writes[theirs.owner[byte]],
+                                     mine.writes[mine.owner[byte]], byte,
+                                     "of the two different values stored, the one that "
+                                     "lands last stays")

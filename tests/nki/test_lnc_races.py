@@ -252,3 +252,39 @@ def test_a_sendrecv_the_peer_never_issues_is_a_deadlock_naming_both_cores():
     (((-1, 4),), True), (((0, 5), (1, 3)), True), ((), True)])
 def test_dense_patterns(pattern, dense):
     assert _dense(pattern) is dense
+
+
+def fill_then_same_rows(same: bool):
+    """Each core zero-fills the whole shared output, then stores rows 0..15 of x into the
+    same rows (equal values), or its own copy scaled by core + 1 (different values)."""
+
+    def kernel(x):
+        core = nl.program_id(0)
+        out = nl.ndarray(x.shape, x.dtype, buffer=nl.shared_hbm)
+        zeros = nl.ndarray(x.shape, x.dtype, buffer=nl.sbuf)
+        nisa.memset(zeros, 0.0)
+        nisa.dma_copy(out, zeros)
+        rows = nl.ndarray((16, x.shape[1]), x.dtype, buffer=nl.sbuf)
+        nisa.dma_copy(rows, x[0:16, :])
+        if not same:
+            nisa.tensor_scalar(rows, rows, nl.multiply, float(core + 1))
+        nisa.dma_copy(out[0:16, :], rows)  # rows
+        return out
+
+    return nki.jit(kernel)[2]
+
+
+def test_each_cores_last_write_decides_so_fill_then_the_same_rows_is_fine():
+    """The vendor's router writes this way: core 1's zero-fill lands between core 0's
+    writes, yet every order ends with the same bytes (each core's last write is equal)."""
+    out = nki.simulate(fill_then_same_rows(True), chip="trn2")(X)
+    want = np.zeros_like(X)
+    want[:16] = X[:16]
+    np.testing.assert_array_equal(out, want)
+
+
+def test_different_last_writes_of_the_same_rows_are_a_race():
+    kernel = fill_then_same_rows(False)
+    with pytest.raises(CoreRaceError, match="different values") as info:
+        nki.simulate(kernel, chip="trn2")(X)
+    assert info.value.location == line_of(kernel.fn, "rows")

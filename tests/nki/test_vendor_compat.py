@@ -80,3 +80,25 @@ def test_a_one_dimensional_tile_has_one_element_per_partition():
     out, back = nki.simulate(kernel)(np.arange(4, dtype=np.float32), np.array([[7]], np.int32))
     np.testing.assert_array_equal(out, [0, 2, 4, 6])
     np.testing.assert_array_equal(back, [[7]])
+
+
+def test_activation_reduce_res_taller_than_data_gets_its_first_rows():
+    """A partial last tile (64 rows) may read its row sums into a 128-row column: the first
+    64 rows receive them, the rest keep their values."""
+    @nki.jit
+    def kernel(x):
+        t = nl.ndarray((64, 8), nl.float32, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=x)
+        col = nl.ndarray((128, 1), nl.float32, buffer=nl.sbuf)
+        nisa.memset(col, -1.0)
+        y = nl.ndarray((64, 8), nl.float32, buffer=nl.sbuf)
+        nisa.activation(dst=y, op=nl.copy, data=t, reduce_op=nl.add, reduce_res=col,
+                        reduce_cmd=nisa.reduce_cmd.reset_reduce)
+        out = nl.ndarray((128, 1), nl.float32, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=out, src=col)
+        return out
+
+    x = np.arange(64 * 8, dtype=np.float32).reshape(64, 8)
+    out = nki.simulate(kernel)(x)
+    np.testing.assert_allclose(out[:64, 0], x.sum(axis=1))
+    np.testing.assert_array_equal(out[64:, 0], -1.0)
