@@ -362,5 +362,16 @@ class CollectiveAttrs:
     priority: int | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class SendRecvComputeAttrs(DmaComputeAttrs):
+    """nki.lnc.sendrecv_compute: a DMA reduction (`sources`=1: the local src; the peer's
+    tile arrives over the core-to-core link) with the peer ranks and the DMA QoS level.
+    A DmaComputeAttrs, so the DMA model prices the reduction as dma_compute's."""
+
+    send_to_rank: int = 0
+    recv_from_rank: int = 0
+    priority: int | None = None
+
+
 
 # group: grids

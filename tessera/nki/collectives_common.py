@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 import numpy as np
 
@@ -58,12 +59,52 @@ class ReplicaGroup:
         object.__setattr__(self, "rank_lists", tuple(tuple(int(r) for r in lst)
                                                      for lst in lists))
 
+    @staticmethod
+    def from_partition_op(world_size: int, op: rg_partition_op, operand: int) -> ReplicaGroup:
+        """Partition ranks 0..world_size-1: ranks with equal `op(rank, operand)` form one
+        rank-list, lists ordered by their lowest rank (the `ReplicaGroup` page, v2.33+:
+        `div` 4 of 8 ranks gives [[0..3], [4..7]], `mod` 4 gives [[0, 4], [1, 5], ...],
+        `bitwise_and` 0 one list of every rank)."""
+        where = "ReplicaGroup.from_partition_op"
+        if isinstance(world_size, bool) or not isinstance(world_size, int | np.integer) or (
+                world_size < 1):
+            raise KernelUsageError(f"{where}: world_size={world_size!r}; it is a positive int")
+        if not isinstance(op, rg_partition_op):
+            names = ", ".join(f"rg_partition_op.{m.name}" for m in rg_partition_op)
+            raise KernelUsageError(f"{where}: op={op!r}; it is one of {names}")
+        if isinstance(operand, bool) or not isinstance(operand, int | np.integer) or (
+                operand < (0 if op is rg_partition_op.bitwise_and else 1)):
+            least = "a non-negative" if op is rg_partition_op.bitwise_and else "a positive"
+            raise KernelUsageError(f"{where}: operand={operand!r}; {op.name} takes {least} "
+                                   "int")
+        lists: dict[int, list[int]] = {}  # insertion order: by each list's lowest rank
+        for rank in range(int(world_size)):
+            lists.setdefault(op.apply(rank, int(operand)), []).append(rank)
+        return ReplicaGroup(list(lists.values()))
+
     def rank_list_of(self, rank: int) -> tuple[int, ...] | None:
         """The rank-list holding `rank` (None if no rank-list does)."""
         return next((lst for lst in self.rank_lists if rank in lst), None)
 
     def __repr__(self) -> str:
         return f"ReplicaGroup({_show(self.rank_lists)})"
+
+
+class rg_partition_op(Enum):  # noqa: N801 (the vendor's name)
+    """How `ReplicaGroup.from_partition_op` maps a rank to its rank-list id:
+    `op(rank, operand)`. The members are the three the `ReplicaGroup` page shows."""
+
+    bitwise_and = "bitwise_and"  # rank & operand (0: every rank in one list)
+    div = "div"  # rank // operand: contiguous blocks of `operand` ranks
+    mod = "mod"  # rank % operand: strided lists, one per residue
+
+    def apply(self, rank: int, operand: int) -> int:
+        """The rank-list id of `rank`."""
+        if self is rg_partition_op.bitwise_and:
+            return rank & operand
+        if self is rg_partition_op.div:
+            return rank // operand
+        return rank % operand
 
 
 def _show(lists: tuple[tuple[int, ...], ...]) -> str:

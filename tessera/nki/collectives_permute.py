@@ -26,7 +26,7 @@ from tessera.nki.tensor import NkiTensor
 __all__ = [
     "all_to_all_v", "collective_permute", "collective_permute_implicit",
     "collective_permute_implicit_current_processing_rank_id",
-    "collective_permute_implicit_reduce", "rank_id",
+    "collective_permute_implicit_reduce", "rank_id", "self_index_in_replica_group",
 ]
 
 
@@ -259,3 +259,20 @@ def rank_id(name: str | None = None) -> int:
     """This rank's id: its rank in `nki.multi_rank_simulate` (0 in a plain launch)."""
     _, bind = cc.start("rank_id")
     return bind.rank
+
+
+@kernel_api
+def self_index_in_replica_group(replica_group: ReplicaGroup, name: str | None = None) -> int:
+    """This rank's position in its own rank-list of `replica_group` (rank 6 of
+    [[0, 1, 2, 3], [4, 5, 6, 7]] is at 2); an error when no rank-list holds it. A plain int,
+    like `rank_id` (the hardware returns an NkiScalar)."""
+    op = "self_index_in_replica_group"
+    _, bind = cc.start(op)
+    if not isinstance(replica_group, ReplicaGroup):
+        raise KernelUsageError(f"{op}: replica_group must be a nki.collectives.ReplicaGroup, "
+                               f"got {type(replica_group).__name__}")
+    members = replica_group.rank_list_of(bind.rank)
+    if members is None:  # a query: ranks outside the run's world are not an error here
+        raise KernelUsageError(f"{op}: rank {bind.rank} is in no rank-list of "
+                               f"{replica_group!r}")
+    return members.index(bind.rank)

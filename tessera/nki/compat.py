@@ -25,6 +25,7 @@ MODULES: dict[str, str] = {
     "nki.typing": "tessera.nki.typing",
     "nki.compiler": "tessera.nki.compiler",
     "nki.collectives": "tessera.nki.collectives",
+    "nki.lnc": "tessera.nki.lnc",
     "nki.dtype": "tessera.nki.dtype",
     "nki.tensor": "tessera.nki.ntensor",
 }

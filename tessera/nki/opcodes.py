@@ -94,4 +94,6 @@ OPCODES: dict[Opcode, OpcodeDef] = {d.opcode: d for d in (
         Opcode.ALL_REDUCE, Opcode.ALL_GATHER, Opcode.REDUCE_SCATTER, Opcode.ALL_TO_ALL,
         Opcode.ALL_TO_ALL_V, Opcode.COLLECTIVE_PERMUTE, Opcode.COLLECTIVE_PERMUTE_IMPLICIT,
         Opcode.COLLECTIVE_PERMUTE_IMPLICIT_REDUCE)),
+    # nki.lnc.sendrecv_compute: a DMA-engine reduction across the two cores of an LNC
+    OpcodeDef(Opcode.SENDRECV_COMPUTE, (Engine.DMA,), a.SendRecvComputeAttrs),
 )}

@@ -84,6 +84,7 @@ class Opcode(Enum):
     COLLECTIVE_PERMUTE = "collective_permute"
     COLLECTIVE_PERMUTE_IMPLICIT = "collective_permute_implicit"
     COLLECTIVE_PERMUTE_IMPLICIT_REDUCE = "collective_permute_implicit_reduce"
+    SENDRECV_COMPUTE = "sendrecv_compute"  # nki.lnc: a core-to-core swap that reduces
 
 
 @dataclass(frozen=True, slots=True)

@@ -345,6 +345,10 @@ COST_RULES: dict[Opcode, CostRule] = {
     Opcode.DMA_COPY: CostRule(TRANSFER),
     Opcode.DMA_TRANSPOSE: CostRule(TRANSFER),
     Opcode.SENDRECV: CostRule(SENDRECV),
+    # nki.lnc.sendrecv_compute: joined with the peer core like sendrecv; the DMA engines
+    # reduce on the way (its attrs are DmaComputeAttrs, so tessera.sim.dma runs it at the
+    # dma_compute rate: full on NC-v4, half before). The page gives no figure of its own.
+    Opcode.SENDRECV_COMPUTE: CostRule(SENDRECV),
     Opcode.CORE_BARRIER: CostRule(BARRIER),
 }
 

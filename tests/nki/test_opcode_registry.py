@@ -242,7 +242,8 @@ CALLS: dict[Opcode, tuple[Callable, Callable]] = {
 
 @nki.jit
 def _two_core_ops(x, call_index: int):
-    """LNC=2: a sendrecv between the cores and a barrier (valid: 0, or broken: 1)."""
+    """LNC=2: a sendrecv, a sendrecv_compute (nki.lnc) between the cores and a barrier
+    (valid: 0, or broken: 1; 2: a sendrecv_compute that breaks a rule)."""
     core = nl.program_id(0)
     flag = nl.ndarray((1, 1), F32, buffer=nl.shared_hbm)
     mine = nl.ndarray((64, 64), F32, buffer=nl.sbuf)
@@ -252,10 +253,16 @@ def _two_core_ops(x, call_index: int):
         nisa.sendrecv(mine, theirs, send_to_rank=1 - core, recv_from_rank=1 - core,
                       pipe_id=0)
         nisa.core_barrier(flag, (0, 1))
+        nki.lnc.sendrecv_compute(mine, theirs, 1 - core, 1 - core, nl.add)
+    elif call_index == 2:
+        nki.lnc.sendrecv_compute(mine, theirs, 1 - core, 1 - core, nl.multiply)
     else:
         nisa.sendrecv(mine, theirs, send_to_rank=2, recv_from_rank=1 - core, pipe_id=0)
     return x
 
+
+# opcodes that need an LNC=2 launch: exercised by test_core_to_core_opcodes, not CALLS
+CORE_TO_CORE = (Opcode.CORE_BARRIER, Opcode.SENDRECV, Opcode.SENDRECV_COMPUTE)
 
 # instructions documented for NeuronCore-v4 and newer run on trn3; the rest on trn2
 V4_ONLY = {"rand2", "exponential", "nc_matmul_mx", "quantize_mx"}
@@ -277,9 +284,10 @@ def _run(which: int, opcode: Opcode, symbolic: bool):
 
 def test_every_opcode_is_in_every_table() -> None:
     assert set(OPCODES) == set(COST_RULES) == set(Opcode)
-    assert set(CALLS) | {Opcode.CORE_BARRIER, Opcode.SENDRECV} == set(Opcode)
+    assert set(CALLS) | set(CORE_TO_CORE) == set(Opcode)
     for opcode, spec in OPCODES.items():
-        assert callable(getattr(nisa, spec.isa, None) or getattr(nki.collectives, spec.isa)), opcode
+        assert callable(getattr(nisa, spec.isa, None) or getattr(nki.collectives, spec.isa, None)
+                        or getattr(nki.lnc, spec.isa)), opcode
         assert is_dataclass(spec.attrs) and spec.attrs.__dataclass_params__.frozen
         assert all(f.type for f in fields(spec.attrs))
 
@@ -303,12 +311,14 @@ def test_core_to_core_opcodes() -> None:
     x = np.arange(128 * 64, dtype=np.float32).reshape(128, 64)
     trace = nki.trace(_two_core_ops[2])(x, 0)
     ops = {i.opcode for i in trace.instructions}
-    assert {Opcode.SENDRECV, Opcode.CORE_BARRIER} <= ops
+    assert set(CORE_TO_CORE) <= ops
     for inst in trace.instructions:
         assert type(inst.attrs) is OPCODES[inst.opcode].attrs
-    with pytest.raises(NkiError):
-        nki.trace(_two_core_ops[2], symbolic=True)(x, 1)
+    for broken in (1, 2):
+        with pytest.raises(NkiError):
+            nki.trace(_two_core_ops[2], symbolic=True)(x, broken)
     profile = sim.schedule(trace, "trn2")
     assert COST_RULES[Opcode.CORE_BARRIER].kind == BARRIER
-    sends = [p for p, i in enumerate(trace.instructions) if i.opcode is Opcode.SENDRECV]
+    sends = [p for p, i in enumerate(trace.instructions)
+             if i.opcode in (Opcode.SENDRECV, Opcode.SENDRECV_COMPUTE)]
     assert all(profile.timeline.end_s[p] > profile.timeline.start_s[p] for p in sends)

@@ -6,16 +6,17 @@ import importlib
 
 import pytest
 
-from tessera.nki import collectives, isa
+from tessera.nki import collectives, isa, lnc
 from tessera.nki.opcodes import OPCODES
 from tessera.nki.stream import Opcode
 
 
 @pytest.mark.parametrize("opcode", list(Opcode), ids=lambda o: o.value)
 def test_every_opcode_has_an_isa_function(opcode: Opcode) -> None:
-    spec = OPCODES[opcode]  # collectives live in nki.collectives, the rest in nki.isa
-    fn = getattr(isa, spec.isa, None) or getattr(collectives, spec.isa, None)
-    assert callable(fn), f"{opcode.value}: no nisa / nki.collectives function {spec.isa}"
+    spec = OPCODES[opcode]  # collectives live in nki.collectives / nki.lnc, the rest in nki.isa
+    fn = (getattr(isa, spec.isa, None) or getattr(collectives, spec.isa, None)
+          or getattr(lnc, spec.isa, None))
+    assert callable(fn), f"{opcode.value}: no nisa / nki.collectives / nki.lnc function {spec.isa}"
     assert fn.__doc__, f"{spec.isa} has no docstring"
 
 
