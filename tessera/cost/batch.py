@@ -6,9 +6,10 @@ independent, so the ones missing from the cost cache are tuned side by side by a
 `BatchExecutor` (`tessera.cost.executor`): a pool of worker processes on this machine (the
 default), or Ray tasks on a cluster. Each worker returns its estimate's cache entry and the
 parent, the only writer, stores them in `cost.json` (so a cluster needs no shared disk).
-Local workers are forked where the platform can (they run only numpy and the timing
-model's compiled loops, never torch), since `spawn` would re-run the caller's script in
-every worker unless it has an `if __name__ == "__main__":` guard. Every answer is then read
+Local workers are forked where the platform can and Ray has not run in this process (they
+run only numpy and the timing model's compiled loops, never torch), since `spawn` would
+re-run the caller's script in every worker unless it has an `if __name__ == "__main__":`
+guard. Every answer is then read
 through `estimate` as usual, so a batch gives exactly the estimates one-by-one calls give.
 
     >>> from tessera.cost.batch import EstimateRequest, estimate_many
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -145,7 +147,11 @@ def _outcomes(missing: list[EstimateRequest], chip: str, plan: BatchExecutor
         yield from run_tasks(_tune_one, calls, plan.ray_address, plan.workers)
         return
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    # once Ray has run in this process its native library (threads, sockets) is copied into
+    # a forked child, which then crashes at random (a segfault in _raylet): start clean
+    # workers instead
+    forkable = "fork" in methods and "ray" not in sys.modules
+    context = multiprocessing.get_context("fork" if forkable else "spawn")
     count = min(plan.workers or os.cpu_count() or 1, len(missing))
     with ProcessPoolExecutor(max_workers=count, mp_context=context) as pool:
         futures = {pool.submit(_tune_one, *call): index for index, call in enumerate(calls)}
