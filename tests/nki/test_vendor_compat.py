@@ -102,3 +102,45 @@ def test_activation_reduce_res_taller_than_data_gets_its_first_rows():
     out = nki.simulate(kernel)(x)
     np.testing.assert_allclose(out[:64, 0], x.sum(axis=1))
     np.testing.assert_array_equal(out[64:, 0], -1.0)
+
+
+@pytest.mark.parametrize(("axis", "reduce"), [([4], (2,)), ([3, 4], (1, 2)), (2, (2,))])
+def test_tensor_reduce_axes_on_the_five_axis_pattern(axis, reduce):
+    """axis values past a tile's rank count on the instruction's partition + four free axes,
+    the tile's free axes right-aligned (the vendor's attention kernel writes axis=[4])."""
+    x = np.random.default_rng(1).standard_normal((8, 3, 5)).astype(np.float32)
+    keep = tuple(d for d in x.shape[1:] if x.shape.index(d) not in reduce) or (1,)
+
+    @nki.jit
+    def kernel(a):
+        t = nl.ndarray(a.shape, nl.float32, buffer=nl.sbuf)
+        nisa.dma_copy(dst=t, src=a)
+        r = nl.ndarray((8, *keep), nl.float32, buffer=nl.sbuf)
+        nisa.tensor_reduce(dst=r, op=nl.maximum, data=t, axis=axis)
+        out = nl.ndarray((8, *keep), nl.float32, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=out, src=r)
+        return out
+
+    np.testing.assert_array_equal(nki.simulate(kernel)(x).reshape(8, -1),
+                                  x.max(axis=reduce).reshape(8, -1))
+
+
+def test_sendrecv_takes_the_older_use_gpsimd_dma_keyword():
+    seen = []
+
+    @nki.jit
+    def kernel(x):
+        core = nl.program_id(0)
+        mine = nl.ndarray((8, 4), nl.float32, buffer=nl.sbuf)
+        nisa.dma_copy(dst=mine, src=x[core * 8:(core + 1) * 8, :])
+        theirs = nl.ndarray((8, 4), nl.float32, buffer=nl.sbuf)
+        nisa.sendrecv(src=mine, dst=theirs, send_to_rank=1 - core, recv_from_rank=1 - core,
+                      pipe_id=0, use_gpsimd_dma=True)
+        seen.append(core)
+        out = nl.ndarray((8, 4), nl.float32, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=out, src=theirs)
+        return out
+
+    trace = nki.trace(kernel[2])(np.zeros((16, 4), np.float32))
+    engines = {i.attrs.dma_engine for i in trace.instructions if i.opcode.value == "sendrecv"}
+    assert engines == {"gpsimd_dma"} and sorted(seen) == [0, 1]

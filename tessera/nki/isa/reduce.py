@@ -96,14 +96,25 @@ def _check_rows(a: NkiTensor, b: NkiTensor, what_a: str, what_b: str, opname: st
                                  f"{b.name}{list(b.shape)} span different partition counts")
 
 
+HW_RANK = 5  # partition axis + the four free axes of an instruction's access pattern
+
+
 def _reduced_axes(axis: object, ndim: int, opname: str) -> int:
     """Validate `axis` (trailing free axes only); returns how many trailing axes it names."""
     items: Sequence[object] = axis if isinstance(axis, tuple | list) else (axis,)
     axes = []
+    on_hw_pattern = False
     for a in items:
         if not isinstance(a, int | np.integer) or isinstance(a, bool):
             raise KernelUsageError(f"{opname}: axis must be an int or a tuple of ints, "
                                    f"got {axis!r}")
+        if ndim <= a < HW_RANK:
+            # the instruction's access pattern has a partition axis and up to four free
+            # axes ("the reduction axes can contain up to four free axes"); the vendor's
+            # kernels number a smaller tile's free axes on that full pattern, right-aligned
+            # (axis=[4] on a 3-D tile is its last axis)
+            a = a - (HW_RANK - ndim)
+            on_hw_pattern = True
         if not -ndim <= a < ndim:
             raise KernelUsageError(f"{opname}: axis {a} out of range for a {ndim}-D tile")
         axes.append(int(a) % ndim)
@@ -115,7 +126,7 @@ def _reduced_axes(axis: object, ndim: int, opname: str) -> int:
     k = len(axes)
     if sorted(axes) == list(range(ndim - k, ndim)):
         return k  # the current pages: the last contiguous free dims, ending at the final one
-    if sorted(axes) == list(range(1, k + 1)) and len(set(axes)) == k:
+    if not on_hw_pattern and sorted(axes) == list(range(1, k + 1)) and len(set(axes)) == k:
         # the earlier page numbers free axes from the most minor: "the reduction axes must
         # contain axis 1 (most-minor)" and be consecutive ([1, 2] = the two innermost), as
         # the vendor's kernels still write it (axis=1 on a 3-D tile reduces the last dim)

@@ -22,6 +22,7 @@ from tessera.nki.isa._common import (
     resolve_engine,
     tensor_arg,
 )
+from tessera.nki.isa.constants import dma_engine as _dma_engines
 from tessera.nki.isa.constants import nc_version
 from tessera.nki.runtime import (
     CoreContext,
@@ -107,15 +108,23 @@ def _check_sendrecv_tiles(ctx: CoreContext, src: NkiTensor, dst: NkiTensor, op: 
 
 @kernel_api
 def sendrecv(src: NkiTensor, dst: NkiTensor, send_to_rank: int, recv_from_rank: int,
-             pipe_id: int, dma_engine: object = None, name: str | None = None) -> None:
+             pipe_id: int, dma_engine: object = None, name: str | None = None,
+             use_gpsimd_dma: bool | None = None) -> None:
     """Send src to core `send_to_rank` and receive core `recv_from_rank`'s src into dst.
 
     Both tiles are in SBUF with equal dtype and layout. Each core's n-th sendrecv pairs
     with the peer's n-th one (`pipe_id` is recorded for the timing model). Needs an LNC=2
     launch (`kernel[2]`) on NeuronCore-v3+; the transfer runs on the DMA queues.
+    `use_gpsimd_dma=True` (the older keyword the vendor's kernels still pass) is
+    `dma_engine=nisa.dma_engine.gpsimd_dma`.
     """
     op = "sendrecv"
     ctx = current()
+    if use_gpsimd_dma is not None:
+        if dma_engine is not None:
+            raise KernelUsageError(f"{op}: pass dma_engine= or use_gpsimd_dma=, not both")
+        if use_gpsimd_dma:
+            dma_engine = _dma_engines.gpsimd_dma
     src = tensor_arg(src, "src", op)
     dst = tensor_arg(dst, "dst", op)
     _require_lnc_chip(ctx, op)
