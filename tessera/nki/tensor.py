@@ -67,7 +67,7 @@ class Storage:
 class NkiTensor(TensorApi):
     """A strided view of a tensor in HBM, SBUF or PSUM. Views share storage; none copies."""
 
-    __slots__ = ("storage", "offset", "shape", "strides", "_ap", "_np")
+    __slots__ = ("storage", "offset", "shape", "strides", "_ap", "_np", "_lazy")
 
     def __init__(self, storage: Storage, offset: int, shape: tuple[int, ...],
                  strides: tuple[int, ...], check: bool = True) -> None:
@@ -77,6 +77,7 @@ class NkiTensor(TensorApi):
         self.strides = strides
         self._ap: AccessPattern | None = None  # built on first use: views are immutable
         self._np: np.ndarray | None = None
+        self._lazy = False  # bounds checked at first use instead (raw .ap() views)
         if check:
             self._check_bounds()
 
@@ -356,8 +357,14 @@ class NkiTensor(TensorApi):
 
             return IndirectTensor(self, tuple((int(s), int(c)) for s, c in pairs),
                                   int(offset), vector_offset, scalar_offset, int(indirect_dim))
-        return self._new(self.offset + int(offset), tuple(int(c) for _, c in pairs),
-                         tuple(int(s) for s, _ in pairs))
+        # a raw pattern is checked when an instruction uses it, not when it is written: a
+        # kernel may build a view for a case its own guard then skips (the hardware only
+        # faults on an access)
+        view = NkiTensor(self.storage, self.offset + int(offset),
+                         tuple(int(c) for _, c in pairs), tuple(int(s) for s, _ in pairs),
+                         check=False)
+        view._lazy = True
+        return view
 
     def get_pattern(self) -> list[list[int]]:
         """This view's access pattern as [[stride, count], ...]."""
@@ -368,8 +375,14 @@ class NkiTensor(TensorApi):
         return self.strides == contiguous_strides(self.shape)
 
     # ------------------------------------------------------------------ data access
+    def _checked(self) -> None:
+        if getattr(self, "_lazy", False):
+            self._check_bounds()
+            self._lazy = False
+
     def access(self) -> AccessPattern:
         """The access pattern an instruction records for this view."""
+        self._checked()
         ap = self._ap
         if ap is None:
             st = self.storage
@@ -381,6 +394,7 @@ class NkiTensor(TensorApi):
 
     def numpy(self) -> np.ndarray:
         """A writable numpy view of the elements (functional mode only)."""
+        self._checked()
         st = self.storage
         if st.array is None:
             raise KernelUsageError(f"tensor {st.name} has no values in symbolic mode")

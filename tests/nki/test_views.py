@@ -188,21 +188,22 @@ def test_out_of_bounds_on_chip_index_raises() -> None:
 
 
 def test_ap_out_of_storage_raises() -> None:
+    """Raw patterns are checked where they are used (access, values), not when written."""
     t, _ = make((4, 6))
     with pytest.raises(OutOfBoundsError):
-        t.ap([[6, 4], [1, 6]], offset=1)
+        t.ap([[6, 4], [1, 6]], offset=1).access()
     with pytest.raises(OutOfBoundsError):
-        t.ap([[-1, 2]], offset=0)
+        t.ap([[-1, 2]], offset=0).numpy()
 
 
 def test_on_chip_view_leaving_the_partition_row_raises() -> None:
     t, _ = make((4, 8), Buffer.SBUF)
     with pytest.raises(OutOfBoundsError, match="partition row"):
-        t.ap([[8, 3], [1, 9]])  # nine elements of an eight-element row
+        t.ap([[8, 3], [1, 9]]).access()  # nine elements of an eight-element row
     with pytest.raises(OutOfBoundsError, match="partition row"):
-        t.ap([[8, 2], [1, 8]], offset=4)  # starts mid-row and runs into the next one
+        t.ap([[8, 2], [1, 8]], offset=4).access()  # starts mid-row, runs into the next
     with pytest.raises(OutOfBoundsError, match="whole partitions"):
-        t.ap([[4, 2], [1, 4]])  # dim 0 must step over whole partition rows
+        t.ap([[4, 2], [1, 4]]).access()  # dim 0 must step over whole partition rows
     # the same patterns are legal on HBM, where there are no partitions
     h, ref = make((4, 8))
     np.testing.assert_array_equal(h.ap([[8, 2], [1, 8]], offset=4).numpy(),
@@ -333,7 +334,7 @@ def test_ap_matches_index_arithmetic(data: st.DataObject, shape: tuple[int, ...]
         hi = max(0, s0 * (count0 - 1)) + max(0, s1 * (count1 - 1))
         if hi - lo >= flat.size:
             with pytest.raises(OutOfBoundsError):
-                t.ap(pattern, offset=-lo)
+                t.ap(pattern, offset=-lo).access()  # checked where it is used
             return
         offset = data.draw(st.integers(-lo, flat.size - 1 - hi))
     index = offset + sum(
