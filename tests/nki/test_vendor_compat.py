@@ -144,3 +144,37 @@ def test_sendrecv_takes_the_older_use_gpsimd_dma_keyword():
     trace = nki.trace(kernel[2])(np.zeros((16, 4), np.float32))
     engines = {i.attrs.dma_engine for i in trace.instructions if i.opcode.value == "sendrecv"}
     assert engines == {"gpsimd_dma"} and sorted(seen) == [0, 1]
+
+
+def test_an_indirect_dma_transpose_gathers_rows_then_transposes():
+    """dma_transpose of a src with runtime row offsets (dge_mode swdge): the page's indirect
+    transpose, as the vendor's block-KV attention loads its cache."""
+    cache = np.arange(6 * 16, dtype=np.float32).reshape(6, 16).astype(nl.bfloat16.storage)
+    blocks = np.array([[4], [1], [3]], dtype=np.uint32)
+
+    @nki.jit
+    def kernel(kv, ids):
+        idx = nl.ndarray((3, 1), nl.uint32, buffer=nl.sbuf)
+        nisa.dma_copy(dst=idx, src=ids)
+        t = nl.ndarray((16, 3), nl.bfloat16, buffer=nl.sbuf)
+        nisa.dma_transpose(dst=t, src=kv.ap([[16, 3], [1, 16]], offset=0, vector_offset=idx,
+                                             indirect_dim=0),
+                           dge_mode=nisa.dge_mode.swdge)
+        out = nl.ndarray((16, 3), nl.bfloat16, buffer=nl.shared_hbm)
+        nisa.dma_copy(dst=out, src=t)
+        return out
+
+    out = nki.simulate(kernel)(cache, blocks)
+    np.testing.assert_array_equal(out, cache[blocks[:, 0]].T)
+    with pytest.raises(nki.KernelUsageError, match="indirect DMA transpose"):
+        @nki.jit
+        def hw(kv, ids):
+            idx = nl.ndarray((3, 1), nl.uint32, buffer=nl.sbuf)
+            nisa.dma_copy(dst=idx, src=ids)
+            t = nl.ndarray((16, 3), nl.bfloat16, buffer=nl.sbuf)
+            nisa.dma_transpose(dst=t, src=kv.ap([[16, 3], [1, 16]], offset=0,
+                                                 vector_offset=idx, indirect_dim=0),
+                               dge_mode=nisa.dge_mode.hwdge)
+            return kv
+
+        nki.simulate(hw)(cache, blocks)

@@ -135,20 +135,58 @@ def dma_transpose(dst: NkiTensor, src: NkiTensor, axes: object = None,
     if not isinstance(dge_mode, DgeMode):
         raise KernelUsageError(f"{op}: dge_mode must be a nisa.dge_mode member, got "
                                f"{dge_mode!r}")
-    if dge_mode not in (DgeMode.unknown, DgeMode.hwdge):
+    indirect = isinstance(src, IndirectTensor)
+    if indirect:
+        _check_indirect_transpose(src, dge_mode, op)
+    elif dge_mode not in (DgeMode.unknown, DgeMode.hwdge):
         raise KernelUsageError(f"{op}: dge_mode={dge_mode.value}; a direct DMA transpose "
                                "takes dge_mode unknown or hwdge")
     if dge_mode is DgeMode.hwdge:
         _check_hwdge_transpose(ctx, src, op)
     partitions, free = _dma_shape(dst, src)
-    record(ctx, Engine.DMA, Opcode.DMA_TRANSPOSE, (src,), (dst,),
+    offsets = tuple(t for t in (src.index, src.scalar) if isinstance(t, NkiTensor)) \
+        if indirect else ()
+    record(ctx, Engine.DMA, Opcode.DMA_TRANSPOSE, (src, *offsets), (dst,),
            DmaTransposeAttrs(tuple(int(a) for a in perm), dge_mode.value,
                              getattr(oob_mode, "value", str(oob_mode))),
            partitions=partitions, free_elements=free)
     if ctx.run.symbolic:
         return
     # Raw storage values: a transpose only moves bytes, so NaN payloads etc. survive.
+    if indirect:
+        # an indirect transpose gathers the rows at their runtime offsets, then permutes
+        # (the page: it lowers to a DMA gather-transpose); skipped rows read as zeros
+        addr, inside = src.addresses(oob_mode is OobMode.skip)
+        rows = np.zeros(addr.shape, dtype=src.storage.array.dtype)
+        rows[inside] = src.storage.array[addr[inside]]
+        dst.numpy()[...] = np.transpose(rows.reshape(src.shape), perm)
+        return
     dst.numpy()[...] = np.transpose(src.numpy(), perm)
+
+
+INDIRECT_TRANSPOSE_MAX_LAST = 128  # elements of src's last dimension
+
+
+def _check_indirect_transpose(src: IndirectTensor, dge_mode: DgeMode, op: str) -> None:
+    """The "DMA Indirect Transpose Constraints" of the dma_transpose page (2.29-2.34):
+    software DGE (unknown or swdge), src in HBM, a 2-byte dtype, src.shape[-1] <= 128,
+    offsets in an SBUF integer tile."""
+    if dge_mode not in (DgeMode.unknown, DgeMode.swdge):
+        raise KernelUsageError(f"{op}: dge_mode={dge_mode.value}; an indirect DMA transpose "
+                               "(src with runtime offsets) takes dge_mode unknown or swdge")
+    if src.storage.buffer.on_chip:
+        raise KernelUsageError(f"{op}: an indirect DMA transpose reads its src from HBM; "
+                               f"{src.name} is in {src.storage.buffer.value}")
+    if src.itemsize != 2:
+        raise DTypeError(f"{op}: an indirect DMA transpose moves 2-byte elements; "
+                         f"{src.name} is {src.dtype.name}")
+    if src.shape[-1] > INDIRECT_TRANSPOSE_MAX_LAST:
+        raise ShapeMismatchError(f"{op}: an indirect DMA transpose takes src.shape[-1] <= "
+                                 f"{INDIRECT_TRANSPOSE_MAX_LAST}; src is {list(src.shape)}")
+    index = src.index
+    if isinstance(index, NkiTensor) and index.storage.buffer is not Buffer.SBUF:
+        raise KernelUsageError(f"{op}: the offsets {index.name} of an indirect DMA transpose "
+                               "must be in SBUF")
 
 
 def _check_hwdge_transpose(ctx: CoreContext, src: NkiTensor, op: str) -> None:
