@@ -93,10 +93,9 @@ def all_gather(srcs: list, dsts: list, replica_group: ReplicaGroup, collective_d
     prio = _cc.priority(ctx, priority, opname)
     call = _cc.Call(ctx, bind, opname, _cc.rank_list(ctx, bind, replica_group, opname))
     n = len(call.members)
+    if sbuf:
+        _cc.two_d(srcs, opname)
     for s, d in zip(srcs, dsts, strict=True):
-        if sbuf and s.ndim != 2:
-            raise _ShapeError(f"{opname}: SBUF collectives take 2-D tiles; src "
-                              f"{s.name} is {list(s.shape)}")
         want = list(s.shape)
         want[dim] *= n
         _cc.shape(d, tuple(want), "dst", opname)
@@ -119,10 +118,9 @@ def reduce_scatter(srcs: list, dsts: list, replica_group: ReplicaGroup, collecti
     red, prio = _cc.reduce_op(op, opname), _cc.priority(ctx, priority, opname)
     call = _cc.Call(ctx, bind, opname, _cc.rank_list(ctx, bind, replica_group, opname))
     n = len(call.members)
+    if sbuf:
+        _cc.two_d(srcs, opname)
     for s, d in zip(srcs, dsts, strict=True):
-        if sbuf and s.ndim != 2:
-            raise _ShapeError(f"{opname}: SBUF collectives take 2-D tiles; src "
-                              f"{s.name} is {list(s.shape)}")
         if s.shape[0] % n:
             raise _ShapeError(f"{opname}: src {s.name}{list(s.shape)}: dim 0 must split "
                               f"into {n} equal chunks (one per rank)")

@@ -216,6 +216,14 @@ def memory(ctx: CoreContext, tensors: list[NkiTensor], op: str, hbm_only: bool =
     return sbuf
 
 
+def two_d(srcs: list[NkiTensor], op: str) -> None:
+    """SBUF collectives gather or scatter whole 2-D tiles."""
+    for s in srcs:
+        if s.ndim != 2:
+            raise ShapeMismatchError(f"{op}: SBUF collectives take 2-D tiles; src {s.name} "
+                                     f"is {list(s.shape)}")
+
+
 def pairs(srcs: list[NkiTensor], dsts: list[NkiTensor], op: str) -> None:
     """One dst per src, of the src's dtype."""
     if len(srcs) != len(dsts):

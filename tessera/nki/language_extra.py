@@ -18,7 +18,7 @@ import numpy as np
 
 from tessera.nki.buffers import Buffer
 from tessera.nki.creation import ndarray, zeros
-from tessera.nki.dtypes import to_dtype
+from tessera.nki.dtypes import cast, to_dtype
 from tessera.nki.errors import KernelUsageError
 from tessera.nki.runtime import current, kernel_api
 from tessera.nki.tensor import NkiTensor
@@ -98,7 +98,7 @@ def device_print(print_prefix: str, tensor: NkiTensor) -> None:
 
 def static_cast(data: object, dtype: object) -> np.ndarray:
     """Cast host data (a numpy array or anything `np.asarray` takes) to an NKI dtype's
-    host storage, rounding to nearest as numpy / ml_dtypes do.
+    host storage, by the rule kernels cast with (`tessera.nki.dtypes.cast`).
 
     No reference page lists it; the vendor's kernel-library tests call it on their numpy
     reference outputs (`nl.static_cast(out, x.dtype)`). In a kernel, cast a tile with
@@ -106,8 +106,6 @@ def static_cast(data: object, dtype: object) -> np.ndarray:
     if isinstance(data, NkiTensor):
         raise KernelUsageError("nl.static_cast casts host arrays; cast a tile with "
                                "nisa.tensor_copy into a tile of the target dtype")
-    storage = np.dtype(to_dtype(dtype).storage)
-    values = np.asarray(data)
-    if values.dtype.kind in "fV" and storage.kind not in "fV":
-        values = np.rint(values.astype(np.float64))  # float -> int: round, as numpy does not
-    return values.astype(storage)
+    # the kernel language's one casting rule (dtypes.cast: RNE, narrow floats saturate,
+    # integers round to nearest even and clip)
+    return cast(np.asarray(data), to_dtype(dtype))

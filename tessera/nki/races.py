@@ -200,13 +200,37 @@ class _Log:
 
 
 @dataclass
-class _Last:
-    """One core's last written value of each byte of one tensor in the current phase."""
+class _Written:
+    """One core's writes of one tensor in the current phase, each with the bytes it stored,
+    and the byte range they span (only where two cores' ranges meet is anything compared)."""
 
-    values: np.ndarray  # uint8, the storage's bytes
-    written: np.ndarray  # bool per byte
-    owner: np.ndarray  # index into `writes` of the write that stored each byte
-    writes: list[Access] = field(default_factory=list)
+    writes: list[tuple[Access, np.ndarray | slice, np.ndarray]] = field(default_factory=list)
+    lo: int = 2**62
+    hi: int = 0
+
+    def add(self, a: Access) -> None:
+        pos = _positions(a)
+        self.writes.append((a, pos, _raw(a)[pos].copy()))
+        self.lo, self.hi = min(self.lo, a.byte_lo), max(self.hi, a.byte_hi)
+
+    def last_values(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(value, written, index of the write that stored it) of bytes [lo, hi), each
+        byte as this core's last write of it left it."""
+        values = np.zeros(hi - lo, np.uint8)
+        written = np.zeros(hi - lo, np.bool_)
+        owner = np.zeros(hi - lo, np.int32)
+        for k, (_, pos, stored) in enumerate(self.writes):
+            if isinstance(pos, slice):
+                a, b = max(pos.start, lo), min(pos.stop, hi)
+                if a >= b:
+                    continue
+                where: slice | np.ndarray = slice(a - lo, b - lo)
+                part = stored[a - pos.start:b - pos.start]
+            else:
+                keep = (pos >= lo) & (pos < hi)
+                where, part = pos[keep] - lo, stored[keep]
+            values[where], written[where], owner[where] = part, True, k
+        return values, written, owner
 
 
 def _positions(a: Access) -> np.ndarray | slice:
@@ -235,14 +259,14 @@ class RaceTracker:
     def __init__(self) -> None:
         self._logs: dict[str, _Log] = {}
         self._unsettled: dict[int, list[Access]] = {}  # writes that have not run yet
-        self._last: dict[tuple[str, int], _Last] = {}
+        self._written: dict[str, dict[int, _Written]] = {}  # tensor -> core -> writes
 
     def new_phase(self) -> None:
         """A core_barrier released every core: the phase's last writes are compared, and
         all earlier accesses are ordered before all later ones."""
         self.finish()
         self._logs.clear()
-        self._last.clear()
+        self._written.clear()
 
     def access(self, core: int, inst: Instruction, reads: tuple[object, ...],
                writes: tuple[object, ...]) -> None:
@@ -279,29 +303,23 @@ class RaceTracker:
         """Record the values the core's writes stored (they have run by now; cores switch
         only at barriers and sendrecvs, so nothing else wrote in between)."""
         for a in self._unsettled.pop(core, ()):
-            raw = _raw(a)
-            last = self._last.get((a.tensor, core))
-            if last is None:
-                last = _Last(np.zeros(raw.size, np.uint8), np.zeros(raw.size, np.bool_),
-                             np.zeros(raw.size, np.int32))
-                self._last[(a.tensor, core)] = last
-            pos = _positions(a)
-            last.values[pos] = raw[pos]
-            last.written[pos] = True
-            last.owner[pos] = len(last.writes)
-            last.writes.append(a)
+            self._written.setdefault(a.tensor, {}).setdefault(core, _Written()).add(a)
 
     def finish(self) -> None:
         """Compare, per byte two cores both wrote this phase, each core's last value."""
-        for (tensor, core), mine in self._last.items():
-            for (other_tensor, other), theirs in self._last.items():
-                if other_tensor != tensor or other <= core:
-                    continue
-                clash = np.flatnonzero(mine.written & theirs.written
-                                       & (mine.values != theirs.values))
-                if clash.size:
-                    byte = int(clash[0])
-                    raise race_error(theirs.writes[theirs.owner[byte]],
-                                     mine.writes[mine.owner[byte]], byte,
-                                     "of the two different values stored, the one that "
-                                     "lands last stays")
+        for by_core in self._written.values():
+            cores = sorted(by_core)
+            for i, core in enumerate(cores):
+                for other in cores[i + 1:]:
+                    mine, theirs = by_core[core], by_core[other]
+                    lo, hi = max(mine.lo, theirs.lo), min(mine.hi, theirs.hi)
+                    if lo >= hi:
+                        continue
+                    v0, w0, o0 = mine.last_values(lo, hi)
+                    v1, w1, o1 = theirs.last_values(lo, hi)
+                    clash = np.flatnonzero(w0 & w1 & (v0 != v1))
+                    if clash.size:
+                        at = int(clash[0])
+                        raise race_error(theirs.writes[o1[at]][0], mine.writes[o0[at]][0],
+                                         lo + at, "of the two different values stored, the "
+                                         "one that lands last stays")

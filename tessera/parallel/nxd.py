@@ -227,6 +227,17 @@ class _TpLayer(nn.Module):
     def _from_local(self, tensor: torch.Tensor, placement) -> DTensor:  # noqa: ANN001
         return DTensor.from_local(tensor, self.mesh, [placement], run_check=False)
 
+    def _init_linear(self, input_size: int, output_size: int, bias: bool,
+                     init_method: Callable[[torch.Tensor], object] | None, dtype: torch.dtype,
+                     keep_master_weight: bool, weight_placement, bias_placement) -> None:  # noqa: ANN001
+        """The whole [output, input] weight (and bias) initialised once, then placed on the
+        tp mesh; `master_weight` keeps the unsplit weight when asked."""
+        with torch.no_grad():
+            weight, b = _linear_init(output_size, input_size, bias, init_method)
+            self.weight = _param(weight, self.mesh, weight_placement, dtype)
+            self.bias = None if b is None else _param(b, self.mesh, bias_placement, dtype)
+        self.master_weight = weight.to(dtype) if keep_master_weight else None
+
 
 class ColumnParallelLinear(_TpLayer):
     """`y = x A^T + b` with A's rows (the output features) split over the tp ranks.
@@ -250,12 +261,9 @@ class ColumnParallelLinear(_TpLayer):
         self.output_size_per_partition = _per_rank(output_size, self.tensor_model_parallel_size,
                                                    "output_size", name)
         self.gather_output, self.skip_bias_add = gather_output, skip_bias_add
-        with torch.no_grad():
-            weight, b = _linear_init(output_size, input_size, bias, init_method)
-            self.weight = _param(weight, self.mesh, Shard(0), dtype)
-            # the bias is split like the output features it is added to
-            self.bias = None if b is None else _param(b, self.mesh, Shard(0), dtype)
-        self.master_weight = weight.to(dtype) if keep_master_weight else None
+        # the bias is split like the output features it is added to
+        self._init_linear(input_size, output_size, bias, init_method, dtype,
+                          keep_master_weight, Shard(0), Shard(0))
 
     def forward(self, input: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Full input in; full output (`gather_output`) or this rank's output slice out."""
@@ -301,11 +309,8 @@ class RowParallelLinear(_TpLayer):
         self.input_size_per_partition = _per_rank(input_size, self.tensor_model_parallel_size,
                                                   "input_size", name)
         self.input_is_parallel, self.skip_bias_add = input_is_parallel, skip_bias_add
-        with torch.no_grad():
-            weight, b = _linear_init(output_size, input_size, bias, init_method)
-            self.weight = _param(weight, self.mesh, Shard(1), dtype)
-            self.bias = None if b is None else _param(b, self.mesh, Replicate(), dtype)
-        self.master_weight = weight.to(dtype) if keep_master_weight else None
+        self._init_linear(input_size, output_size, bias, init_method, dtype,
+                          keep_master_weight, Shard(1), Replicate())
 
     def forward(self, input: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         """Full input (or its local slice, `input_is_parallel`) in; full output out."""
