@@ -30,13 +30,13 @@ MODULES: dict[str, str] = {
     "nki.tensor": "tessera.nki.ntensor",
 }
 
-# the Beta-1 package path (neuronx-cc's `neuronxcc.nki`): the same modules one level down
+# the Beta-1 package path (neuronx-cc's `neuronxcc.nki`): the Beta-1 front end
 LEGACY_MODULES: dict[str, str] = {
-    "neuronxcc.nki": "tessera.nki",
-    "neuronxcc.nki.language": "tessera.nki.language",
-    "neuronxcc.nki.isa": "tessera.nki.isa",
-    "neuronxcc.nki.typing": "tessera.nki.typing",
-    "neuronxcc.nki.compiler": "tessera.nki.compiler",
+    "neuronxcc.nki": "tessera.nki.beta1.top",
+    "neuronxcc.nki.language": "tessera.nki.beta1.language",
+    "neuronxcc.nki.isa": "tessera.nki.beta1.isa",
+    "neuronxcc.nki.typing": "tessera.nki.beta1.typing",
+    "neuronxcc.nki.compiler": "tessera.nki.beta1.compiler",
 }
 
 BUILTIN = "builtin"  # the global the vendor's kernel tracer gives kernel code
@@ -75,7 +75,7 @@ def _install_legacy() -> None:
         setattr(package, _MARK, True)
         package.__path__ = []  # a package, so `import neuronxcc.nki` looks in sys.modules
         sys.modules["neuronxcc"] = package
-    package.nki = importlib.import_module("tessera.nki")  # type: ignore[attr-defined]
+    package.nki = importlib.import_module("tessera.nki.beta1.top")  # type: ignore[attr-defined]
     for public, ours in LEGACY_MODULES.items():
         sys.modules[public] = importlib.import_module(ours)
 

@@ -23,7 +23,8 @@ _PREFIX = {Buffer.SBUF: "sb", Buffer.PSUM: "ps", Buffer.HBM: "hbm",
 class par_dim(int):  # noqa: N801 - NKI's spelling
     """`nl.par_dim(n)`: marks the partition dimension of a shape. As the first dimension it
     is the plain size n (`nl.ndarray((nl.par_dim(128), 512), ...)`). After the first, the
-    Beta-1 pages make the leading dimensions blocks (a list of tiles): not supported here."""
+    Beta-1 pages make the leading dimensions blocks (a list of tiles): the Beta-1 front end
+    (`neuronxcc.nki`, tessera.nki.beta1) supports that; Beta-2 kernels use lists."""
 
     def __repr__(self) -> str:
         return f"par_dim({int(self)})"
@@ -34,9 +35,9 @@ def _shape(shape: object) -> tuple[int, ...]:
         return (int(shape),)
     if isinstance(shape, tuple | list) and any(isinstance(s, par_dim) for s in shape[1:]):
         raise KernelUsageError(f"shape {tuple(shape)!r}: a par_dim after the first dimension "
-                               "makes Beta-1 block dimensions, which Tessera does not support "
-                               "yet; put the partition dimension first and hold blocks of "
-                               "tiles in a Python list")
+                               "makes Beta-1 block dimensions, which only Beta-1 kernels "
+                               "(neuronxcc.nki) have; put the partition dimension first and "
+                               "hold blocks of tiles in a Python list")
     try:
         dims = tuple(int(s) for s in shape)  # type: ignore[union-attr]
     except TypeError:
@@ -97,7 +98,7 @@ def new_tensor(ctx: CoreContext, shape: object, dtype: object, buffer: object,
     d = dt.to_dtype(dtype)
     buf = _buffer(buffer)
     run = ctx.run
-    shared = buf is Buffer.SHARED_HBM and run.num_cores > 1
+    shared = buf is Buffer.SHARED_HBM and (run.num_cores > 1 or run.grid_instances > 1)
     if shared:
         # one allocation seen by every core: the k-th shared_hbm tensor of each core is the
         # same tensor, with a core-independent name so the stream is deterministic

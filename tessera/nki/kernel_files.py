@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import inspect
 import itertools
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -177,6 +178,10 @@ def parse_spec(spec: str) -> KernelSpec:
     return KernelSpec(path, kernel)
 
 
+_NKI_IMPORT = re.compile(r"^\s*(from\s+neuronxcc\b|import\s+neuronxcc\b|import\s+nki\b|"
+                         r"from\s+nki\b)", re.MULTILINE)
+
+
 def load_kernel_file(path: Path | str) -> KernelFile:
     """Import a kernel file by path under a fresh module name (so edits are picked up)."""
     path = Path(path)
@@ -187,6 +192,12 @@ def load_kernel_file(path: Path | str) -> KernelFile:
     if spec is None or spec.loader is None:
         raise KernelFileError(f"{path}: not an importable Python file")
     module = importlib.util.module_from_spec(spec)
+    if _NKI_IMPORT.search(path.read_text(errors="replace")):
+        # a file written for the vendor's packages (`import nki`, or Beta 1's
+        # `from neuronxcc import nki`) runs on Tessera's, unless the real ones are installed
+        from tessera.nki import compat  # compat maps module names onto this package
+
+        compat.install()
     # registered so that dataclasses and pickling inside the file can find their module
     sys.modules[name] = module
     try:

@@ -64,6 +64,8 @@ class TraceResult:
     # the scheduling edges the kernel added (`depends_on`, `nl.no_reorder`, `with_schedule`),
     # in stream positions
     edges: tuple[ScheduleEdge, ...] = ()
+    # what the kernel asked for that is accepted and not modelled (profile notes)
+    notes: tuple[str, ...] = ()
 
     def count_by_engine(self) -> dict[str, int]:
         """Instruction counts per engine (engine value -> count), in engine order."""
@@ -116,6 +118,13 @@ class Kernel:
 
     def __repr__(self) -> str:
         return f"nki.jit({self.fn.__qualname__})[{self.lnc}]"
+
+    def prepare(self, run: KernelRun) -> None:
+        """Set up a launch's shared state (the Beta-1 front end marks its launches)."""
+
+    def run_core(self, ctx: CoreContext, args: tuple, kwargs: dict) -> object:
+        """Run the kernel body on one core (Beta 1: every SPMD instance of that core)."""
+        return self.fn(*args, **kwargs)
 
 
 def jit(fn: Callable[..., object] | None = None, *,
@@ -284,6 +293,7 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
                                f"core(s) only; use LNC={spec.lnc_allowed[-1]} or another chip")
     limits = core_limits(chip if isinstance(chip, str) else spec)
     run = KernelRun(mode, limits, kernel.lnc)
+    kernel.prepare(run)
     scheduler = CoreScheduler(kernel.lnc) if kernel.lnc > 1 else None
     run.cores = scheduler
     symbolic = mode is ExecMode.SYMBOLIC
@@ -335,7 +345,7 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
         try:
             # inf/NaN arithmetic is what the engines produce: no numpy warnings per op
             with np.errstate(all="ignore"):
-                results[core] = kernel.fn(*bound.args, **bound.kwargs)
+                results[core] = kernel.run_core(ctx, bound.args, bound.kwargs)
             if pairs:
                 ctx.edges += named_edges(pairs, ctx.named_calls, kind)
         finally:
@@ -348,7 +358,7 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
     stream = tuple(inst for core in per_core for inst in core)
     outputs = _to_host(results[0], as_torch, symbolic)
     return TraceResult(outputs, stream, tuple(run.tensors), spec, kernel.lnc, symbolic,
-                       kernel.compile_config, _stream_edges(contexts))
+                       kernel.compile_config, _stream_edges(contexts), tuple(run.notes))
 
 
 def _stream_edges(contexts: list[CoreContext]) -> tuple[ScheduleEdge, ...]:

@@ -144,6 +144,13 @@ class KernelRun:
         # shared_hbm tensors are one allocation seen by every core: the k-th shared_hbm
         # ndarray of each core is the same tensor.
         self.shared: dict[int, object] = {}
+        # the Beta-1 front end (neuronxcc.nki): tiles as values, N-D SPMD grids whose
+        # instances share the launch's shared_hbm tensors
+        self.beta1 = False
+        self.grid_instances = 1
+        # what the kernel asked for that the model accepts but does not model (Beta-1
+        # allocator hooks, compiler directives): each listed once in the profile's notes
+        self.notes: list[str] = []
 
     @property
     def symbolic(self) -> bool:
@@ -166,6 +173,7 @@ class CoreContext:
         self.api_name: str | None = None  # the `name=` of the nisa call being recorded
         self.named_calls: list[tuple[str, int, int]] = []  # (name, first, end) per named call
         self.rng_states: dict[Engine, object] = {}  # PRNG state per engine (isa.random)
+        self.grid_index: tuple[int, ...] = ()  # the Beta-1 SPMD instance being traced
 
     def fresh_name(self, prefix: str) -> str:
         """A deterministic unique tensor name (same in functional and symbolic mode)."""
@@ -212,6 +220,15 @@ class CoreContext:
         info = TensorInfo(name, buffer, shape, dtype, itemsize, self.core_id, where)
         with self.run.lock:
             self.run.tensors.append(info)
+
+
+def add_note(text: str) -> None:
+    """List `text` once in the running kernel's profile notes (what is accepted and not
+    modelled); nothing on the host."""
+    ctx = maybe_current()
+    if ctx is not None and text not in ctx.run.notes:
+        with ctx.run.lock:
+            ctx.run.notes.append(text)
 
 
 _local = threading.local()

@@ -15,6 +15,7 @@ import operator
 import numpy as np
 
 from tessera.nki import dtypes as dt
+from tessera.nki.beta1.index import IndexExpr, Mask, MgridResult, affine_view, indirect_view
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, OutOfBoundsError
 from tessera.nki.indexing import (
@@ -67,7 +68,7 @@ class Storage:
 class NkiTensor(TensorApi):
     """A strided view of a tensor in HBM, SBUF or PSUM. Views share storage; none copies."""
 
-    __slots__ = ("storage", "offset", "shape", "strides", "_ap", "_np", "_lazy")
+    __slots__ = ("storage", "offset", "shape", "strides", "_ap", "_np", "_lazy", "_replay")
 
     def __init__(self, storage: Storage, offset: int, shape: tuple[int, ...],
                  strides: tuple[int, ...], check: bool = True) -> None:
@@ -78,6 +79,7 @@ class NkiTensor(TensorApi):
         self._ap: AccessPattern | None = None  # built on first use: views are immutable
         self._np: np.ndarray | None = None
         self._lazy = False  # bounds checked at first use instead (raw .ap() views)
+        self._replay = None  # a Beta-1 result: how to issue it into an assignment's target
         if check:
             self._check_bounds()
 
@@ -179,6 +181,24 @@ class NkiTensor(TensorApi):
     # that wrote it.
     @kernel_api
     def __getitem__(self, key: object) -> NkiTensor:
+        if type(key) is MgridResult:
+            key = key.exprs  # `t[nl.mgrid[0:128, 0:512]]`
+        if type(key) is tuple and key and isinstance(key[0], NkiTensor):
+            # Beta-1 indirect rows: `t[index_tile, i_f]` (a gather/scatter view for DMAs)
+            return indirect_view(self, key)
+        if type(key) is IndexExpr or (type(key) is tuple
+                                      and any(type(k) is IndexExpr for k in key)):
+            # Beta-1 affine indexing: checked where used (a mask may cut it down first)
+            offset, shape, strides = affine_view(self.shape, self.strides, self.offset, key,
+                                                 self.name)
+            view = NkiTensor(self.storage, offset, shape, strides, check=False)
+            view._lazy = True
+            return view
+        if type(key) is Mask:
+            # Beta-1 operand masking (`lhs[i_f <= 64]`): the view cut to the mask's box
+            from tessera.nki.beta1.masking import operand_view  # it builds on tensors
+
+            return operand_view(self, key)
         on_chip = self.storage.buffer.on_chip
         items = normalise_key(key, self.shape)
         offset = self.offset

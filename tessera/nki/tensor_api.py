@@ -87,3 +87,120 @@ class TensorApi(NKIObject):
         return select_rows(self, dim, vector_offset)  # type: ignore[arg-type]
 
     indirect = Refused("nl.NkiTensor.indirect", _TI)
+
+    # ------------------------------------------------------------------ Beta-1 tile values
+    # Beta-1 kernels (neuronxcc.nki) treat tiles as values: `t[...] = f(x)`, `psum += ...`,
+    # `a + b`, `a / 512`. Each works inside a Beta-1 launch only (tessera.nki.beta1.values).
+    __array_ufunc__ = None  # `np.float32(2) * tile` defers to the tile's operators
+
+    @kernel_api
+    def __setitem__(self, key: object, value: object) -> None:
+        from tessera.nki.beta1 import values  # the Beta-1 front end builds on tensors
+
+        values.assign(self, key, value)  # type: ignore[arg-type]
+
+    @kernel_api
+    def __iadd__(self, value: object) -> NkiTensor:
+        from tessera.nki.beta1 import values
+
+        return values.inplace(self, "add", value)  # type: ignore[arg-type]
+
+    @kernel_api
+    def __isub__(self, value: object) -> NkiTensor:
+        from tessera.nki.beta1 import values
+
+        return values.inplace(self, "sub", value)  # type: ignore[arg-type]
+
+    @kernel_api
+    def __imul__(self, value: object) -> NkiTensor:
+        from tessera.nki.beta1 import values
+
+        return values.inplace(self, "mul", value)  # type: ignore[arg-type]
+
+    @kernel_api
+    def __itruediv__(self, value: object) -> NkiTensor:
+        from tessera.nki.beta1 import values
+
+        return values.inplace(self, "truediv", value)  # type: ignore[arg-type]
+
+    def _op(self, name: str, a: object, b: object) -> NkiTensor:
+        from tessera.nki.beta1 import values
+
+        return values.binary(name, a, b)
+
+    @kernel_api
+    def __add__(self, o: object) -> NkiTensor:
+        return self._op("add", self, o)
+
+    @kernel_api
+    def __radd__(self, o: object) -> NkiTensor:
+        return self._op("add", o, self)
+
+    @kernel_api
+    def __sub__(self, o: object) -> NkiTensor:
+        return self._op("subtract", self, o)
+
+    @kernel_api
+    def __rsub__(self, o: object) -> NkiTensor:
+        return self._op("subtract", o, self)
+
+    @kernel_api
+    def __mul__(self, o: object) -> NkiTensor:
+        return self._op("multiply", self, o)
+
+    @kernel_api
+    def __rmul__(self, o: object) -> NkiTensor:
+        return self._op("multiply", o, self)
+
+    @kernel_api
+    def __truediv__(self, o: object) -> NkiTensor:
+        return self._op("divide", self, o)
+
+    @kernel_api
+    def __rtruediv__(self, o: object) -> NkiTensor:
+        return self._op("divide", o, self)
+
+    @kernel_api
+    def __pow__(self, o: object) -> NkiTensor:
+        return self._op("power", self, o)
+
+    @kernel_api
+    def __lt__(self, o: object) -> NkiTensor:
+        return self._op("less", self, o)
+
+    @kernel_api
+    def __le__(self, o: object) -> NkiTensor:
+        return self._op("less_equal", self, o)
+
+    @kernel_api
+    def __gt__(self, o: object) -> NkiTensor:
+        return self._op("greater", self, o)
+
+    @kernel_api
+    def __ge__(self, o: object) -> NkiTensor:
+        return self._op("greater_equal", self, o)
+
+    @kernel_api
+    def __and__(self, o: object) -> NkiTensor:
+        return self._op("bitwise_and", self, o)
+
+    @kernel_api
+    def __or__(self, o: object) -> NkiTensor:
+        return self._op("bitwise_or", self, o)
+
+    @kernel_api
+    def __neg__(self) -> NkiTensor:
+        from tessera.nki.beta1 import values
+
+        return values.unary("negative", self)  # type: ignore[arg-type]
+
+    @kernel_api
+    def broadcast_to(self, shape: object) -> NkiTensor:
+        """Beta-1 tile method: a new tile of `shape` repeating this one's size-1 axes
+        (`nl.broadcast_to`)."""
+        from tessera.nki.beta1 import values
+
+        values.require_beta1("tile.broadcast_to")
+        from tessera.nki.language_layout import broadcast_to
+
+        return broadcast_to(self, shape)

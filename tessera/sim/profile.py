@@ -181,6 +181,7 @@ def schedule(trace: TraceResult, chip_spec: ChipSpec | str | None = None,
     config = trace.compile_config
     order = _heuristic(heuristic) if heuristic is not None else config.heuristic
     notes = tuple(f"{option}: accepted, not modelled" for option in config.unmodelled())
+    notes += tuple(getattr(trace, "notes", ()))
     if order is SchedulingHeuristic.DMA_PREFETCH:
         notes += ("DMA_PREFETCH orders like ASAP: DMAs have queues of their own in the model, "
                   "so no DMA competes with compute for a queue",)

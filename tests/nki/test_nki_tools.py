@@ -22,6 +22,7 @@ from tessera import nki, sim
 from tessera.nki import compat
 from tessera.nki import pytest_plugin as plugin
 from tessera.nki.__main__ import main as nki_main
+from tessera.nki.beta1 import top as beta1_top
 from tessera.nki.errors import CoreRaceError, KernelUsageError
 from tessera.nki.legacy import PERCENTILES
 from tessera.nki.pytest_plugin import HEADER
@@ -45,9 +46,10 @@ def test_install_resolves_the_beta1_neuronxcc_paths(clean_aliases):
     assert compat.install(force=True) and compat.installed()
     from neuronxcc import nki as legacy  # noqa: PLC0415 - the alias under test
 
-    assert legacy is nki and legacy.benchmark is nki.benchmark
+    # neuronxcc.nki is the Beta-1 front end, its own modules over the same machine
+    assert legacy is beta1_top and legacy.jit is not nki.jit
     for sub in ("language", "isa", "typing", "compiler"):
-        assert importlib.import_module(f"neuronxcc.nki.{sub}") is getattr(nki, sub)
+        assert importlib.import_module(f"neuronxcc.nki.{sub}") is getattr(beta1_top, sub)
     assert importlib.import_module("nki").collectives is nki.collectives
     compat.uninstall()
     assert not any(k in sys.modules for k in ALIASES)
@@ -61,7 +63,7 @@ def test_a_real_neuronxcc_is_left_alone_unless_forced(clean_aliases, monkeypatch
     compat.install()
     assert sys.modules["neuronxcc"] is real and "neuronxcc.nki" not in sys.modules
     compat.install(force=True)
-    assert sys.modules["neuronxcc"] is not real and sys.modules["neuronxcc.nki"] is nki
+    assert sys.modules["neuronxcc"] is not real and sys.modules["neuronxcc.nki"] is beta1_top
     compat.uninstall()  # removes the stand-in, not what it replaced
     assert "neuronxcc" not in sys.modules
 
@@ -139,7 +141,7 @@ def test_plugin_installs_at_configure_and_restores_at_unconfigure(clean_aliases,
     monkeypatch.setitem(sys.modules, "neuronxcc", real)
     plugin.pytest_configure(None)
     assert importlib.import_module("nki") is nki
-    assert importlib.import_module("neuronxcc.nki.language") is nl
+    assert importlib.import_module("neuronxcc.nki.language") is beta1_top.language
     assert plugin.pytest_report_header(None) == HEADER
     plugin.pytest_unconfigure(None)
     assert sys.modules["neuronxcc"] is real

@@ -1,0 +1,173 @@
+"""Beta-1 tiles as values: results that become the destination they are assigned to.
+
+In Beta 1 every `nl.*` / `nisa.*` call returns a new tile, and the kernel writes it
+somewhere with `t[...] = f(...)` or accumulates it with `psum[...] += nisa.nc_matmul(...)`.
+The compiler makes the assignment target the instruction's destination: no copy is issued
+("NKI programming model": tiles; "nki.isa.nc_matmul": `+=` accumulates into PSUM, `=`
+overwrites). Here a call first computes into a fresh tile and remembers how (`Replay`);
+an assignment that follows at once takes the call back and issues it again into the
+target, so the stream holds the instruction a destination-passing kernel would issue. The
+returned Python object is re-pointed at the target, so a kernel that keeps using it reads
+the target, as the compiler's renaming does. Anything else (a tile in another buffer, a
+value computed earlier) is copied by a `tensor_copy`, as the compiler does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tessera.nki import dtypes as dt
+from tessera.nki import isa
+from tessera.nki.buffers import Buffer
+from tessera.nki.creation import new_tensor
+from tessera.nki.errors import KernelUsageError
+from tessera.nki.runtime import CoreContext, current, maybe_current
+from tessera.nki.tensor import NkiTensor
+
+# compute(dst, accumulate): issue the call's instructions with `dst` as their destination
+Compute = Callable[[NkiTensor, bool], None]
+
+
+@dataclass(frozen=True)
+class Replay:
+    """How a Beta-1 result was computed, to issue it again into an assignment's target."""
+
+    ctx: CoreContext
+    first: int  # stream position of the call's first instruction
+    end: int  # one past its last
+    tensors_mark: int  # len(run.tensors) before the call
+    compute: Compute
+    accumulates: bool  # a matmul: `+=` into PSUM accumulates in the instruction itself
+
+
+def is_beta1() -> bool:
+    """True inside a kernel launched through the Beta-1 front end."""
+    ctx = maybe_current()
+    return ctx is not None and getattr(ctx.run, "beta1", False)
+
+
+def require_beta1(what: str) -> CoreContext:
+    ctx = current()
+    if not getattr(ctx.run, "beta1", False):
+        raise KernelUsageError(f"{what} is Beta-1 syntax (neuronxcc.nki); in an nki kernel "
+                               "pass the destination to the nisa call instead")
+    return ctx
+
+
+def produce(shape: tuple[int, ...], dtype: object, buffer: Buffer, compute: Compute,
+            accumulates: bool = False) -> NkiTensor:
+    """A new tile holding what `compute` writes, assignable without a copy."""
+    ctx = current()
+    first, mark = len(ctx.stream), len(ctx.run.tensors)
+    out = new_tensor(ctx, shape, dtype, buffer, None)
+    compute(out, False)
+    out._replay = Replay(ctx, first, len(ctx.stream), mark, compute, accumulates)
+    return out
+
+
+def _retarget(value: NkiTensor, dst: NkiTensor, accumulate: bool) -> bool:
+    """Issue `value`'s call again into `dst` (see the module docstring); False when it
+    cannot be (not the latest call, another buffer or shape, no accumulating form)."""
+    r: Replay | None = value._replay
+    ctx = maybe_current()
+    if r is None or r.ctx is not ctx or len(ctx.stream) != r.end or r.end == r.first:
+        return False
+    if accumulate and not r.accumulates:
+        return False
+    if value.buffer is not dst.buffer or value.shape != dst.shape:
+        return False
+    del ctx.stream[r.first:]
+    ctx.edges = [e for e in ctx.edges if e[0] < r.first and e[1] < r.first]
+    ctx.named_calls = [c for c in ctx.named_calls if c[1] < r.first]
+    if ctx.no_reorder_last is not None and ctx.no_reorder_last >= r.first:
+        ctx.no_reorder_last = None
+    tensors = ctx.run.tensors
+    tensors[r.tensors_mark:] = [t for t in tensors[r.tensors_mark:] if t.core != ctx.core_id]
+    r.compute(dst, accumulate)
+    value.storage, value.offset = dst.storage, dst.offset
+    value.shape, value.strides = dst.shape, dst.strides
+    value._ap = value._np = value._replay = None
+    return True
+
+
+def _as_tile(value: object, like: NkiTensor, what: str) -> NkiTensor:
+    """`value` shaped like `like` for a copy (same elements, or size-1 free axes repeated)."""
+    if not isinstance(value, NkiTensor):
+        raise KernelUsageError(f"{what}: cannot assign {type(value).__name__} to a tile")
+    if value.shape == like.shape:
+        return value
+    if value.size == like.size:
+        return value.reshape(like.shape)
+    if len(value.shape) == len(like.shape) and value.shape[0] == like.shape[0]:
+        out = value
+        for d, (a, b) in enumerate(zip(value.shape, like.shape, strict=True)):
+            if a != b:
+                if a != 1:
+                    break
+                out = out.broadcast(d, b)
+        else:
+            return out
+    raise KernelUsageError(f"{what}: a {list(value.shape)} value does not fit the "
+                           f"{list(like.shape)} target")
+
+
+def assign(target: NkiTensor, key: object, value: object) -> None:
+    """`target[key] = value` (Beta 1)."""
+    require_beta1("item assignment into a tile")
+    view = target[key]
+    if value is view:
+        return  # `t[k] += x` assigns back the view `__iadd__` updated
+    if view.buffer in (Buffer.HBM, Buffer.SHARED_HBM, Buffer.PRIVATE_HBM):
+        raise KernelUsageError(f"cannot assign into {target.name} in {view.buffer.value}: "
+                               "write HBM with nl.store(dst[...], value=tile)")
+    if isinstance(value, NkiTensor):
+        if _retarget(value, view, False):
+            return
+        if value.buffer in (Buffer.HBM, Buffer.SHARED_HBM, Buffer.PRIVATE_HBM):
+            raise KernelUsageError(f"cannot assign {value.name} in {value.buffer.value} to a "
+                                   "tile: read HBM with nl.load(src[...])")
+        isa.tensor_copy(view, _as_tile(value, view, "assignment"))
+        return
+    if isinstance(value, bool | int | float):
+        isa.memset(view, value)
+        return
+    raise KernelUsageError(f"cannot assign {type(value).__name__} to tile {target.name}")
+
+
+_INPLACE = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide"}
+
+
+def inplace(target: NkiTensor, opname: str, value: object) -> NkiTensor:
+    """`target += value` and friends (Beta 1): a matmul result accumulates into PSUM in the
+    matmul itself; anything else is one element-wise instruction into `target`."""
+    require_beta1(f"tile operator {opname}=")
+    if (opname == "add" and isinstance(value, NkiTensor) and target.buffer is Buffer.PSUM
+            and _retarget(value, target, True)):
+        return target
+    from tessera.nki.beta1 import elementwise  # the operator table lives there
+
+    elementwise.binary_into(target, _INPLACE[opname], target, value)
+    return target
+
+
+def binary(opname: str, a: object, b: object) -> NkiTensor:
+    """`a <op> b` on tiles (Beta 1): the nl function of the operator."""
+    require_beta1(f"tile arithmetic ({opname})")
+    from tessera.nki.beta1 import elementwise
+
+    return elementwise.binary(opname, a, b)
+
+
+def unary(opname: str, a: NkiTensor) -> NkiTensor:
+    require_beta1(f"tile arithmetic ({opname})")
+    from tessera.nki.beta1 import elementwise
+
+    return elementwise.unary(opname, a)
+
+
+def dtype_of(value: object) -> dt.DType | None:
+    return value.dtype if isinstance(value, NkiTensor) else None
+
+
+
