@@ -119,6 +119,10 @@ class Kernel:
     def __repr__(self) -> str:
         return f"nki.jit({self.fn.__qualname__})[{self.lnc}]"
 
+    # Beta-1 kernels may write their results into output arrays passed as arguments
+    # (`simulate_kernel(kernel, a, out)`): those host arrays get the values back
+    write_back = False
+
     def prepare(self, run: KernelRun) -> None:
         """Set up a launch's shared state (the Beta-1 front end marks its launches)."""
 
@@ -310,6 +314,7 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
     params = inspect.signature(kernel.fn).parameters
     as_torch = any(_is_torch(v) for v in _flat_arguments(bound.arguments, params))
     inputs: list[NkiTensor] = []
+    host_pairs: list[tuple[object, NkiTensor]] = []
 
     def convert(name: str, value: object) -> object:
         if isinstance(value, list) and value and _numeric_list(value):
@@ -320,6 +325,7 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
             return value
         t = NkiTensor.whole(_input_storage(host_ctx, value, name, symbolic))
         inputs.append(t)
+        host_pairs.append((value, t))
         return t
 
     for pname, value in bound.arguments.items():
@@ -356,9 +362,22 @@ def _launch(kernel: Kernel, args: tuple, kwargs: dict, mode: ExecMode, chip: obj
     else:  # the cores take turns at their barriers (see tessera.nki.multicore)
         scheduler.run(body)
     stream = tuple(inst for core in per_core for inst in core)
+    if kernel.write_back and not symbolic:
+        _write_back(host_pairs, stream)
     outputs = _to_host(results[0], as_torch, symbolic)
     return TraceResult(outputs, stream, tuple(run.tensors), spec, kernel.lnc, symbolic,
                        kernel.compile_config, _stream_edges(contexts), tuple(run.notes))
+
+
+def _write_back(pairs: list[tuple[object, NkiTensor]], stream: tuple[Instruction, ...]
+                ) -> None:
+    """Copy the final values of the input tensors the kernel wrote into the caller's numpy
+    arrays (Beta 1's pass-by-reference outputs)."""
+    written = {ap.tensor for inst in stream for ap in inst.writes}
+    for host, t in pairs:
+        if (isinstance(host, np.ndarray) and host.flags.writeable and t.name in written
+                and host.dtype == t.dtype.storage):
+            np.copyto(host, t.numpy().reshape(host.shape))
 
 
 def _stream_edges(contexts: list[CoreContext]) -> tuple[ScheduleEdge, ...]:

@@ -120,7 +120,7 @@ def apply(op: AluOp, args: tuple, dtype: object = None, mask: object = None) -> 
 
         run_masked(mask, dst, tiles, call, f"nl.{op.name}")
 
-    return produce(shape, out_dtype, Buffer.SBUF, compute)
+    return produce(shape, out_dtype, Buffer.SBUF, compute, buffers=(Buffer.SBUF, Buffer.PSUM))
 
 
 def binary(opname: str, a: object, b: object) -> NkiTensor:

@@ -120,6 +120,8 @@ def make_grid(key: object) -> Grid:
 class Beta1Kernel(Kernel):
     """A `neuronxcc.nki.jit` kernel: `kernel[g0, g1, ...]` launches an SPMD grid."""
 
+    write_back = True  # output arrays passed as arguments receive the kernel's writes
+
     def __init__(self, fn: object, grid: Grid | None = None, mode: str = "auto",
                  **kwargs: object) -> None:
         self.grid = grid or Grid((1,))

@@ -19,7 +19,8 @@ from tessera.nki import legacy as _legacy
 from tessera.nki.beta1 import compiler, isa, language, typing
 from tessera.nki.beta1.kernel import Beta1Kernel
 from tessera.nki.errors import KernelUsageError
-from tessera.nki.launch import Kernel, simulate, trace
+from tessera.nki.launch import Kernel, simulate
+from tessera.nki.launch import trace as _trace
 from tessera.nki.runtime import kernel_api
 from tessera.nki.tensor import NkiTensor
 
@@ -60,6 +61,12 @@ def baremetal(kernel: Callable[..., object] | None = None, **options: object) ->
     if kernel is None:
         return lambda f: _kernel(f, "baremetal")
     return _kernel(kernel, "baremetal")
+
+
+def trace(func: Callable[..., object] | None = None, **kwargs: object) -> object:
+    """`@nki.trace`: the older decorator of a Beta-1 kernel (as `nki.jit`); used with
+    `nki.simulate_kernel(kernel, *arrays)`, output arrays passed as arguments included."""
+    return jit(func, **kwargs)
 
 
 def simulate_kernel(kernel: object, *args: object, **kwargs: object) -> object:
@@ -110,7 +117,7 @@ class ProfiledKernel:
         path = self.directory / self.trace_name
         if path.exists() and not self.overwrite:
             raise KernelUsageError(f"nki.profile: {path} exists; pass overwrite=True")
-        result = trace(self.kernel)(*args, **kwargs)
+        result = _trace(self.kernel)(*args, **kwargs)
         profile = importlib.import_module("tessera.sim").schedule(result)
         self.directory.mkdir(parents=True, exist_ok=True)
         importlib.import_module("tessera.report").write_chrome_trace(
@@ -125,4 +132,4 @@ def profile(func: Callable[..., object] | None = None, **options: object) -> obj
 
 
 __all__ = ["FrameworkKernel", "baremetal", "benchmark", "compiler", "isa", "jit", "language",
-           "profile", "simulate_kernel", "tensor", "typing"]
+           "profile", "simulate_kernel", "tensor", "trace", "typing"]

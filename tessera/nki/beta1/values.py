@@ -39,6 +39,7 @@ class Replay:
     tensors_mark: int  # len(run.tensors) before the call
     compute: Compute
     accumulates: bool  # a matmul: `+=` into PSUM accumulates in the instruction itself
+    buffers: tuple[Buffer, ...]  # the buffers an assignment may retarget the call into
 
 
 def is_beta1() -> bool:
@@ -56,13 +57,17 @@ def require_beta1(what: str) -> CoreContext:
 
 
 def produce(shape: tuple[int, ...], dtype: object, buffer: Buffer, compute: Compute,
-            accumulates: bool = False) -> NkiTensor:
-    """A new tile holding what `compute` writes, assignable without a copy."""
+            accumulates: bool = False, buffers: tuple[Buffer, ...] | None = None
+            ) -> NkiTensor:
+    """A new tile in `buffer` holding what `compute` writes, assignable without a copy to a
+    target in any of `buffers` (default: `buffer` only; the Beta-1 pages let a Vector or
+    Scalar engine result be assigned into a PSUM tile)."""
     ctx = current()
     first, mark = len(ctx.stream), len(ctx.run.tensors)
     out = new_tensor(ctx, shape, dtype, buffer, None)
     compute(out, False)
-    out._replay = Replay(ctx, first, len(ctx.stream), mark, compute, accumulates)
+    out._replay = Replay(ctx, first, len(ctx.stream), mark, compute, accumulates,
+                         buffers or (buffer,))
     return out
 
 
@@ -75,7 +80,7 @@ def _retarget(value: NkiTensor, dst: NkiTensor, accumulate: bool) -> bool:
         return False
     if accumulate and not r.accumulates:
         return False
-    if value.buffer is not dst.buffer or value.shape != dst.shape:
+    if dst.buffer not in r.buffers or value.shape != dst.shape:
         return False
     del ctx.stream[r.first:]
     ctx.edges = [e for e in ctx.edges if e[0] < r.first and e[1] < r.first]

@@ -197,3 +197,15 @@ def test_nc_and_spmd_dim_place_instances_on_cores_as_the_pages_show():
     np.testing.assert_allclose(out, a * 6 + 2, rtol=1e-6)
     with pytest.raises(KernelUsageError, match="logical cores"):
         simulate(copy_blocks[nl.nc(2), 3], chip="trn1")(a)
+
+
+@nki.trace
+def double_into(a_tensor, out_tensor):
+    nl.store(out_tensor, value=nl.load(a_tensor) * 2.0)
+
+
+def test_output_arrays_passed_as_arguments_receive_the_kernels_writes():
+    a, out = _rand(8, 16), np.zeros((8, 16), np.float32)
+    assert nki.simulate_kernel(double_into, a, out) is None
+    np.testing.assert_array_equal(out, a * 2)
+    np.testing.assert_array_equal(a, a.copy())  # inputs the kernel only read stay as they were
