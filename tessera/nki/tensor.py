@@ -15,7 +15,7 @@ import operator
 import numpy as np
 
 from tessera.nki import dtypes as dt
-from tessera.nki.beta1.index import IndexExpr, Mask, MgridResult, affine_view, indirect_view
+from tessera.nki.beta1.index import IndexExpr, Mask, MgridResult, affine_view
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, OutOfBoundsError
 from tessera.nki.indexing import (
@@ -183,8 +183,11 @@ class NkiTensor(TensorApi):
     def __getitem__(self, key: object) -> NkiTensor:
         if type(key) is MgridResult:
             key = key.exprs  # `t[nl.mgrid[0:128, 0:512]]`
-        if type(key) is tuple and key and isinstance(key[0], NkiTensor):
+        if isinstance(key, NkiTensor) or (type(key) is tuple and key
+                                          and isinstance(key[0], NkiTensor)):
             # Beta-1 indirect rows: `t[index_tile, i_f]` (a gather/scatter view for DMAs)
+            from tessera.nki.beta1.misc_indirect import indirect_view  # builds on tensors
+
             return indirect_view(self, key)
         if type(key) is IndexExpr or (type(key) is tuple
                                       and any(type(k) is IndexExpr for k in key)):

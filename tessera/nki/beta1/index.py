@@ -330,19 +330,3 @@ def affine_view(shape: tuple[int, ...], strides: tuple[int, ...], offset: int,
                                    "i * 128 + i_p); split the access")
     return offset + base, tuple(int(n) for n in space), tuple(out_strides)
 
-
-def indirect_view(t: object, key: tuple) -> object:
-    """`t[index_tile, i_f]`: rows of `t` at the runtime offsets an integer [P, 1] tile holds
-    (the Beta-1 load/store/atomic_rmw "indirect DMA" form; dimension 0 only), the other
-    items indexing within each row."""
-    from tessera.nki.indirect import IndirectTensor  # it builds on tensors, as this does
-
-    index, rest = key[0], key[1:]
-    shape, strides = t.shape, t.strides  # type: ignore[attr-defined]
-    offset, sub_shape, sub_strides = affine_view(shape[1:], strides[1:], 0, rest or (...,),
-                                                 t.name)  # type: ignore[attr-defined]
-    if len(sub_shape) > len(shape) - 1 and sub_shape[0] == 1:
-        sub_shape, sub_strides = sub_shape[1:], sub_strides[1:]  # the partition axis
-    rows = index.shape[0]  # type: ignore[attr-defined]
-    pattern = ((strides[0], rows),) + tuple(zip(sub_strides, sub_shape, strict=True))
-    return IndirectTensor(t, pattern, t.offset + offset, index, None, 0)  # type: ignore

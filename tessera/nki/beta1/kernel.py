@@ -22,6 +22,7 @@ import math
 import operator
 from dataclasses import dataclass
 
+from tessera.nki.beta1.compiler import apply_launch_directives
 from tessera.nki.errors import KernelUsageError
 from tessera.nki.launch import Kernel
 from tessera.nki.runtime import CoreContext, KernelRun, maybe_current
@@ -141,6 +142,7 @@ class Beta1Kernel(Kernel):
         return f"neuronxcc.nki.jit({self.fn.__qualname__}){list(self.grid.shape)}"
 
     def prepare(self, run: KernelRun) -> None:
+        apply_launch_directives(self.fn, run)  # the ncc decorators' checks and notes
         run.beta1 = True
         run.grid_instances = math.prod(self.grid.shape)
         run.grid_shape = self.grid.shape

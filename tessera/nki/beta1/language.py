@@ -22,6 +22,7 @@ from tessera.nki.beta1.layout import (
     matmul,
     transpose,
 )
+from tessera.nki.beta1.loops import affine_range, sequential_range, static_range
 from tessera.nki.beta1.memory import (
     empty_like,
     full,
@@ -63,9 +64,6 @@ sbuf, psum = _Buffer.SBUF, _Buffer.PSUM
 hbm = private_hbm = _Buffer.PRIVATE_HBM
 shared_hbm = _Buffer.SHARED_HBM
 ds = _b2.ds
-affine_range = _b2.affine_range
-sequential_range = _b2.sequential_range
-static_range = _b2.static_range
 random_seed = _b2.random_seed
 shared_constant = _b2.shared_constant
 shared_identity_matrix = _b2.shared_identity_matrix

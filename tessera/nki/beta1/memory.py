@@ -15,6 +15,7 @@ import operator
 
 from tessera.nki import creation, isa
 from tessera.nki import dtypes as dt
+from tessera.nki.beta1.allocators import use_buffer
 from tessera.nki.beta1.blocks import BlockTensor, blocked
 from tessera.nki.beta1.masking import run_masked
 from tessera.nki.beta1.values import produce
@@ -43,14 +44,11 @@ def split_blocks(shape: object) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return ints[:k], ints[k:]
 
 
-def _buffer(buffer: object) -> Buffer:
-    # the ncc allocators (`ncc.sbuf.mod_alloc(...)`) name the buffer they place tiles in
-    return getattr(buffer, "buffer", buffer)  # type: ignore[return-value]
-
-
-def _make(shape: object, make: object, buffer: object, name: str) -> object:
+def _make(shape: object, make: object, buffer: object, name: str, dtype: object) -> object:
     blocks, tile_shape = split_blocks(shape)
-    buf = _buffer(buffer)
+    # an ncc allocator (`ncc.sbuf.mod_alloc(...)`) is checked against the tensor and noted;
+    # the tiles are placed by the automatic allocator (allocators.use_buffer)
+    buf = use_buffer(buffer, blocks, tile_shape, dtype)
     if blocks and buf in (Buffer.SBUF, Buffer.PSUM):
         return blocked(blocks, lambda: make(tile_shape, buf), name or "blk")  # type: ignore[operator]
     return make(blocks + tile_shape, buf)  # type: ignore[operator]
@@ -62,15 +60,15 @@ def ndarray(shape: object, dtype: object = dt.float32, buffer: object = Buffer.S
     """A new uninitialised tensor, or a list of tiles when `nl.par_dim` is not first."""
     ctx = current()
     return _make(shape, lambda s, b: creation.new_tensor(ctx, s, dtype, b, name or None),
-                 buffer, name)
+                 buffer, name, dtype)
 
 
 def _filled(shape: object, value: float, dtype: object, buffer: object, name: str) -> object:
     fill = {0: creation.zeros, 1: creation.ones}.get(value)  # type: ignore[call-overload]
     if fill is not None:
-        return _make(shape, lambda s, b: fill(s, dtype, b, name or None), buffer, name)
+        return _make(shape, lambda s, b: fill(s, dtype, b, name or None), buffer, name, dtype)
     return _make(shape, lambda s, b: creation.full(s, value, dtype, b, name or None),
-                 buffer, name)
+                 buffer, name, dtype)
 
 
 @kernel_api

@@ -17,11 +17,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import numpy as np
+
 from tessera.nki import dtypes as dt
 from tessera.nki import isa
 from tessera.nki.buffers import Buffer
 from tessera.nki.creation import new_tensor
 from tessera.nki.errors import KernelUsageError
+from tessera.nki.isa import _vector_acc, scalar
 from tessera.nki.runtime import CoreContext, current, maybe_current
 from tessera.nki.tensor import NkiTensor
 
@@ -56,6 +59,32 @@ def require_beta1(what: str) -> CoreContext:
     return ctx
 
 
+def _engine_state(ctx: CoreContext) -> Callable[[], None]:
+    """A function putting the engines' reduction registers, Vector accumulators and random
+    generators back as they are now (a replayed call must see the state its first issue
+    saw: an activation's `reduce` or a dropout mask happens once)."""
+    regs = scalar._REDUCE_REGS.get(ctx)
+    saved_regs = None if regs is None else regs.copy()
+    lanes = _vector_acc._REGS.get(ctx)
+    saved_lanes = None if lanes is None else (lanes.values.copy(), lanes.defined.copy())
+    saved_rng = {k: np.array(v, copy=True) for k, v in ctx.rng_states.items()}
+
+    def restore() -> None:
+        if saved_regs is None:
+            scalar._REDUCE_REGS.pop(ctx, None)
+        else:
+            scalar._REDUCE_REGS[ctx][...] = saved_regs
+        if saved_lanes is None:
+            _vector_acc._REGS.pop(ctx, None)
+        else:
+            now = _vector_acc._REGS[ctx]
+            now.values[...], now.defined[...] = saved_lanes
+        ctx.rng_states.clear()
+        ctx.rng_states.update({k: v.copy() for k, v in saved_rng.items()})
+
+    return restore
+
+
 def produce(shape: tuple[int, ...], dtype: object, buffer: Buffer, compute: Compute,
             accumulates: bool = False, buffers: tuple[Buffer, ...] | None = None
             ) -> NkiTensor:
@@ -64,9 +93,16 @@ def produce(shape: tuple[int, ...], dtype: object, buffer: Buffer, compute: Comp
     Scalar engine result be assigned into a PSUM tile)."""
     ctx = current()
     first, mark = len(ctx.stream), len(ctx.run.tensors)
+    restore = None if ctx.run.symbolic else _engine_state(ctx)
     out = new_tensor(ctx, shape, dtype, buffer, None)
     compute(out, False)
-    out._replay = Replay(ctx, first, len(ctx.stream), mark, compute, accumulates,
+
+    def again(dst: NkiTensor, accumulate: bool) -> None:
+        if restore is not None:
+            restore()
+        compute(dst, accumulate)
+
+    out._replay = Replay(ctx, first, len(ctx.stream), mark, again, accumulates,
                          buffers or (buffer,))
     return out
 
@@ -96,6 +132,11 @@ def _retarget(value: NkiTensor, dst: NkiTensor, accumulate: bool) -> bool:
     return True
 
 
+def _same_view(a: NkiTensor, b: NkiTensor) -> bool:
+    return (a.storage is b.storage and a.offset == b.offset and a.shape == b.shape
+            and a.strides == b.strides)
+
+
 def _as_tile(value: object, like: NkiTensor, what: str) -> NkiTensor:
     """`value` shaped like `like` for a copy (same elements, or size-1 free axes repeated)."""
     if not isinstance(value, NkiTensor):
@@ -121,7 +162,7 @@ def assign(target: NkiTensor, key: object, value: object) -> None:
     """`target[key] = value` (Beta 1)."""
     require_beta1("item assignment into a tile")
     view = target[key]
-    if value is view:
+    if value is view or (isinstance(value, NkiTensor) and _same_view(value, view)):
         return  # `t[k] += x` assigns back the view `__iadd__` updated
     if view.buffer in (Buffer.HBM, Buffer.SHARED_HBM, Buffer.PRIVATE_HBM):
         raise KernelUsageError(f"cannot assign into {target.name} in {view.buffer.value}: "
@@ -152,6 +193,12 @@ def inplace(target: NkiTensor, opname: str, value: object) -> NkiTensor:
         return target
     from tessera.nki.beta1 import elementwise  # the operator table lives there
 
+    if (isinstance(value, NkiTensor) and value.buffer is Buffer.PSUM
+            and target.buffer is Buffer.PSUM):
+        # at most one element-wise input may be in PSUM: the value goes through SBUF first
+        staged = new_tensor(current(), value.shape, value.dtype, Buffer.SBUF, None)
+        isa.tensor_copy(staged, value)
+        value = staged
     elementwise.binary_into(target, _INPLACE[opname], target, value)
     return target
 
