@@ -68,7 +68,8 @@ class Storage:
 class NkiTensor(TensorApi):
     """A strided view of a tensor in HBM, SBUF or PSUM. Views share storage; none copies."""
 
-    __slots__ = ("storage", "offset", "shape", "strides", "_ap", "_np", "_lazy", "_replay")
+    __slots__ = ("storage", "offset", "shape", "strides", "_ap", "_np", "_lazy", "_replay",
+                 "_vars")
 
     def __init__(self, storage: Storage, offset: int, shape: tuple[int, ...],
                  strides: tuple[int, ...], check: bool = True) -> None:
@@ -80,6 +81,7 @@ class NkiTensor(TensorApi):
         self._np: np.ndarray | None = None
         self._lazy = False  # bounds checked at first use instead (raw .ap() views)
         self._replay = None  # a Beta-1 result: how to issue it into an assignment's target
+        self._vars: tuple[int, ...] | None = None  # Beta-1 iterator ids per axis (masks)
         if check:
             self._check_bounds()
 
@@ -192,10 +194,11 @@ class NkiTensor(TensorApi):
         if type(key) is IndexExpr or (type(key) is tuple
                                       and any(type(k) is IndexExpr for k in key)):
             # Beta-1 affine indexing: checked where used (a mask may cut it down first)
-            offset, shape, strides = affine_view(self.shape, self.strides, self.offset, key,
-                                                 self.name)
+            offset, shape, strides, iters = affine_view(self.shape, self.strides, self.offset,
+                                                        key, self.name)
             view = NkiTensor(self.storage, offset, shape, strides, check=False)
             view._lazy = True
+            view._vars = iters
             return view
         if type(key) is Mask:
             # Beta-1 operand masking (`lhs[i_f <= 64]`): the view cut to the mask's box

@@ -201,6 +201,6 @@ class TensorApi(NKIObject):
         from tessera.nki.beta1 import values
 
         values.require_beta1("tile.broadcast_to")
-        from tessera.nki.language_layout import broadcast_to
+        from tessera.nki.beta1.layout import broadcast_to
 
-        return broadcast_to(self, shape)
+        return broadcast_to(self, shape=shape)

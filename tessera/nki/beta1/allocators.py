@@ -92,9 +92,14 @@ def _check_sbuf_tile(fn: str, idx: tuple[int, ...], pdim: int, fbytes: int, star
     if start not in _starts(pdim):
         raise KernelUsageError(f"{fn}: block {idx}: start_partition {start!r} is not allowed "
                                f"for a {pdim}-partition tile (one of {_starts(pdim)})")
-    if isinstance(addr, bool) or not isinstance(addr, int) or not 0 <= addr <= top - fbytes:
-        raise KernelUsageError(f"{fn}: block {idx}: byte_addr {addr!r} must place the "
-                               f"{fbytes}-byte tile within [0, {top}) bytes per partition")
+    if isinstance(addr, bool) or not isinstance(addr, int) or addr < 0:
+        raise KernelUsageError(f"{fn}: block {idx}: byte_addr {addr!r} must be a "
+                               "non-negative int")
+    if addr > top - fbytes:
+        # the placement is not modelled (the automatic allocator places the tile, spilling
+        # if it must), so an address past the usable range is noted, not refused
+        add_note(f"{fn}: byte_addr {addr} puts a {fbytes}-byte tile past the {top} usable "
+                 "bytes per partition; the tile is placed by the automatic allocator")
 
 
 def _two_or_three(r: object, n: int, fn: str, idx: tuple[int, ...]) -> tuple[int, ...]:
@@ -121,7 +126,9 @@ class SbufAlloc(DirectAllocator):
               dtype: object) -> None:
         pdim, fbytes = tile_shape[0], _fdim_bytes(tile_shape, dtype)
         for idx in itertools.product(*(range(b) for b in blocks)):
-            start, addr = _two_or_three(self.func(idx, pdim, fbytes), 2, "ncc.sbuf.alloc", idx)
+            # by keyword, as the pages name them (kernels bind other arguments by partial)
+            placed = self.func(idx=idx, pdim_size=pdim, fdim_size=fbytes)
+            start, addr = _two_or_three(placed, 2, "ncc.sbuf.alloc", idx)
             _check_sbuf_tile("ncc.sbuf.alloc", idx, pdim, fbytes, start, addr)
 
 
@@ -181,7 +188,8 @@ class PsumAlloc(DirectAllocator):
         pdim, fbytes = tile_shape[0], _fdim_bytes(tile_shape, dtype)
         banks = _check_bank_tile(fn, fbytes)
         for idx in itertools.product(*(range(b) for b in blocks)):
-            bank, start, addr = _two_or_three(self.func(idx, pdim, fbytes), 3, fn, idx)
+            placed = self.func(idx=idx, pdim_size=pdim, fdim_size=fbytes)
+            bank, start, addr = _two_or_three(placed, 3, fn, idx)
             if start != 0 or addr != 0:
                 raise KernelUsageError(f"{fn}: block {idx}: start_partition and byte_addr "
                                        f"must both be 0 in the current release, got "

@@ -1,22 +1,30 @@
 """Beta-1 affine indexing: `nl.arange`, `nl.mgrid`, index expressions and masks.
 
 The Beta-1 pages ("nki.language.arange", "nki.language.mgrid", "NKI programming model":
-tile indexing and masking) index tiles and tensors with integer expressions over a
-broadcast index space: `nl.arange(128)[:, None]` varies along axis 0 of a 2-D space,
-`nl.arange(512)[None, :]` along axis 1, and `i * 128 + i_p` shifts and scales one.
-Here an expression is a broadcasting numpy integer array (`IndexExpr`) and a mask is a
-broadcasting boolean array (`Mask`) over the same space: comparisons of expressions make
-predicates, `&` joins them (the pages' only conjunction), `|` and `~` are accepted too.
+tile indexing and masking) index tiles and tensors with integer expressions of iterators:
+`nl.arange(128)[:, None]` is an iterator over 128 values placed on the partition axis,
+`nl.arange(512)[None, :]` one on the free axis, `i_p, i_f = nl.mgrid[0:128, 0:512]` makes
+one iterator per axis, and `i * 128 + i_p` shifts and scales one. A subscript names a tile
+with one axis per iterator it uses, in the order the subscripts use them (the first is the
+partition axis, "nki.language.load"); two subscripts built from different `nl.mgrid` or
+`nl.arange` calls are independent axes, and an iterator no subscript uses is no axis.
 
-Indexing a tensor with expressions gives the strided view whose element at index-space
-position `(a0, a1, ...)` is the tensor element the expressions name there. The access must
-be affine in every index-space axis (one stride per axis), as the compiler requires; a
-non-affine expression (`i_f // 2`) is refused. The view is bounds-checked where it is used,
-after any mask has cut it down: a masked-out element may name an index out of range.
+Here an expression (`IndexExpr`) is an integer numpy array with one named axis per
+iterator it depends on; arithmetic aligns operands by iterator, not by array position.
+Comparisons make predicates (`Mask`, the same kind of array of booleans); `&` joins them
+(the pages' only conjunction), `|` and `~` are accepted too. A mask applied to a tile that
+was not indexed with its iterators falls back to positions: the iterator placed on the
+partition axis covers axis 0, and so on ("nki.language" masking examples).
+
+Indexing must be affine in every iterator (one stride per tile axis), as the compiler
+requires; a non-affine expression (`i_f // 2`) is refused. The view is bounds-checked
+where it is used, after any mask has cut it down: a masked-out element may name an index
+out of range (the ragged last tile).
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 from dataclasses import dataclass
 
@@ -26,48 +34,128 @@ from tessera.nki.errors import KernelUsageError, OutOfBoundsError
 from tessera.nki.indexing import DynSlice
 
 _INT = np.int64
+_ids = itertools.count(1)
 
 
-class IndexExpr:
-    """An affine integer index over the broadcast index space (`nl.arange(n)[:, None]`,
-    `i * 128 + i_p`): a broadcasting numpy array with arithmetic and comparisons."""
+@dataclass(frozen=True)
+class Iterator:
+    """One iterator of the index space: its size and where it sits positionally (axis
+    `position` of a `rank`-D placement) for masks applied to tiles it did not index."""
 
-    __slots__ = ("values",)
+    id: int
+    size: int
+    position: int
+    rank: int
+    axis: int  # where it was placed (the mgrid axis, the arange's [:, None] slot)
+
+
+def _new_iter(size: int, position: int, rank: int, axis: int | None = None) -> Iterator:
+    return Iterator(next(_ids), size, position, rank, position if axis is None else axis)
+
+
+class _Named:
+    """An array with one named axis per iterator (`iters`), broadcasting by name."""
+
+    __slots__ = ("arr", "iters")
     __array_ufunc__ = None  # numpy scalars defer to these operators
 
-    def __init__(self, values: np.ndarray) -> None:
-        self.values = np.asarray(values, dtype=_INT)
+    def __init__(self, arr: np.ndarray, iters: tuple[Iterator, ...]) -> None:
+        self.arr = arr
+        self.iters = iters
 
-    # ---------------------------------------------------------------- shape
+    def aligned(self, iters: tuple[Iterator, ...]) -> np.ndarray:
+        """The array laid out over `iters` (a superset of this one's), size 1 elsewhere."""
+        mine = [it.id for it in self.iters]
+        order = [mine.index(it.id) for it in iters if it.id in mine]
+        arr = self.arr.transpose(order) if order != list(range(len(mine))) else self.arr
+        shape = [it.size if it.id in mine else 1 for it in iters]
+        return arr.reshape(shape)
+
+    # ---------------------------------------------------------------- positional face
+    @property
+    def values(self) -> np.ndarray:
+        """The array by position: iterator placed on axis k covers axis k (size-1
+        iterators may share a position with another)."""
+        rank = max([it.rank for it in self.iters], default=0)
+        by_pos: dict[int, Iterator] = {}
+        for it in self.iters:
+            held = by_pos.get(it.position)
+            if held is not None and held.size > 1 and it.size > 1:
+                raise KernelUsageError("two iterators of one expression sit on the same axis; "
+                                       "index a tile with them instead of using positions")
+            if held is None or it.size > 1:
+                by_pos[it.position] = it
+        layout = [it for it in self.iters if by_pos.get(it.position) is it]
+        arr = self.aligned(tuple(layout))
+        # iterators that share a position (size 1) are folded away
+        arr = arr.reshape([it.size for it in layout])
+        shape = [1] * rank
+        dims = sorted(range(len(layout)), key=lambda k: layout[k].position)
+        arr = arr.transpose(dims) if dims != list(range(len(layout))) else arr
+        for k in dims:
+            shape[layout[k].position] = layout[k].size
+        return arr.reshape(shape)
+
     @property
     def shape(self) -> tuple[int, ...]:
         return self.values.shape
 
     @property
     def ndim(self) -> int:
-        return self.values.ndim
+        return len(self.shape)
+
+
+def _union(*parts: object) -> tuple[Iterator, ...]:
+    seen: dict[int, Iterator] = {}
+    for p in parts:
+        for it in getattr(p, "iters", ()):
+            seen.setdefault(it.id, it)
+    return tuple(seen.values())
+
+
+def _operand(other: object, iters: tuple[Iterator, ...]) -> np.ndarray | int | None:
+    if isinstance(other, IndexExpr):
+        return other.aligned(iters)
+    if isinstance(other, bool):
+        return None
+    try:
+        return operator.index(other)  # type: ignore[arg-type]
+    except TypeError:
+        return None
+
+
+class IndexExpr(_Named):
+    """An integer index expression of iterators (`i * 128 + i_p`)."""
+
+    __slots__ = ()
 
     def __len__(self) -> int:
-        return self.values.shape[0] if self.values.ndim else 1
+        return self.shape[0] if self.shape else 1
 
     def __getitem__(self, key: object) -> IndexExpr:
-        # `[:, None]` / `[None, :]` place a 1-D range on an axis of the index space
-        try:
-            return IndexExpr(self.values[key])
-        except (IndexError, TypeError) as err:
-            raise KernelUsageError(f"bad subscript {key!r} on an index expression of shape "
-                                   f"{self.shape}: {err}") from None
+        # `[:, None]` / `[None, :]` place an iterator on an axis: a new axis each time
+        keys = key if isinstance(key, tuple) else (key,)
+        slots = [k for k in keys if k is not None]
+        if (len(self.iters) != 1 or len(slots) != 1 or slots[0] != slice(None)
+                or any(k is not None and k != slice(None) for k in keys)):
+            raise KernelUsageError(f"bad subscript {key!r} on an index expression: place a "
+                                   "1-D nl.arange on an axis with [:, None] or [None, :]")
+        old = self.iters[0]
+        it = _new_iter(old.size, keys.index(slots[0]), len(keys))
+        return IndexExpr(self.arr, (it,))
 
     def __repr__(self) -> str:
-        return f"IndexExpr(shape={self.shape})"
+        return f"IndexExpr(iterators={[it.size for it in self.iters]})"
 
-    # ---------------------------------------------------------------- arithmetic
     def _binary(self, other: object, fn: object, reflected: bool = False) -> IndexExpr:
-        rhs = _operand(other)
+        iters = _union(self, other)
+        rhs = _operand(other, iters)
         if rhs is None:
             return NotImplemented  # type: ignore[return-value]
-        a, b = (rhs, self.values) if reflected else (self.values, rhs)
-        return IndexExpr(fn(a, b))  # type: ignore[operator]
+        lhs = self.aligned(iters)
+        a, b = (rhs, lhs) if reflected else (lhs, rhs)
+        out = np.asarray(fn(a, b), dtype=_INT)  # type: ignore[operator]
+        return IndexExpr(np.broadcast_to(out, [it.size for it in iters]), iters)
 
     def __add__(self, o: object) -> IndexExpr:
         return self._binary(o, operator.add)
@@ -94,15 +182,19 @@ class IndexExpr:
         return self._binary(o, operator.mod)
 
     def __neg__(self) -> IndexExpr:
-        return IndexExpr(-self.values)
+        return IndexExpr(-self.arr, self.iters)
 
-    # ---------------------------------------------------------------- predicates
     def _compare(self, other: object, fn: object) -> Mask:
-        rhs = _operand(other)
+        iters = _union(self, other)
+        rhs = _operand(other, iters)
         if rhs is None:
             return NotImplemented  # type: ignore[return-value]
+        lhs = self.aligned(iters)
+        full = [it.size for it in iters]
+        out = np.broadcast_to(fn(lhs, rhs), full)  # type: ignore[operator]
         # one comparison keeps its affine form `lhs - rhs <cmp> 0` (nisa.affine_select)
-        return Mask(fn(self.values, rhs), (self.values - rhs, fn.__name__))  # type: ignore
+        diff = IndexExpr(np.broadcast_to(lhs - rhs, full), iters)
+        return Mask(out, iters, (diff, fn.__name__))  # type: ignore[attr-defined]
 
     def __lt__(self, o: object) -> Mask:
         return self._compare(o, operator.lt)
@@ -125,38 +217,24 @@ class IndexExpr:
     __hash__ = None  # type: ignore[assignment]
 
 
-def _operand(other: object) -> np.ndarray | int | None:
-    if isinstance(other, IndexExpr):
-        return other.values
-    if isinstance(other, bool):
-        return None
-    try:
-        return operator.index(other)  # type: ignore[arg-type]
-    except TypeError:
-        return None
+class Mask(_Named):
+    """A predicate over iterators (`i_p < n`, `(a) & (b)`)."""
 
+    __slots__ = ("affine",)
 
-class Mask:
-    """A predicate over the index space (`i_p < n`, `(a) & (b)`): a broadcasting bool array."""
-
-    __slots__ = ("values", "affine")
-    __array_ufunc__ = None
-
-    def __init__(self, values: np.ndarray,
-                 affine: tuple[np.ndarray, str] | None = None) -> None:
-        self.values = np.asarray(values, dtype=np.bool_)
-        # a single comparison: (lhs - rhs as an int array, "lt"/"le"/"gt"/"ge"/"eq"/"ne")
+    def __init__(self, arr: np.ndarray, iters: tuple[Iterator, ...],
+                 affine: tuple[IndexExpr, str] | None = None) -> None:
+        super().__init__(np.asarray(arr, dtype=np.bool_), iters)
+        # a single comparison: (lhs - rhs, "lt"/"le"/"gt"/"ge"/"eq"/"ne")
         self.affine = affine
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.values.shape
 
     def _join(self, other: object, fn: object) -> Mask:
         if isinstance(other, Mask):
-            return Mask(fn(self.values, other.values))  # type: ignore[operator]
+            iters = _union(self, other)
+            out = fn(self.aligned(iters), other.aligned(iters))  # type: ignore[operator]
+            return Mask(np.broadcast_to(out, [it.size for it in iters]), iters)
         if isinstance(other, bool | np.bool_):
-            return Mask(fn(self.values, bool(other)))  # type: ignore[operator]
+            return Mask(fn(self.arr, bool(other)), self.iters)  # type: ignore[operator]
         return NotImplemented  # type: ignore[return-value]
 
     def __and__(self, o: object) -> Mask:
@@ -170,24 +248,37 @@ class Mask:
     __ror__ = __or__
 
     def __invert__(self) -> Mask:
-        return Mask(~self.values)
+        return Mask(~self.arr, self.iters)
 
     def __bool__(self) -> bool:
         raise KernelUsageError("a mask is a predicate over the index space, not a Python "
                                "bool: pass it as mask=..., join predicates with &")
 
+    def over(self, layout: tuple[int | None, ...]) -> np.ndarray | None:
+        """The predicate laid out over a tile whose axes are the iterators `layout` (ids;
+        None for an axis no iterator names), or None when it uses another iterator."""
+        ids = [it.id for it in self.iters]
+        if any(i not in layout for i in ids):
+            return None
+        shape = [1] * len(layout)
+        for axis, i in enumerate(layout):
+            if i in ids:
+                shape[axis] = self.iters[ids.index(i)].size
+        order = sorted(range(len(ids)), key=lambda k: layout.index(ids[k]))
+        return self.arr.transpose(order).reshape(shape)
+
     def __repr__(self) -> str:
-        return f"Mask(shape={self.shape}, true={int(self.values.sum())})"
+        return f"Mask(iterators={[it.size for it in self.iters]}, true={int(self.arr.sum())})"
 
 
 def arange(*args: int) -> IndexExpr:
-    """`nl.arange([start,] stop[, step])`: a 1-D index range; place it on an axis of the
+    """`nl.arange([start,] stop[, step])`: a 1-D iterator; place it on an axis of the
     index space with `[:, None]` (partition) or `[None, :]` (free)."""
     try:
         values = np.arange(*[operator.index(a) for a in args], dtype=_INT)
     except TypeError:
         raise KernelUsageError(f"nl.arange{args!r}: the bounds must be ints") from None
-    return IndexExpr(values)
+    return IndexExpr(values, (_new_iter(values.size, 0, 1),))
 
 
 @dataclass(frozen=True)
@@ -229,7 +320,7 @@ class MgridResult:
 
 
 class _Mgrid:
-    """`nl.mgrid[0:128, 0:512]`: one dense index expression per axis (numpy's mgrid)."""
+    """`nl.mgrid[0:128, 0:512]`: one iterator per axis."""
 
     def __getitem__(self, key: object) -> MgridResult:
         keys = key if isinstance(key, tuple) else (key,)
@@ -239,13 +330,14 @@ class _Mgrid:
                 raise KernelUsageError(f"nl.mgrid[{key!r}]: each axis is a slice start:stop"
                                        "[:step]")
             ranges.append(np.arange(k.start or 0, k.stop, k.step or 1, dtype=_INT))
-        n = len(ranges)
-        exprs = []
+        # positions for masks: size-1 axes take no position of their own (an mgrid axis of
+        # size 1 the kernel does not index with is no axis of its tiles)
+        exprs, position = [], 0
+        rank = max(1, sum(r.size > 1 for r in ranges))
         for axis, r in enumerate(ranges):
-            shape = [1] * n
-            shape[axis] = r.size
-            full = [len(q) for q in ranges]
-            exprs.append(IndexExpr(np.broadcast_to(r.reshape(shape), full)))
+            it = _new_iter(r.size, position, max(rank, position + 1), axis)
+            exprs.append(IndexExpr(r, (it,)))
+            position += r.size > 1
         return MgridResult(tuple(exprs))
 
     def __repr__(self) -> str:
@@ -256,35 +348,48 @@ mgrid = _Mgrid()
 
 
 # --------------------------------------------------------------------- views from keys
-def is_expr_key(key: object) -> bool:
-    """True when a subscript uses Beta-1 index expressions."""
-    keys = key if isinstance(key, tuple) else (key,)
-    return any(isinstance(k, IndexExpr) for k in keys)
-
-
-def _item_array(k: object, size: int, dim: int, position: int, rank: int) -> np.ndarray:
-    """One subscript item as an index array of the index space (ints are scalars; a slice
-    or nl.ds is a range on the index-space axis of its position among the non-int items)."""
+def _item(k: object, size: int, dim: int, slot: int) -> IndexExpr | int:
+    """One subscript item as an expression (a slice or nl.ds is an iterator of its own)."""
     if isinstance(k, IndexExpr):
-        return k.values
+        return k
     if isinstance(k, DynSlice | slice):
         if isinstance(k, DynSlice):
             r = np.arange(k.start, k.start + k.size, dtype=_INT)
         else:
             r = np.arange(*k.indices(size), dtype=_INT)
-        shape = [1] * rank
-        shape[position] = r.size
-        return r.reshape(shape)
+        return IndexExpr(r, (_new_iter(r.size, slot, 2),))
     try:
-        return np.asarray(operator.index(k), dtype=_INT)  # type: ignore[arg-type]
+        return operator.index(k)  # type: ignore[arg-type]
     except TypeError:
         raise KernelUsageError(f"unsupported index {k!r} in dimension {dim}: use ints, "
                                "slices, nl.ds or nl.arange/nl.mgrid expressions") from None
 
 
+def _tile_axes(exprs: list[IndexExpr]) -> tuple[Iterator, ...]:
+    """The tile axes a subscript's iterators make. They go by the axis each was placed on
+    (`out[b, q + i_f, i_p]` with i_p, i_f from one mgrid is [P, F]: a transposed access),
+    iterators on the same axis (from different mgrids or aranges) in the order of the
+    subscripts that use them; a size-1 iterator of the first subscript leads (the
+    tutorials load a [1, F] row as `v[i_p1, i_f]` with i_p1 from an mgrid's last axis)."""
+    rank: dict[int, tuple[int, int]] = {}
+    for k, e in enumerate(exprs):
+        for it in e.iters:
+            rank.setdefault(it.id, (it.axis, k))
+    found = {it.id: it for e in exprs for it in e.iters}
+    ids = sorted(found, key=lambda i: rank[i])
+    if exprs:
+        lead = [it for it in exprs[0].iters if it.size == 1 and len(exprs[0].iters) == 1]
+        if lead:
+            ids.remove(lead[0].id)
+            ids.insert(0, lead[0].id)
+    return tuple(found[i] for i in ids)
+
+
 def affine_view(shape: tuple[int, ...], strides: tuple[int, ...], offset: int,
-                key: object, name: str) -> tuple[int, tuple[int, ...], tuple[int, ...]]:
-    """(offset, shape, strides) of the view `key` names over a tensor, in elements."""
+                key: object, name: str
+                ) -> tuple[int, tuple[int, ...], tuple[int, ...], tuple[int, ...]]:
+    """(offset, shape, strides, iterator ids per axis) of the view `key` names over a
+    tensor, in elements: one axis per iterator, in the order the subscripts use them."""
     keys = list(key) if isinstance(key, tuple) else [key]
     if Ellipsis in keys:
         at = keys.index(Ellipsis)
@@ -292,31 +397,22 @@ def affine_view(shape: tuple[int, ...], strides: tuple[int, ...], offset: int,
     if len(keys) > len(shape):
         raise OutOfBoundsError(f"too many indices ({len(keys)}) for {name}{list(shape)}")
     keys += [slice(None)] * (len(shape) - len(keys))
-    ranged = [k for k in keys if isinstance(k, slice | DynSlice)]
-    rank = max([len(ranged)] + [k.ndim for k in keys if isinstance(k, IndexExpr)])
-    arrays = []
-    position = 0
+    items, slot = [], 0
     for dim, k in enumerate(keys):
-        arrays.append(_item_array(k, shape[dim], dim, position, rank))
-        if isinstance(k, slice | DynSlice):
-            position += 1
-    try:
-        space = np.broadcast_shapes(*[a.shape for a in arrays])
-    except ValueError:
-        raise KernelUsageError(f"index expressions of shapes {[a.shape for a in arrays]} on "
-                               f"{name} do not broadcast to one index space") from None
+        items.append(_item(k, shape[dim], dim, slot))
+        slot += isinstance(k, slice | DynSlice)
+    iters = _tile_axes([i for i in items if isinstance(i, IndexExpr)])
+    space = tuple(it.size for it in iters)
     addr = np.zeros(space, dtype=_INT)
-    for a, stride in zip(arrays, strides, strict=True):
-        addr = addr + a * stride
+    for item, stride in zip(items, strides, strict=True):
+        part = item.aligned(iters) if isinstance(item, IndexExpr) else item
+        addr = addr + part * stride
     base = int(addr.reshape(-1)[0]) if addr.size else 0
     out_strides = []
     for axis, n in enumerate(space):
-        if n > 1:
-            step = [0] * len(space)
-            step[axis] = 1
-            out_strides.append(int(addr[tuple(step)]) - base)
-        else:
-            out_strides.append(0)
+        step = [0] * len(space)
+        step[axis] = 1
+        out_strides.append(int(addr[tuple(step)]) - base if n > 1 else 0)
     if addr.size:
         grid = np.full(space, base, dtype=_INT)
         for axis, s in enumerate(out_strides):
@@ -325,8 +421,8 @@ def affine_view(shape: tuple[int, ...], strides: tuple[int, ...], offset: int,
                     [space[axis] if a == axis else 1 for a in range(len(space))])
                 grid = grid + idx * s
         if not np.array_equal(grid, addr):
-            raise KernelUsageError(f"index into {name}: the expressions are not affine along "
-                                   "each axis of the index space (one stride per axis, e.g. "
-                                   "i * 128 + i_p); split the access")
-    return offset + base, tuple(int(n) for n in space), tuple(out_strides)
-
+            raise KernelUsageError(f"index into {name}: the expressions are not affine in "
+                                   "each iterator (one stride per axis, e.g. i * 128 + i_p); "
+                                   "split the access")
+    return (offset + base, tuple(int(n) for n in space), tuple(out_strides),
+            tuple(it.id for it in iters))

@@ -39,6 +39,8 @@ _NUMPY_OPS: dict[object, ops.AluOp] = {
     np.sin: ops.sin, np.cos: ops.cos, np.tan: ops.tan, np.square: ops.square,
     np.reciprocal: ops.reciprocal, np.sign: ops.sign, np.floor: ops.floor,
     np.ceil: ops.ceil, np.trunc: ops.trunc, np.arctan: ops.arctan,
+    # reductions name their operator by the numpy reduction (`reduce_op=np.sum`)
+    np.sum: ops.add, np.max: ops.maximum, np.min: ops.minimum, np.prod: ops.multiply,
 }
 
 
@@ -76,9 +78,14 @@ def check_dtype(dtype: object, dst: NkiTensor, fn: str) -> None:
                          f"{dst.name}'s {dst.dtype.name}; the output is written in place")
 
 
-def box_of(mask: object, space: tuple[int, ...], fn: str) -> MaskPlan | None:
-    """The mask's plan over `space` (None: no mask or all true)."""
-    return plan(mask, space, fn)
+def box_of(mask: object, space: tuple[int, ...], fn: str, like: object = None
+           ) -> MaskPlan | None:
+    """The mask's plan over `space` (None: no mask or all true); `like` is a tile of that
+    index space whose iterators name its axes (the mask then applies by iterator)."""
+    layout = getattr(like, "_vars", None)
+    if layout is not None and getattr(like, "shape", None) != space:
+        layout = None
+    return plan(mask, space, fn, layout)
 
 
 # ----------------------------------------------------------------------- results
@@ -97,7 +104,7 @@ def reduced(mask: object, data: NkiTensor, call: Callable[..., object], fn: str,
     """Issue `call(dst, data)` for a reduction under a mask over data's index space: data
     is cut to the box, dst only along its axes `shared` with data (same position)."""
     def issue(dst: NkiTensor) -> None:
-        p = plan(mask, data.shape, fn)
+        p = box_of(mask, data.shape, fn, data)
         if p is None:
             call(dst, data)
             return

@@ -22,7 +22,7 @@ from tessera.nki.beta1.isa_base import (
     tile_arg,
 )
 from tessera.nki.beta1.masking import run_masked
-from tessera.nki.beta1.values import produce, require_beta1
+from tessera.nki.beta1.values import produce, require_beta1, sbuf_operand
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError
 from tessera.nki.isa import reduce as _reduce
@@ -58,8 +58,8 @@ def nc_matmul(stationary: NkiTensor, moving: NkiTensor, *, is_stationary_onezero
     fn = "nisa.nc_matmul"
     name = name_arg(fn, kwargs)
     ctx = require_beta1(fn)
-    st = tile_arg(stationary, "stationary", fn)
-    mv = tile_arg(moving, "moving", fn)
+    st = sbuf_operand(tile_arg(stationary, "stationary", fn), fn)
+    mv = sbuf_operand(tile_arg(moving, "moving", fn), fn)
     m, n = st.free_size, mv.free_size
     p = box_of(mask, (m, n), fn)
     if p is not None and p.box is not None:
@@ -246,7 +246,8 @@ def tensor_reduce(op: object, data: NkiTensor, axis: object, *, mask: object = N
     data = tile_arg(data, "data", fn)
     k = _reduce._reduced_axes(axis, data.ndim, fn)  # the Beta-2 axis rules
     kept = data.shape[:data.ndim - k]
-    shape = kept + (1,) * k if keepdims else kept
+    # on-chip tiles stay at least 2-D: a reduction of every free axis is [P, 1]
+    shape = kept + (1,) * k if keepdims or len(kept) < 2 else kept
 
     def call(d: NkiTensor, x: NkiTensor) -> None:
         isa.tensor_reduce(d, op_arg(op), x, axis, negate=negate, keepdims=keepdims,
@@ -274,7 +275,7 @@ def tensor_partition_reduce(op: object, data: NkiTensor, *, mask: object = None,
 def _free_only(mask: object, data: NkiTensor, fn: str) -> object:
     """A mask over data's space that leaves every partition in (a partition reduction
     cannot be cut along the axis it reduces)."""
-    p = box_of(mask, data.shape, fn)
+    p = box_of(mask, data.shape, fn, data)
     if p is not None and p.box is not None and p.box[0] != slice(0, data.shape[0]):
         raise KernelUsageError(f"{fn}: the mask excludes partitions of the reduced axis; "
                                "slice data instead")

@@ -119,7 +119,7 @@ def nc_stream_shuffle(src: NkiTensor, dst: NkiTensor, shuffle_mask: object, *,
     name = name_arg(fn, kwargs)
     dst = tile_arg(dst, "dst", fn)
     check_dtype(dtype, dst, fn)
-    p = box_of(mask, dst.shape, fn)
+    p = box_of(mask, dst.shape, fn, dst)
     if p is not None and p.box is not None and p.box[0] != slice(0, dst.shape[0]):
         raise KernelUsageError(f"{fn}: the mask excludes partitions; the shuffle maps whole "
                                "quadrants, so a mask may bound the free axes only")
@@ -135,7 +135,7 @@ def local_gather(src_buffer: NkiTensor, index: NkiTensor, num_elem_per_idx: int 
     fn = "nisa.local_gather"
     src = tile_arg(src_buffer, "src_buffer", fn)
     idx = tile_arg(index, "index", fn)
-    p = box_of(mask, src.shape, fn)
+    p = box_of(mask, src.shape, fn, src)
     if p is not None:
         raise KernelUsageError(f"{fn}: a mask cannot cut a gather within 16-partition "
                                "groups; slice the operands instead")

@@ -30,8 +30,9 @@ from tessera.nki.beta1.isa_base import (
 )
 from tessera.nki.beta1.misc import fp32  # nisa.fp32 is nl.fp32
 from tessera.nki.buffers import Buffer
+from tessera.nki.creation import new_tensor
 from tessera.nki.errors import KernelUsageError
-from tessera.nki.runtime import kernel_api
+from tessera.nki.runtime import add_note, current, kernel_api
 from tessera.nki.tensor import NkiTensor
 
 # the comparison names a single-comparison Mask records (`Mask.affine`)
@@ -88,6 +89,14 @@ def affine_select(pred: object, on_true_tile: NkiTensor, on_false_value: object,
     fn = "nisa.affine_select"
     name = name_arg(fn, kwargs)
     src = tile_arg(on_true_tile, "on_true_tile", fn)
+    if src.buffer is Buffer.PSUM:
+        # GpSimd cannot read PSUM: the tile is copied to SBUF first (one Vector-engine copy,
+        # which the compiler must insert for the samples' `affine_select(qk_psum[...])`)
+        staged = new_tensor(current(), src.shape, src.dtype, Buffer.SBUF, None)
+        isa.tensor_copy(staged, src)
+        add_note("nisa.affine_select on a PSUM tile: copied to SBUF first (the GpSimd engine "
+                 "cannot read PSUM); the copy is timed")
+        src = staged
     if not isinstance(pred, Mask):
         raise KernelUsageError(f"{fn}: pred must be one comparison of nl.arange expressions "
                                f"(e.g. i_p >= i_f), got {type(pred).__name__}")
@@ -102,7 +111,7 @@ def affine_select(pred: object, on_true_tile: NkiTensor, on_false_value: object,
                                f"of {', '.join(_COMPARE)}")
     shape = src.shape
     p = box_of(mask, shape, fn)
-    values, region = _cut_expr(np.asarray(diff), shape, None if p is None else p.box)
+    values, region = _cut_expr(diff.values, shape, None if p is None else p.box)
 
     def call(d: NkiTensor, x: NkiTensor) -> None:
         pattern, offset, mult = affine_form(values, region, fn)
@@ -220,7 +229,7 @@ def nc_match_replace8(*, data: NkiTensor, vals: NkiTensor, imm: object,
 def _rows_only(mask: object, data: NkiTensor, call: object, fn: str) -> object:
     """The top-8 instructions read whole rows: a mask may only drop partitions (from the
     first); the other operands follow data's first rows."""
-    p = box_of(mask, data.shape, fn)
+    p = box_of(mask, data.shape, fn, data)
     if p is not None and p.box is not None and (
             p.residual is not None or p.box[0].start != 0
             or any(b != slice(0, n) for b, n in zip(p.box[1:], data.shape[1:], strict=True))):

@@ -30,7 +30,9 @@ from tessera.nki.runtime import CoreContext, KernelRun, maybe_current
 
 @dataclass(frozen=True)
 class nc:  # noqa: N801 - NKI's spelling
-    """`nl.nc(n)`: a launch-grid dimension of n instances, one per physical NeuronCore."""
+    """`nl.nc(n)`: a launch-grid dimension of n instances, one per physical NeuronCore;
+    `nl.nc(2) * 2` is `nl.spmd_dim(nl.nc(2), 2)` and `2 * nl.nc(2)` is
+    `nl.spmd_dim(2, nl.nc(2))` (the pages' shorthand)."""
 
     size: int
 
@@ -38,6 +40,12 @@ class nc:  # noqa: N801 - NKI's spelling
         if not isinstance(self.size, int) or self.size < 1:
             raise KernelUsageError(f"nl.nc({self.size!r}): the core count must be a positive "
                                    "int")
+
+    def __mul__(self, other: object) -> spmd_dim:
+        return spmd_dim(self, other)
+
+    def __rmul__(self, other: object) -> spmd_dim:
+        return spmd_dim(other, self)
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,13 @@ class Beta1Kernel(Kernel):
     def __getitem__(self, key: object) -> Beta1Kernel:
         return Beta1Kernel(self.fn, make_grid(key), self.mode,
                            compile_config=self.compile_config, schedule=self.schedule)
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        if maybe_current() is not None:
+            # a kernel called from inside a running kernel (the samples' `mode="trace"`
+            # helpers) is a sub-function: its instructions join the caller's stream
+            return self.fn(*args, **kwargs)
+        return super().__call__(*args, **kwargs)
 
     def with_schedule(self, pairs: object, kind: object = None) -> Beta1Kernel:
         plain = super().with_schedule(pairs, kind)  # type: ignore[arg-type]

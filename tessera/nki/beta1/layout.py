@@ -33,7 +33,7 @@ import numpy as np
 from tessera.nki import dtypes as dt
 from tessera.nki import isa
 from tessera.nki.beta1.masking import plan, run_masked
-from tessera.nki.beta1.values import produce, require_beta1
+from tessera.nki.beta1.values import produce, require_beta1, sbuf_operand
 from tessera.nki.buffers import Buffer
 from tessera.nki.creation import new_tensor
 from tessera.nki.errors import (
@@ -125,8 +125,8 @@ def matmul(x: object, y: object, *, transpose_x: bool = False, mask: object = No
         add_note(f"nl.matmul: keyword(s) {', '.join(sorted(kwargs))} accepted and not "
                  "modelled")
     lim = current().run.limits
-    x = _tile(x, "x", fn, (Buffer.SBUF,))
-    y = _tile(y, "y", fn, (Buffer.SBUF,))
+    x = sbuf_operand(_tile(x, "x", fn, (Buffer.SBUF, Buffer.PSUM)), f"nl.{fn}")
+    y = sbuf_operand(_tile(y, "y", fn, (Buffer.SBUF, Buffer.PSUM)), f"nl.{fn}")
     _two_d(x, "x", fn)
     _two_d(y, "y", fn)
     k, m = x.shape if transpose_x else x.shape[::-1]
@@ -291,6 +291,10 @@ def broadcast_to(src: object, shape: object = None) -> NkiTensor:
     target = _target_shape(shape, fn)
     if target == x.shape:
         return x
+    if x.ndim < len(target) and x.size == x.shape[0]:
+        # a per-partition column named with one iterator ([P], as `t[i_p, 0]` gives) is
+        # the [P, 1] tile the pages broadcast along the free axes
+        x = x.reshape(x.shape[:1] + (1,) * (len(target) - 1))
     if len(target) != x.ndim:
         raise ShapeMismatchError(f"nl.{fn}: shape {list(target)} must have the rank of src "
                                  f"{x.name}{list(x.shape)}")

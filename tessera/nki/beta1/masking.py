@@ -35,14 +35,21 @@ class MaskPlan:
     residual: np.ndarray | None
 
 
-def plan(mask: object, space: tuple[int, ...], fn: str) -> MaskPlan | None:
-    """The plan of `mask` over `space` (None for no mask or an all-true one)."""
+def plan(mask: object, space: tuple[int, ...], fn: str,
+         layout: tuple[int, ...] | None = None) -> MaskPlan | None:
+    """The plan of `mask` over `space` (None for no mask or an all-true one). `layout`
+    names the iterator of each axis of `space` when a tile of it was indexed with them;
+    otherwise the mask applies by position (its partition iterator covers axis 0)."""
     if mask is None:
         return None
     if isinstance(mask, bool | np.bool_):
         values = np.full(space, bool(mask))
     elif isinstance(mask, Mask):
-        values = mask.values
+        named = mask.over(layout) if layout is not None and len(layout) == len(space) \
+            else None
+        values = named if named is not None else mask.values
+        while values.ndim > len(space) and values.shape[-1] == 1:
+            values = values.reshape(values.shape[:-1])
     else:
         raise KernelUsageError(f"{fn}: mask must be a predicate over nl.arange/nl.mgrid "
                                f"indices (e.g. i_p < n), got {type(mask).__name__}")
@@ -69,6 +76,16 @@ def plan(mask: object, space: tuple[int, ...], fn: str) -> MaskPlan | None:
     return MaskPlan(space, tuple(box), None if inner.all() else inner)
 
 
+def _layout(space: tuple[int, ...], dst: object, operands: Sequence[object]
+            ) -> tuple[int, ...] | None:
+    """The iterators of the index space, from a tile of that shape indexed with them."""
+    for t in (dst, *operands):
+        ids = getattr(t, "_vars", None)
+        if ids is not None and t.shape == space:  # type: ignore[attr-defined]
+            return ids
+    return None
+
+
 def restrict(t: object, p: MaskPlan) -> object:
     """`t` cut to the plan's box along every axis it shares with the index space (same
     position, same size); other axes (size-1 scalars, reduced axes) are kept whole."""
@@ -87,7 +104,8 @@ def run_masked(mask: object, dst: NkiTensor, operands: Sequence[object],
                call: Callable[..., object], fn: str,
                space: tuple[int, ...] | None = None) -> None:
     """Issue `call(dst, *operands)` under `mask` (over `space`, default dst's shape)."""
-    p = plan(mask, space if space is not None else dst.shape, fn)
+    space = space if space is not None else dst.shape
+    p = plan(mask, space, fn, _layout(space, dst, operands))
     if p is None:
         call(dst, *operands)
         return

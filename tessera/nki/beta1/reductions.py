@@ -57,6 +57,7 @@ def _reduction(fn: str, x: object, axis: object, dtype: object, mask: object,
     """A new SBUF tile computed by `issue(dst, x, axes)` under a mask over x's indices."""
     require_beta1(f"nl.{fn}")
     x = tile_arg(x, "x", fn)
+    x, axis = _to_trailing(x, axis, mask)
     k = free_axes(x, axis, fn)
     axes = tuple(range(x.ndim - k, x.ndim))
     p = plan(mask, x.shape, f"nl.{fn}")
@@ -72,6 +73,20 @@ def _reduction(fn: str, x: object, axis: object, dtype: object, mask: object,
                    space=x.shape)
 
     return produce(_out_shape(x, k, keepdims), out_dtype, Buffer.SBUF, compute)
+
+
+def _to_trailing(x: NkiTensor, axis: object, mask: object) -> tuple[NkiTensor, object]:
+    """Free axes that are not the last ones (`axis=[2, 4]` of a 5-D pooling view, as the
+    vendor's average-pool example reduces) become the last ones by a permuted view; the
+    kept axes keep their order, so the result is the same."""
+    picked = list(axis) if isinstance(axis, list | tuple) else [axis]
+    if mask is not None or any(not isinstance(a, int) or not 0 < a < x.ndim for a in picked):
+        return x, axis
+    picked = sorted(set(picked))
+    if picked == list(range(x.ndim - len(picked), x.ndim)):
+        return x, axis
+    order = [d for d in range(x.ndim) if d not in picked] + picked
+    return x.permute(order), list(range(x.ndim - len(picked), x.ndim))
 
 
 def _same(x: NkiTensor) -> dt.DType:

@@ -24,7 +24,8 @@ from tessera.nki.launch import trace as _trace
 from tessera.nki.runtime import kernel_api
 from tessera.nki.tensor import NkiTensor
 
-MODES = ("auto", "jax", "torchxla", "baremetal", "benchmark", "simulation")
+# "trace" marks helper kernels called from inside other kernels (the nki-samples do so)
+MODES = ("auto", "jax", "torchxla", "baremetal", "benchmark", "simulation", "trace")
 tensor = NkiTensor
 
 

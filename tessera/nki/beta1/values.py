@@ -23,9 +23,10 @@ from tessera.nki import dtypes as dt
 from tessera.nki import isa
 from tessera.nki.buffers import Buffer
 from tessera.nki.creation import new_tensor
-from tessera.nki.errors import KernelUsageError
+from tessera.nki.errors import KernelUsageError, PartitionError
 from tessera.nki.isa import _vector_acc, scalar
-from tessera.nki.runtime import CoreContext, current, maybe_current
+from tessera.nki.runtime import CoreContext, add_note, current, maybe_current
+from tessera.nki.stream import Engine
 from tessera.nki.tensor import NkiTensor
 
 # compute(dst, accumulate): issue the call's instructions with `dst` as their destination
@@ -125,11 +126,28 @@ def _retarget(value: NkiTensor, dst: NkiTensor, accumulate: bool) -> bool:
         ctx.no_reorder_last = None
     tensors = ctx.run.tensors
     tensors[r.tensors_mark:] = [t for t in tensors[r.tensors_mark:] if t.core != ctx.core_id]
-    r.compute(dst, accumulate)
+    # `psum += matmul` joins the location's accumulation group as the hardware tracks it
+    # (accumulate=None: the group's first matmul overwrites, the next ones add; a kernel
+    # need not zero its accumulator, as the vendor's allocated attention kernel does not);
+    # `psum[...] = matmul` starts a new group (accumulate=False)
+    r.compute(dst, None if accumulate else False)  # type: ignore[arg-type]
     value.storage, value.offset = dst.storage, dst.offset
     value.shape, value.strides = dst.shape, dst.strides
     value._ap = value._np = value._replay = None
     return True
+
+
+def sbuf_operand(t: NkiTensor, fn: str) -> NkiTensor:
+    """`t`, or for a PSUM tile an SBUF copy of it: Beta-1 kernels pass PSUM results (an
+    nc_transpose) straight to instructions that read SBUF only (the matmul), and the
+    compiler evacuates them first. The copy is a timed Vector-engine instruction, and the
+    profile notes it."""
+    if t.buffer is not Buffer.PSUM:
+        return t
+    staged = new_tensor(current(), t.shape, t.dtype, Buffer.SBUF, None)
+    isa.tensor_copy(staged, t)
+    add_note(f"{fn} read a PSUM tile: copied to SBUF first, as the compiler does")
+    return staged
 
 
 def _same_view(a: NkiTensor, b: NkiTensor) -> bool:
@@ -175,10 +193,20 @@ def assign(target: NkiTensor, key: object, value: object) -> None:
                                    "tile: read HBM with nl.load(src[...])")
         isa.tensor_copy(view, _as_tile(value, view, "assignment"))
         return
-    if isinstance(value, bool | int | float):
-        isa.memset(view, value)
+    if isinstance(value, bool | int | float | np.number):
+        _fill(view, value)
         return
     raise KernelUsageError(f"cannot assign {type(value).__name__} to tile {target.name}")
+
+
+def _fill(view: NkiTensor, value: object) -> None:
+    """`t[k] = number`: a memset; one starting at a partition the Vector engine cannot
+    start at (a single element of row 1, as the gather_flattened page's example writes)
+    runs on GpSimd, whose cores own one partition each."""
+    try:
+        isa.memset(view, value)
+    except PartitionError:
+        isa.memset(view, value, engine=Engine.GPSIMD)
 
 
 _INPLACE = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide"}

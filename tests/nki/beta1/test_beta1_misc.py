@@ -257,14 +257,14 @@ def test_auto_and_direct_sbuf_allocation_cannot_be_mixed():
 
 @nki.jit
 def placed(x):
-    allocators.use_buffer(ncc.sbuf.alloc(lambda idx, p, f: (32, 0)), (2,), (128, 64),
+    allocators.use_buffer(ncc.sbuf.alloc(lambda idx, pdim_size, fdim_size: (32, 0)), (2,), (128, 64),
                           nl.float32)
     return x
 
 
 @nki.jit
 def big_psum(x):
-    allocators.use_buffer(ncc.psum.alloc(lambda idx, p, f: (0, 0, 0)), (), (128, 1024),
+    allocators.use_buffer(ncc.psum.alloc(lambda idx, pdim_size, fdim_size: (0, 0, 0)), (), (128, 1024),
                           nl.float32)
     return x
 
