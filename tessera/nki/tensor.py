@@ -185,6 +185,13 @@ class NkiTensor(TensorApi):
     def __getitem__(self, key: object) -> NkiTensor:
         if type(key) is MgridResult:
             key = key.exprs  # `t[nl.mgrid[0:128, 0:512]]`
+        if type(key) is tuple and self.storage.buffer.on_chip and any(
+                not isinstance(k, int | slice | IndexExpr) for k in key[1:]):
+            # Beta-1 run-time offsets on a tile's free axis (`t[i_p, idx[0, j] + i_f]`)
+            from tessera.nki.beta1.dynamic import dynamic_view, is_dynamic_key
+
+            if is_dynamic_key(self, key):
+                return dynamic_view(self, key)
         if isinstance(key, NkiTensor) or (type(key) is tuple and key
                                           and isinstance(key[0], NkiTensor)):
             # Beta-1 indirect rows: `t[index_tile, i_f]` (a gather/scatter view for DMAs)

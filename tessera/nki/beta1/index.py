@@ -424,5 +424,8 @@ def affine_view(shape: tuple[int, ...], strides: tuple[int, ...], offset: int,
             raise KernelUsageError(f"index into {name}: the expressions are not affine in "
                                    "each iterator (one stride per axis, e.g. i * 128 + i_p); "
                                    "split the access")
-    return (offset + base, tuple(int(n) for n in space), tuple(out_strides),
-            tuple(it.id for it in iters))
+    shape_out, ids = tuple(int(n) for n in space), tuple(it.id for it in iters)
+    if iters and min(it.position for it in iters) > 0:
+        # only free-axis iterators (`a[0, nl.arange(512)[None, :]]`): a [1, F] tile
+        shape_out, out_strides, ids = (1, *shape_out), [0, *out_strides], (0, *ids)
+    return offset + base, shape_out, tuple(out_strides), ids

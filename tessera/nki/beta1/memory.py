@@ -145,5 +145,9 @@ def store(dst: object, value: object, *, mask: object = None, **kwargs: object) 
         isa.tensor_copy(staged, tile)
         tile = staged
     if tile.shape != view.shape and tile.size == view.size:
-        tile = tile.reshape(view.shape)
+        # the HBM side takes the tile's shape (a [P] view for a [P, 1] tile)
+        try:
+            view = view.reshape(tile.shape)
+        except KernelUsageError:
+            tile = tile.reshape(view.shape)
     run_masked(mask, view, [tile], lambda d, v: isa.dma_copy(d, v), "nl.store")

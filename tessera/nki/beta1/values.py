@@ -26,7 +26,6 @@ from tessera.nki.creation import new_tensor
 from tessera.nki.errors import KernelUsageError, PartitionError
 from tessera.nki.isa import _vector_acc, scalar
 from tessera.nki.runtime import CoreContext, add_note, current, maybe_current
-from tessera.nki.stream import Engine
 from tessera.nki.tensor import NkiTensor
 
 # compute(dst, accumulate): issue the call's instructions with `dst` as their destination
@@ -200,13 +199,17 @@ def assign(target: NkiTensor, key: object, value: object) -> None:
 
 
 def _fill(view: NkiTensor, value: object) -> None:
-    """`t[k] = number`: a memset; one starting at a partition the Vector engine cannot
-    start at (a single element of row 1, as the gather_flattened page's example writes)
-    runs on GpSimd, whose cores own one partition each."""
+    """`t[k] = number`: a memset; one starting at a partition no compute engine can start
+    at (a single element of row 1, as the gather_flattened page's example writes) is a DMA
+    from a constant, which can write any partition."""
     try:
         isa.memset(view, value)
     except PartitionError:
-        isa.memset(view, value, engine=Engine.GPSIMD)
+        ctx = current()
+        const = new_tensor(ctx, view.shape, view.dtype, Buffer.HBM, "fill_const")
+        if not ctx.run.symbolic:
+            const.write(np.full(view.shape, value))
+        isa.dma_copy(view, const)
 
 
 _INPLACE = {"add": "add", "sub": "subtract", "mul": "multiply", "truediv": "divide"}
@@ -232,9 +235,17 @@ def inplace(target: NkiTensor, opname: str, value: object) -> NkiTensor:
 
 
 def binary(opname: str, a: object, b: object) -> NkiTensor:
-    """`a <op> b` on tiles (Beta 1): the nl function of the operator."""
+    """`a <op> b` on tiles (Beta 1): the nl function of the operator; `value_tile +
+    nl.arange(...)` is an index starting at a run-time value (beta1.dynamic)."""
     require_beta1(f"tile arithmetic ({opname})")
     from tessera.nki.beta1 import elementwise
+    from tessera.nki.beta1.dynamic import DynamicIndex
+    from tessera.nki.beta1.index import IndexExpr
+
+    if opname == "add" and isinstance(a, NkiTensor) and isinstance(b, IndexExpr):
+        return DynamicIndex(a, b)  # type: ignore[return-value]
+    if opname == "add" and isinstance(b, NkiTensor) and isinstance(a, IndexExpr):
+        return DynamicIndex(b, a)  # type: ignore[return-value]
 
     return elementwise.binary(opname, a, b)
 

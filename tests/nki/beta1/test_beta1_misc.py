@@ -257,15 +257,15 @@ def test_auto_and_direct_sbuf_allocation_cannot_be_mixed():
 
 @nki.jit
 def placed(x):
-    allocators.use_buffer(ncc.sbuf.alloc(lambda idx, pdim_size, fdim_size: (32, 0)), (2,), (128, 64),
-                          nl.float32)
+    place = ncc.sbuf.alloc(lambda idx, pdim_size, fdim_size: (32, 0))
+    allocators.use_buffer(place, (2,), (128, 64), nl.float32)
     return x
 
 
 @nki.jit
 def big_psum(x):
-    allocators.use_buffer(ncc.psum.alloc(lambda idx, pdim_size, fdim_size: (0, 0, 0)), (), (128, 1024),
-                          nl.float32)
+    place = ncc.psum.alloc(lambda idx, pdim_size, fdim_size: (0, 0, 0))
+    allocators.use_buffer(place, (), (128, 1024), nl.float32)
     return x
 
 
