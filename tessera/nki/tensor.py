@@ -34,7 +34,8 @@ from tessera.nki.tensor_api import TensorApi
 class Storage:
     """One allocation. `array` is the flat numpy storage, or None in symbolic mode."""
 
-    __slots__ = ("name", "buffer", "shape", "dtype", "array", "partition_elems", "acc", "size")
+    __slots__ = ("name", "buffer", "shape", "dtype", "array", "partition_elems", "acc", "size",
+                 "pending")
 
     def __init__(self, name: str, buffer: Buffer, shape: tuple[int, ...], dtype: dt.DType,
                  array: np.ndarray | None) -> None:
@@ -49,6 +50,9 @@ class Storage:
         # other instruction has written it since (the next matmul then adds).
         self.acc = (np.zeros(self.size, dtype=np.bool_)
                     if buffer is Buffer.PSUM and array is not None else None)
+        # a deferred fill (Beta-1 PSUM zeros): issued when an instruction first touches the
+        # tensor, unless an accumulating matmul takes it over (tessera.nki.beta1.values)
+        self.pending: object = None
 
     def alias(self, dtype: dt.DType) -> Storage:
         """The same bytes reinterpreted as another dtype (for `view(dtype)`)."""
@@ -415,6 +419,9 @@ class NkiTensor(TensorApi):
 
     def access(self) -> AccessPattern:
         """The access pattern an instruction records for this view."""
+        if self.storage.pending is not None:
+            fill, self.storage.pending = self.storage.pending, None
+            fill()  # the deferred fill goes before the instruction that touches the tensor
         self._checked()
         ap = self._ap
         if ap is None:

@@ -11,7 +11,10 @@ are one DMA each, cut to the mask's box.
 
 from __future__ import annotations
 
+import math
 import operator
+
+import numpy as np
 
 from tessera.nki import creation, isa
 from tessera.nki import dtypes as dt
@@ -49,9 +52,24 @@ def _make(shape: object, make: object, buffer: object, name: str, dtype: object)
     # an ncc allocator (`ncc.sbuf.mod_alloc(...)`) is checked against the tensor and noted;
     # the tiles are placed by the automatic allocator (allocators.use_buffer)
     buf = use_buffer(buffer, blocks, tile_shape, dtype)
-    if blocks and buf in (Buffer.SBUF, Buffer.PSUM):
-        return blocked(blocks, lambda: make(tile_shape, buf), name or "blk")  # type: ignore[operator]
-    return make(blocks + tile_shape, buf)  # type: ignore[operator]
+    if not blocks or buf not in (Buffer.SBUF, Buffer.PSUM):
+        return make(blocks + tile_shape, buf)  # type: ignore[operator]
+    count = math.prod(blocks)
+    limits = current().run.limits
+    cap = (limits.sbuf_bytes_per_partition if buf is Buffer.SBUF
+           else limits.psum_bank_bytes)
+    if count * math.prod(tile_shape[1:]) * dt.to_dtype(dtype).itemsize <= cap:
+        # One buffer holding every block, blocks folded into the free dimensions (the
+        # layout the block-dimension migration guide gives as equivalent): how the
+        # compiler places a blocked tensor that fits, and what the published latency of
+        # the Beta-1 matmul tutorial's blocked version matches (a separate allocation per
+        # tile lets the ring allocator reuse freed tiles early and serialises the loads)
+        whole = make((tile_shape[0], count, *tile_shape[1:]), buf)  # type: ignore[operator]
+        tiles = [whole[(slice(None), k)] for k in range(count)]
+        return BlockTensor(blocks, tiles, name or whole.name)
+    # larger than a partition row (or a PSUM bank): one allocation per tile, so the
+    # allocator can place and spill tiles one by one
+    return blocked(blocks, lambda: make(tile_shape, buf), name or "blk")  # type: ignore[operator]
 
 
 @kernel_api
@@ -63,7 +81,22 @@ def ndarray(shape: object, dtype: object = dt.float32, buffer: object = Buffer.S
                  buffer, name, dtype)
 
 
+def _psum_zeros(shape: tuple[int, ...], dtype: object, name: str) -> NkiTensor:
+    """A zero PSUM tile whose fill waits for the first instruction that touches it: the
+    tutorials' `acc = nl.zeros(..., buffer=nl.psum)` then `acc += nisa.nc_matmul(...)` is
+    one accumulation group whose first matmul starts from zero (matmuls cannot accumulate
+    onto memset PSUM on NeuronCore-v2/v3, so the compiler issues no memset: values.py)."""
+    ctx = current()
+    t = creation.new_tensor(ctx, shape, dtype, Buffer.PSUM, name or None)
+    if t.storage.array is not None:
+        t.storage.array.view(np.uint8).fill(0)
+    t.storage.pending = lambda: isa.memset(NkiTensor.whole(t.storage), 0)
+    return t
+
+
 def _filled(shape: object, value: float, dtype: object, buffer: object, name: str) -> object:
+    if value == 0 and use_buffer(buffer) is Buffer.PSUM:
+        return _make(shape, lambda s, b: _psum_zeros(s, dtype, name), buffer, name, dtype)
     fill = {0: creation.zeros, 1: creation.ones}.get(value)  # type: ignore[call-overload]
     if fill is not None:
         return _make(shape, lambda s, b: fill(s, dtype, b, name or None), buffer, name, dtype)

@@ -125,6 +125,11 @@ def _retarget(value: NkiTensor, dst: NkiTensor, accumulate: bool) -> bool:
         ctx.no_reorder_last = None
     tensors = ctx.run.tensors
     tensors[r.tensors_mark:] = [t for t in tensors[r.tensors_mark:] if t.core != ctx.core_id]
+    st = dst.storage
+    if accumulate and st.pending is not None and dst.size == st.size:
+        # a zero PSUM tile the matmul accumulates into from scratch: the zero-fill is the
+        # accumulation group's start, not an instruction (memory._psum_zeros)
+        st.pending = None
     # `psum += matmul` joins the location's accumulation group as the hardware tracks it
     # (accumulate=None: the group's first matmul overwrites, the next ones add; a kernel
     # need not zero its accumulator, as the vendor's allocated attention kernel does not);
