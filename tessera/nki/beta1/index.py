@@ -124,10 +124,32 @@ def _operand(other: object, iters: tuple[Iterator, ...]) -> np.ndarray | int | N
         return None
 
 
-class IndexExpr(_Named):
-    """An integer index expression of iterators (`i * 128 + i_p`)."""
+Linear = tuple[int, dict[int, int]]  # (constant, coefficient per iterator id)
 
-    __slots__ = ()
+
+def _lin_add(a: Linear | None, b: Linear | None, sign: int) -> Linear | None:
+    if a is None or b is None:
+        return None
+    coefs = dict(a[1])
+    for i, c in b[1].items():
+        coefs[i] = coefs.get(i, 0) + sign * c
+    return a[0] + sign * b[0], coefs
+
+
+def _lin_scale(a: Linear | None, k: int) -> Linear | None:
+    return None if a is None else (a[0] * k, {i: c * k for i, c in a[1].items()})
+
+
+class IndexExpr(_Named):
+    """An integer index expression of iterators (`i * 128 + i_p`). `lin` is its affine
+    form (constant, coefficient per iterator), None when it is not affine (`i_f // 2`)."""
+
+    __slots__ = ("lin",)
+
+    def __init__(self, arr: np.ndarray, iters: tuple[Iterator, ...],
+                 lin: Linear | None = None) -> None:
+        super().__init__(arr, iters)
+        self.lin = lin
 
     def __len__(self) -> int:
         return self.shape[0] if self.shape else 1
@@ -142,7 +164,8 @@ class IndexExpr(_Named):
                                    "1-D nl.arange on an axis with [:, None] or [None, :]")
         old = self.iters[0]
         it = _new_iter(old.size, keys.index(slots[0]), len(keys))
-        return IndexExpr(self.arr, (it,))
+        lin = None if self.lin is None else (self.lin[0], {it.id: self.lin[1].get(old.id, 0)})
+        return IndexExpr(self.arr, (it,), lin)
 
     def __repr__(self) -> str:
         return f"IndexExpr(iterators={[it.size for it in self.iters]})"
@@ -155,7 +178,27 @@ class IndexExpr(_Named):
         lhs = self.aligned(iters)
         a, b = (rhs, lhs) if reflected else (lhs, rhs)
         out = np.asarray(fn(a, b), dtype=_INT)  # type: ignore[operator]
-        return IndexExpr(np.broadcast_to(out, [it.size for it in iters]), iters)
+        return IndexExpr(np.broadcast_to(out, [it.size for it in iters]), iters,
+                         self._linear(other, fn, reflected))
+
+    def _linear(self, other: object, fn: object, reflected: bool) -> Linear | None:
+        """The affine form of `self <fn> other` (None when it is not affine)."""
+        mine = self.lin
+        theirs: Linear | None
+        if isinstance(other, IndexExpr):
+            theirs = other.lin
+        else:
+            theirs = (operator.index(other), {})  # type: ignore[arg-type]
+        if fn is operator.add:
+            return _lin_add(mine, theirs, 1)
+        if fn is operator.sub:
+            return _lin_add(theirs, mine, -1) if reflected else _lin_add(mine, theirs, -1)
+        if fn is operator.mul and mine is not None and theirs is not None:
+            if not theirs[1]:
+                return _lin_scale(mine, theirs[0])
+            if not mine[1]:
+                return _lin_scale(theirs, mine[0])
+        return None
 
     def __add__(self, o: object) -> IndexExpr:
         return self._binary(o, operator.add)
@@ -182,7 +225,7 @@ class IndexExpr(_Named):
         return self._binary(o, operator.mod)
 
     def __neg__(self) -> IndexExpr:
-        return IndexExpr(-self.arr, self.iters)
+        return IndexExpr(-self.arr, self.iters, _lin_scale(self.lin, -1))
 
     def _compare(self, other: object, fn: object) -> Mask:
         iters = _union(self, other)
@@ -278,7 +321,10 @@ def arange(*args: int) -> IndexExpr:
         values = np.arange(*[operator.index(a) for a in args], dtype=_INT)
     except TypeError:
         raise KernelUsageError(f"nl.arange{args!r}: the bounds must be ints") from None
-    return IndexExpr(values, (_new_iter(values.size, 0, 1),))
+    it = _new_iter(values.size, 0, 1)
+    step = int(values[1] - values[0]) if values.size > 1 else 1
+    start = int(values[0]) if values.size else 0
+    return IndexExpr(values, (it,), (start, {it.id: step}))
 
 
 @dataclass(frozen=True)
@@ -336,7 +382,8 @@ class _Mgrid:
         rank = max(1, sum(r.size > 1 for r in ranges))
         for axis, r in enumerate(ranges):
             it = _new_iter(r.size, position, max(rank, position + 1), axis)
-            exprs.append(IndexExpr(r, (it,)))
+            step = int(r[1] - r[0]) if r.size > 1 else 1
+            exprs.append(IndexExpr(r, (it,), (int(r[0]) if r.size else 0, {it.id: step})))
             position += r.size > 1
         return MgridResult(tuple(exprs))
 
@@ -357,7 +404,9 @@ def _item(k: object, size: int, dim: int, slot: int) -> IndexExpr | int:
             r = np.arange(k.start, k.start + k.size, dtype=_INT)
         else:
             r = np.arange(*k.indices(size), dtype=_INT)
-        return IndexExpr(r, (_new_iter(r.size, slot, 2),))
+        it = _new_iter(r.size, slot, 2)
+        step = int(r[1] - r[0]) if r.size > 1 else 1
+        return IndexExpr(r, (it,), (int(r[0]) if r.size else 0, {it.id: step}))
     try:
         return operator.index(k)  # type: ignore[arg-type]
     except TypeError:
@@ -403,29 +452,21 @@ def affine_view(shape: tuple[int, ...], strides: tuple[int, ...], offset: int,
         slot += isinstance(k, slice | DynSlice)
     iters = _tile_axes([i for i in items if isinstance(i, IndexExpr)])
     space = tuple(it.size for it in iters)
-    addr = np.zeros(space, dtype=_INT)
+    base, coefs = 0, dict.fromkeys((it.id for it in iters), 0)
     for item, stride in zip(items, strides, strict=True):
-        part = item.aligned(iters) if isinstance(item, IndexExpr) else item
-        addr = addr + part * stride
-    base = int(addr.reshape(-1)[0]) if addr.size else 0
-    out_strides = []
-    for axis, n in enumerate(space):
-        step = [0] * len(space)
-        step[axis] = 1
-        out_strides.append(int(addr[tuple(step)]) - base if n > 1 else 0)
-    if addr.size:
-        grid = np.full(space, base, dtype=_INT)
-        for axis, s in enumerate(out_strides):
-            if space[axis] > 1:
-                idx = np.arange(space[axis], dtype=_INT).reshape(
-                    [space[axis] if a == axis else 1 for a in range(len(space))])
-                grid = grid + idx * s
-        if not np.array_equal(grid, addr):
+        if not isinstance(item, IndexExpr):
+            base += item * stride
+            continue
+        if item.lin is None:
             raise KernelUsageError(f"index into {name}: the expressions are not affine in "
                                    "each iterator (one stride per axis, e.g. i * 128 + i_p); "
                                    "split the access")
+        base += item.lin[0] * stride
+        for i, c in item.lin[1].items():
+            coefs[i] += c * stride
+    out_strides = [coefs[it.id] if it.size > 1 else 0 for it in iters]
     shape_out, ids = tuple(int(n) for n in space), tuple(it.id for it in iters)
-    if iters and min(it.position for it in iters) > 0:
+    if iters and min(it.position for it in iters) > 0 and iters[0].size > 1:
         # only free-axis iterators (`a[0, nl.arange(512)[None, :]]`): a [1, F] tile
         shape_out, out_strides, ids = (1, *shape_out), [0, *out_strides], (0, *ids)
     return offset + base, shape_out, tuple(out_strides), ids
