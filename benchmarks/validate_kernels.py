@@ -8,6 +8,11 @@ error and whether the four keep their published order. Nothing is tuned here.
 
     python benchmarks/validate_kernels.py          # table; exit 1 if a target is missed
     python benchmarks/validate_kernels.py --json   # one JSON object per line
+    python benchmarks/validate_kernels.py --beta1  # the Beta-1 twins (examples/kernels/beta1)
+
+The published figures were measured on the tutorial's Beta-1 kernels (`neuronxcc.nki`,
+Neuron <= 2.26): `--beta1` profiles Tessera's Beta-1 twins of the four variants, read by
+the Beta-1 front end, against the same rows.
 
 Targets: every variant within +-20 %, median |error| within 10 %, ordering preserved.
 """
@@ -29,6 +34,7 @@ from tessera.nki.kernel_files import load_kernel_file
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT / "benchmarks" / "data" / "published_kernels.yaml"
 KERNEL_FILE = ROOT / "examples" / "kernels" / "matmul_tutorial.py"
+BETA1_FILE = ROOT / "examples" / "kernels" / "beta1" / "matmul_tutorial.py"
 SECTION = "matmul_tutorial"
 CHIP = "trn1"
 ROW_TOLERANCE = 0.20
@@ -41,9 +47,10 @@ def load_variants(path: Path) -> tuple[dict[str, int], str, list[dict]]:
     return data["shape"], data["dtype"], data["variants"]
 
 
-def predict(name: str, shape: dict[str, int], dtype: str) -> sim.Profile:
+def predict(name: str, shape: dict[str, int], dtype: str,
+            kernel_file: Path = KERNEL_FILE) -> sim.Profile:
     """Profile `matmul_<name>` on lhsT [K, M] and rhs [K, N] in symbolic mode."""
-    kernel = load_kernel_file(KERNEL_FILE).kernel(f"matmul_{name}")
+    kernel = load_kernel_file(kernel_file).kernel(f"matmul_{name}")
     m, k, n = shape["M"], shape["K"], shape["N"]
     return sim.profile(kernel, TensorSpec((k, m), dtype), TensorSpec((k, n), dtype),
                        chip=CHIP, symbolic=True)
@@ -53,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DATA)
     parser.add_argument("--json", action="store_true", help="one JSON object per line")
+    parser.add_argument("--beta1", action="store_true",
+                        help="profile the Beta-1 twins (examples/kernels/beta1)")
     parser.add_argument("--only", metavar="NAME", action="append",
                         help="profile only these variants (the targets need all four)")
     args = parser.parse_args(argv)
@@ -65,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         variants = [v for v in variants if v["name"] in args.only]
     rows = []
     for v in variants:
-        p = predict(v["name"], shape, dtype)
+        p = predict(v["name"], shape, dtype, BETA1_FILE if args.beta1 else KERNEL_FILE)
         published = float(v["latency_ms"]) * 1e-3
         error = p.total_s / published - 1
         rows.append((v["name"], p.total_s, published, error, p.flops_utilisation,
