@@ -204,3 +204,28 @@ class TensorApi(NKIObject):
         from tessera.nki.beta1.layout import broadcast_to
 
         return broadcast_to(self, shape=shape)
+
+    @kernel_api
+    def astype(self, dtype: object) -> NkiTensor:
+        """Beta-1 tile method: a copy of the tile in `dtype` (one tensor_copy)."""
+        from tessera.nki.beta1 import layout, values
+
+        values.require_beta1("tile.astype")
+        return layout.copy(self, dtype=dtype)
+
+    @kernel_api
+    def expand_dims(self, axis: int) -> NkiTensor:
+        """Beta-1 tile method: `nl.expand_dims(tile, axis)` (a view)."""
+        from tessera.nki.beta1 import layout, values
+
+        values.require_beta1("tile.expand_dims")
+        return layout.expand_dims(self, axis)
+
+    @kernel_api
+    def assert_shape(self, shape: object) -> NkiTensor:
+        """Beta-1 tile method: this tile, after checking its shape is `shape`."""
+        want = tuple(int(d) for d in shape)  # type: ignore[union-attr]
+        if tuple(self.shape) != want:
+            raise KernelUsageError(f"{self.name} has shape {list(self.shape)}, asserted "
+                                   f"{list(want)}")
+        return self

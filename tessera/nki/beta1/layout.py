@@ -43,6 +43,7 @@ from tessera.nki.errors import (
     PartitionError,
     ShapeMismatchError,
 )
+from tessera.nki.language_layout import _require, _tensor, _two_d
 from tessera.nki.ops import ALL_OPS, register_callable
 from tessera.nki.runtime import add_note, current, kernel_api, maybe_current
 from tessera.nki.stream import Engine
@@ -57,18 +58,8 @@ Axes = Sequence[int | None]  # per tensor axis: the mask-space axis it follows (
 def _tile(x: object, what: str, fn: str, buffers: tuple[Buffer, ...] = (Buffer.SBUF,
                                                                           Buffer.PSUM)
           ) -> NkiTensor:
-    if not isinstance(x, NkiTensor):
-        raise KernelUsageError(f"nl.{fn}: {what} must be a tile, got {type(x).__name__}")
-    if x.buffer not in buffers:
-        names = " or ".join(b.value for b in buffers)
-        raise BufferKindError(f"nl.{fn}: {what} {x.name}{list(x.shape)} is in "
-                              f"{x.buffer.value}; it must be in {names}")
-    return x
-
-
-def _two_d(x: NkiTensor, what: str, fn: str) -> None:
-    if x.ndim != 2:
-        raise ShapeMismatchError(f"nl.{fn}: {what} {x.name}{list(x.shape)} must be a 2-D tile")
+    # the Beta-2 helpers' checks and messages
+    return _require(_tensor(x, what, fn), what, fn, buffers)
 
 
 def _scratch(shape: tuple[int, ...], dtype: object, buffer: Buffer) -> NkiTensor:

@@ -227,3 +227,24 @@ def test_output_arrays_passed_as_arguments_receive_the_kernels_writes():
     assert nki.simulate_kernel(double_into, a, out) is None
     np.testing.assert_array_equal(out, a * 2)
     np.testing.assert_array_equal(a, a.copy())  # inputs the kernel only read stay as they were
+
+
+def test_the_beta1_tile_methods():
+    @nki.jit
+    def methods(a):
+        out = nl.ndarray(a.shape, dtype=nl.bfloat16, buffer=nl.shared_hbm)
+        t = nl.load(a).assert_shape(a.shape)
+        nl.store(out, value=t.astype(nl.bfloat16))
+        assert t.expand_dims(2).shape == (*a.shape, 1)
+        return out
+
+    a = _rand(8, 16)
+    np.testing.assert_array_equal(nki.simulate_kernel(methods, a),
+                                  a.astype(nl.bfloat16.storage))
+
+    @nki.jit
+    def wrong(a):
+        nl.load(a).assert_shape((4, 4))
+
+    with pytest.raises(KernelUsageError, match="asserted"):
+        nki.simulate_kernel(wrong, a)
