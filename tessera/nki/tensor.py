@@ -15,7 +15,8 @@ import operator
 import numpy as np
 
 from tessera.nki import dtypes as dt
-from tessera.nki.beta1.index import IndexExpr, Mask, MgridResult, affine_view
+from tessera.nki.beta1.index import IndexExpr, Mask, MgridResult
+from tessera.nki.beta1.subscripts import affine_view
 from tessera.nki.buffers import Buffer
 from tessera.nki.errors import KernelUsageError, OutOfBoundsError
 from tessera.nki.indexing import (
