@@ -14,6 +14,7 @@ from tessera.nki.launch import TensorSpec, simulate, trace
 from tessera.nki.stream import Opcode
 
 nl = nki.language
+nisa = nki.isa
 RNG = np.random.default_rng(19)
 
 
@@ -248,3 +249,66 @@ def test_the_beta1_tile_methods():
 
     with pytest.raises(KernelUsageError, match="asserted"):
         nki.simulate_kernel(wrong, a)
+
+
+# ------------------------------------------------------------------ iterator rules
+def test_tile_axes_follow_the_iterators_a_subscript_uses():
+    @nki.jit
+    def shapes(a, v):
+        out = nl.ndarray((64, 128), dtype=a.dtype, buffer=nl.shared_hbm)
+        ix, iw, iy = nl.mgrid[0:128, 0:1, 0:64]
+        assert a[ix, iy].shape == (128, 64)  # the size-1 mgrid axis is no tile axis
+        i_p, i_f, i_one = nl.mgrid[0:128, 0:64, 0:1]
+        assert v.reshape((1, 64))[i_one, i_f].shape == (1, 64)  # a [1, F] row
+        j_f, _ = nl.mgrid[0:32, 0:6]
+        assert a[i_p, 32 + j_f].shape == (128, 32)  # two mgrids: independent axes
+        t = nl.load(a[ix, iy])
+        nl.store(out[iy, ix], value=t)  # placed axes, not subscript order: transposed
+        assert nl.load(a[0, nl.arange(64)[None, :]]).shape == (1, 64)
+        return out
+
+    a, v = _rand(128, 64), _rand(64)
+    np.testing.assert_array_equal(nki.simulate_kernel(shapes, a, v), a.T)
+
+
+@nki.jit
+def psum_groups(x_t, w):
+    out = nl.ndarray((2, 128, 128), dtype=nl.float32, buffer=nl.shared_hbm)
+    acc = nl.ndarray((128, 128), dtype=nl.float32, buffer=nl.psum)  # never zeroed
+    zeroed = nl.zeros((128, 128), dtype=nl.float32, buffer=nl.psum)
+    for k in nl.affine_range(2):
+        rows = nl.ds(k * 128, 128)
+        acc += nisa.nc_matmul(nl.load(x_t[rows, :]), nl.load(w[rows, :]))
+        zeroed += nisa.nc_matmul(nl.load(x_t[rows, :]), nl.load(w[rows, :]))
+    nl.store(out[0], value=nl.copy(acc))
+    nl.store(out[1], value=nl.copy(zeroed))
+    return out
+
+
+def test_plus_equals_into_psum_starts_an_accumulation_group_without_a_memset():
+    x_t, w = _rand(256, 128), _rand(256, 128)
+    out = nki.simulate_kernel(psum_groups, x_t, w)
+    np.testing.assert_allclose(out[0], x_t.T @ w, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(out[1], x_t.T @ w, rtol=1e-4, atol=1e-4)
+    ops = [i.opcode for i in trace(psum_groups, symbolic=True)(x_t, w).instructions]
+    assert Opcode.MEMSET not in ops  # the PSUM zero-fill is the group's start
+
+
+def test_a_free_axis_may_start_at_a_value_read_at_run_time():
+    @nki.jit
+    def gather_cols(a, idx):
+        out = nl.ndarray((128, 8), dtype=a.dtype, buffer=nl.shared_hbm)
+        src = nl.load(a)
+        ids = nl.load(idx)
+        dst = nl.ndarray((128, 8), dtype=a.dtype, buffer=nl.sbuf)
+        i_p = nl.arange(128)[:, None]
+        i_f = nl.arange(4)[None, :]
+        for j in nl.affine_range(2):
+            dst[i_p, j * 4 + i_f] = nisa.tensor_copy_dynamic_src(src[i_p, ids[0, j] + i_f])
+        nl.store(out, value=dst)
+        return out
+
+    a = _rand(128, 64)
+    idx = np.array([[10, 40]], np.int32)
+    want = np.concatenate([a[:, 10:14], a[:, 40:44]], axis=1)
+    np.testing.assert_array_equal(nki.simulate_kernel(gather_cols, a, idx), want)
