@@ -12,6 +12,7 @@ tile float32). Masks restrict the instruction (`tessera.nki.beta1.masking`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -38,20 +39,44 @@ def _number(x: object) -> bool:
     return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
 
-def result_dtype(a: object, b: object, dtype: object) -> dt.DType:
-    """`dtype`, else the promoted type of the operands (a number joins as weakly typed)."""
+# comparisons and logical operators give bool tiles unless `dtype` says otherwise
+_BOOL_RESULT = frozenset({"equal", "not_equal", "greater", "greater_equal", "less",
+                          "less_equal", "logical_and", "logical_or", "logical_xor",
+                          "logical_not"})
+
+
+def _scalar_dtype(x: object) -> dt.DType:
+    """A number's type in promotion: numpy scalars keep theirs; a Python int counts as
+    int32 and a float as float32 (weakly typed scalars are "the widest type the hardware
+    has", "NKI type promotion": int8 + 2 is int32, fp16 * 1.2 is fp32)."""
+    if isinstance(x, np.generic):
+        return dt.to_dtype(x.dtype)
+    return dt.float32 if isinstance(x, float) else dt.int32
+
+
+def result_dtype(a: object, b: object, dtype: object, opname: str = "") -> dt.DType:
+    """`dtype`, else the promoted type of the operands (numbers included)."""
     if dtype is not None:
         return dt.to_dtype(dtype)
-    tiles = [x for x in (a, b) if isinstance(x, NkiTensor)]
-    out = tiles[0].dtype
-    if len(tiles) == 2:
-        out = dt.promote(tiles[0].dtype, tiles[1].dtype)
-    elif not out.is_float and any(isinstance(x, float | np.floating) for x in (a, b)):
-        out = dt.float32
-    return out
+    if opname in _BOOL_RESULT:
+        return dt.bool_
+    out: dt.DType | None = None
+    for x in (a, b):
+        if x is None:
+            continue
+        t = x.dtype if isinstance(x, NkiTensor) else _scalar_dtype(x)
+        out = t if out is None else dt.promote(out, t)
+    return out  # type: ignore[return-value]
+
+
+def _padded(shape: tuple[int, ...], rank: int) -> tuple[int, ...]:
+    # the partition axis leads: a lower-rank tile covers the leading axes
+    return shape + (1,) * (rank - len(shape))
 
 
 def _shape(a: object, b: object, fn: str) -> tuple[int, ...]:
+    """The result shape: numpy broadcasting over partition-first shapes ("nki.language.add":
+    [128, 512] + [1, 512], [128, 1] + [1, 512] and [128, 512] + [1, 1] are allowed)."""
     tiles = [x for x in (a, b) if isinstance(x, NkiTensor)]
     if not tiles:
         raise KernelUsageError(f"nl.{fn} needs at least one tile operand")
@@ -60,13 +85,33 @@ def _shape(a: object, b: object, fn: str) -> tuple[int, ...]:
     x, y = tiles
     if x.shape == y.shape or x.size == y.size and x.shape[0] == y.shape[0]:
         return x.shape
-    if _is_column(y, x):
-        return x.shape
-    if _is_column(x, y):
-        return y.shape
-    raise KernelUsageError(f"nl.{fn}: tiles of shapes {list(x.shape)} and {list(y.shape)} do "
-                           "not broadcast (same shape, or a [P, 1] column against [P, F]; "
-                           "repeat partitions with nl.broadcast_to)")
+    rank = max(x.ndim, y.ndim)
+    try:
+        return tuple(np.broadcast_shapes(_padded(x.shape, rank), _padded(y.shape, rank)))
+    except ValueError:
+        raise KernelUsageError(f"nl.{fn}: tiles of shapes {list(x.shape)} and "
+                               f"{list(y.shape)} do not broadcast") from None
+
+
+def _spread(t: object, shape: tuple[int, ...]) -> object:
+    """A tile operand made to cover `shape`: a single partition repeated across partitions
+    (one DMA, as `nl.broadcast_to` does: engines cannot read across partitions), size-1
+    free axes repeated by a stride-0 view; a [P, 1] column stays a per-partition scalar."""
+    if not isinstance(t, NkiTensor) or t.shape == shape or t.size == math.prod(shape):
+        return t
+    from tessera.nki.beta1.layout import broadcast_to  # layout builds on this module
+
+    padded = _padded(t.shape, len(shape))
+    if padded != t.shape:
+        t = t.reshape(padded)
+    if t.shape[0] == 1 and shape[0] > 1:
+        t = broadcast_to(t, shape=(shape[0], *t.shape[1:]))
+    if t.size == t.shape[0]:
+        return t  # a column: tensor_scalar's vector operand
+    for d in range(1, len(shape)):
+        if t.shape[d] == 1 and shape[d] > 1:
+            t = t.broadcast(d, shape[d])
+    return t
 
 
 def issue(op: AluOp, dst: NkiTensor, a: object, b: object = None) -> None:
@@ -110,7 +155,8 @@ def apply(op: AluOp, args: tuple, dtype: object = None, mask: object = None) -> 
     a = args[0]
     b = args[1] if op.arity == 2 else None
     shape = _shape(a, b, op.name)
-    out_dtype = result_dtype(a, b, dtype)
+    out_dtype = result_dtype(a, b, dtype, op.name)
+    args = tuple(_spread(x, shape) for x in args)
     tiles = [x for x in args if isinstance(x, NkiTensor)]
 
     def compute(dst: NkiTensor, _acc: bool) -> None:
