@@ -177,6 +177,13 @@ class NkiTensor(TensorApi):
                     f"view {self._describe()} of on-chip tensor {st.name}: free dimensions "
                     f"leave the partition row ({pe} elements per partition)")
 
+    def _beta1(self) -> bool:
+        # Beta-1 kernels index with nl.ds that may run past the end under a mask: those
+        # views are bounds-checked where used, after the mask cut them down
+        from tessera.nki.beta1.values import is_beta1
+
+        return is_beta1()
+
     def _describe(self) -> str:
         return f"shape={self.shape} strides={self.strides} offset={self.offset}"
 
@@ -203,8 +210,8 @@ class NkiTensor(TensorApi):
             from tessera.nki.beta1.misc_indirect import indirect_view  # builds on tensors
 
             return indirect_view(self, key)
-        if type(key) is IndexExpr or (type(key) is tuple
-                                      and any(type(k) is IndexExpr for k in key)):
+        if type(key) is IndexExpr or (type(key) is tuple and any(
+                type(k) is IndexExpr or (type(k) is DynSlice and self._beta1()) for k in key)):
             # Beta-1 affine indexing: checked where used (a mask may cut it down first)
             offset, shape, strides, iters = affine_view(self.shape, self.strides, self.offset,
                                                         key, self.name)

@@ -8,9 +8,12 @@ function of the same name (`tessera.nki.isa`), issued into the new tile.
 
 from __future__ import annotations
 
+import numpy as np
+
 from tessera.nki import dtypes as dt
 from tessera.nki import isa
 from tessera.nki.beta1.elementwise import result_dtype
+from tessera.nki.beta1.index import Mask, new_iter
 from tessera.nki.beta1.isa_base import (
     box_of,
     masked,
@@ -95,6 +98,7 @@ def nc_transpose(data: NkiTensor, *, mask: object = None, dtype: object = None,
         small = max(p, f) <= _VECTOR_TRANSPOSE_MAX
         eng = Engine.VECTOR if small else Engine.TENSOR
     buffer = Buffer.PSUM if eng is Engine.TENSOR else Buffer.SBUF
+    mask = _transposed_mask(mask, data)
     plan_ = box_of(mask, (f, p), fn)
     src = data
     if plan_ is not None and plan_.box is not None:
@@ -106,6 +110,20 @@ def nc_transpose(data: NkiTensor, *, mask: object = None, dtype: object = None,
 
     return new_tile(fn, (min(f, ctx.run.limits.pmax), p), out_dtype(dtype, data.dtype), buffer,
                     masked(mask, (), call, fn, (f, p)))
+
+
+def _transposed_mask(mask: object, data: NkiTensor) -> object:
+    """A mask written over the input's iterators (`nc_transpose(x[i, j], mask=f(i, j))`, as
+    the samples' ragged transposes do) as the same predicate over the [F, P] output."""
+    ids = data._vars
+    if not isinstance(mask, Mask) or ids is None or data.ndim != 2:
+        return mask
+    over = mask.over(ids)
+    if over is None:
+        return mask
+    p, f = data.shape
+    out = np.broadcast_to(over, (p, f)).T
+    return Mask(out, (new_iter(f, 0, 2), new_iter(p, 1, 2)))
 
 
 # --------------------------------------------------------------------- Scalar engine

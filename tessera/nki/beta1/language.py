@@ -30,6 +30,7 @@ from tessera.nki.beta1.memory import (
     ndarray,
     ones,
     par_dim,
+    shared_identity_matrix,
     store,
     zeros,
     zeros_like,
@@ -66,7 +67,6 @@ shared_hbm = _Buffer.SHARED_HBM
 ds = _b2.ds
 random_seed = _b2.random_seed
 shared_constant = _b2.shared_constant
-shared_identity_matrix = _b2.shared_identity_matrix
 static_cast = _b2.static_cast
 device_print = _b2.device_print
 

@@ -60,7 +60,7 @@ def _reduction(fn: str, x: object, axis: object, dtype: object, mask: object,
     x, axis = _to_trailing(x, axis, mask)
     k = free_axes(x, axis, fn)
     axes = tuple(range(x.ndim - k, x.ndim))
-    p = plan(mask, x.shape, f"nl.{fn}")
+    p = plan(mask, x.shape, f"nl.{fn}", x._vars)
     if p is not None and p.residual is not None:
         raise KernelUsageError(f"nl.{fn}: the mask must bound each axis of x "
                                f"{x.name}{list(x.shape)} (a box such as i_p < n & i_f < m); "
@@ -80,13 +80,18 @@ def _to_trailing(x: NkiTensor, axis: object, mask: object) -> tuple[NkiTensor, o
     vendor's average-pool example reduces) become the last ones by a permuted view; the
     kept axes keep their order, so the result is the same."""
     picked = list(axis) if isinstance(axis, list | tuple) else [axis]
-    if mask is not None or any(not isinstance(a, int) or not 0 < a < x.ndim for a in picked):
+    if any(not isinstance(a, int) or not 0 < a < x.ndim for a in picked):
         return x, axis
+    if mask is not None and x._vars is None:
+        return x, axis  # a positional mask could not follow the permutation
     picked = sorted(set(picked))
     if picked == list(range(x.ndim - len(picked), x.ndim)):
         return x, axis
     order = [d for d in range(x.ndim) if d not in picked] + picked
-    return x.permute(order), list(range(x.ndim - len(picked), x.ndim))
+    moved = x.permute(order)
+    if x._vars is not None:  # a mask follows the iterators, permuted with the axes
+        moved._vars = tuple(x._vars[d] for d in order)
+    return moved, list(range(x.ndim - len(picked), x.ndim))
 
 
 def _same(x: NkiTensor) -> dt.DType:

@@ -160,21 +160,29 @@ def _same_view(a: NkiTensor, b: NkiTensor) -> bool:
 
 
 def _as_tile(value: object, like: NkiTensor, what: str) -> NkiTensor:
-    """`value` shaped like `like` for a copy (same elements, or size-1 free axes repeated)."""
+    """`value` shaped like `like` for a copy: the same elements, or its axes lined up with
+    the target's in order (size-1 axes dropped) and the target's other axes repeated
+    (`bf[c, w, i_h, i_w, i_n] = t.reshape((C, 1, kH, kW, 1))`)."""
     if not isinstance(value, NkiTensor):
         raise KernelUsageError(f"{what}: cannot assign {type(value).__name__} to a tile")
     if value.shape == like.shape:
         return value
     if value.size == like.size:
         return value.reshape(like.shape)
-    if len(value.shape) == len(like.shape) and value.shape[0] == like.shape[0]:
-        out = value
-        for d, (a, b) in enumerate(zip(value.shape, like.shape, strict=True)):
-            if a != b:
-                if a != 1:
-                    break
-                out = out.broadcast(d, b)
-        else:
+    if value.shape[0] == like.shape[0]:
+        core = [n for n in value.shape[1:] if n != 1]
+        placed, j = [like.shape[0]], 0
+        for n in like.shape[1:]:
+            if j < len(core) and core[j] == n:
+                placed.append(n)
+                j += 1
+            else:
+                placed.append(1)
+        if j == len(core):
+            out = value.reshape(tuple(placed))
+            for d, n in enumerate(like.shape):
+                if out.shape[d] != n:
+                    out = out.broadcast(d, n)
             return out
     raise KernelUsageError(f"{what}: a {list(value.shape)} value does not fit the "
                            f"{list(like.shape)} target")
