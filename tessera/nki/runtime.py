@@ -7,11 +7,12 @@ records every instruction and every tensor created; `sim` consumes those records
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 from typing import TypeVar
@@ -220,6 +221,25 @@ class CoreContext:
         info = TensorInfo(name, buffer, shape, dtype, itemsize, self.core_id, where)
         with self.run.lock:
             self.run.tensors.append(info)
+
+
+# how many Beta-1 kernel bodies are running (tessera.nki.beta1.kernel): tensor indexing
+# looks for the Beta-1 index forms only then, keeping the Beta-2 path as fast as it was
+beta1_active = 0
+_beta1_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def lock_beta1() -> Iterator[None]:
+    """Count a running Beta-1 kernel body while the block runs."""
+    global beta1_active
+    with _beta1_lock:
+        beta1_active += 1
+    try:
+        yield
+    finally:
+        with _beta1_lock:
+            beta1_active -= 1
 
 
 def add_note(text: str) -> None:

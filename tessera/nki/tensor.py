@@ -15,6 +15,7 @@ import operator
 import numpy as np
 
 from tessera.nki import dtypes as dt
+from tessera.nki import runtime as _runtime
 from tessera.nki.beta1.index import IndexExpr, Mask, MgridResult
 from tessera.nki.beta1.subscripts import affine_view
 from tessera.nki.buffers import Buffer
@@ -177,12 +178,39 @@ class NkiTensor(TensorApi):
                     f"view {self._describe()} of on-chip tensor {st.name}: free dimensions "
                     f"leave the partition row ({pe} elements per partition)")
 
-    def _beta1(self) -> bool:
-        # Beta-1 kernels index with nl.ds that may run past the end under a mask: those
-        # views are bounds-checked where used, after the mask cut them down
-        from tessera.nki.beta1.values import is_beta1
+    def _beta1_view(self, key: object) -> NkiTensor | None:
+        """The view a Beta-1 subscript names (None for a plain Beta-2 subscript)."""
+        if type(key) is MgridResult:
+            key = key.exprs  # `t[nl.mgrid[0:128, 0:512]]`
+        if type(key) is tuple and self.storage.buffer.on_chip and any(
+                not isinstance(k, int | slice | IndexExpr) for k in key[1:]):
+            # run-time offsets on a tile's free axis (`t[i_p, idx[0, j] + i_f]`)
+            from tessera.nki.beta1.dynamic import dynamic_view, is_dynamic_key
 
-        return is_beta1()
+            if is_dynamic_key(self, key):
+                return dynamic_view(self, key)  # type: ignore[return-value]
+        if isinstance(key, NkiTensor) or (type(key) is tuple and key
+                                          and isinstance(key[0], NkiTensor)):
+            # indirect rows: `t[index_tile, i_f]` (a gather/scatter view for DMAs)
+            from tessera.nki.beta1.misc_indirect import indirect_view  # builds on tensors
+
+            return indirect_view(self, key)
+        if type(key) is IndexExpr or (type(key) is tuple and any(
+                type(k) is IndexExpr or type(k) is DynSlice for k in key)):
+            # affine indexing (and nl.ds, which may run past the end under a mask): checked
+            # where used, after a mask has cut the view down
+            offset, shape, strides, iters = affine_view(self.shape, self.strides, self.offset,
+                                                        key, self.name)
+            view = NkiTensor(self.storage, offset, shape, strides, check=False)
+            view._lazy = True
+            view._vars = iters
+            return view
+        if type(key) is Mask:
+            # operand masking (`lhs[i_f <= 64]`): the view cut to the mask's box
+            from tessera.nki.beta1.masking import operand_view  # it builds on tensors
+
+            return operand_view(self, key)
+        return None
 
     def _describe(self) -> str:
         return f"shape={self.shape} strides={self.strides} offset={self.offset}"
@@ -195,35 +223,10 @@ class NkiTensor(TensorApi):
     # that wrote it.
     @kernel_api
     def __getitem__(self, key: object) -> NkiTensor:
-        if type(key) is MgridResult:
-            key = key.exprs  # `t[nl.mgrid[0:128, 0:512]]`
-        if type(key) is tuple and self.storage.buffer.on_chip and any(
-                not isinstance(k, int | slice | IndexExpr) for k in key[1:]):
-            # Beta-1 run-time offsets on a tile's free axis (`t[i_p, idx[0, j] + i_f]`)
-            from tessera.nki.beta1.dynamic import dynamic_view, is_dynamic_key
-
-            if is_dynamic_key(self, key):
-                return dynamic_view(self, key)
-        if isinstance(key, NkiTensor) or (type(key) is tuple and key
-                                          and isinstance(key[0], NkiTensor)):
-            # Beta-1 indirect rows: `t[index_tile, i_f]` (a gather/scatter view for DMAs)
-            from tessera.nki.beta1.misc_indirect import indirect_view  # builds on tensors
-
-            return indirect_view(self, key)
-        if type(key) is IndexExpr or (type(key) is tuple and any(
-                type(k) is IndexExpr or (type(k) is DynSlice and self._beta1()) for k in key)):
-            # Beta-1 affine indexing: checked where used (a mask may cut it down first)
-            offset, shape, strides, iters = affine_view(self.shape, self.strides, self.offset,
-                                                        key, self.name)
-            view = NkiTensor(self.storage, offset, shape, strides, check=False)
-            view._lazy = True
-            view._vars = iters
-            return view
-        if type(key) is Mask:
-            # Beta-1 operand masking (`lhs[i_f <= 64]`): the view cut to the mask's box
-            from tessera.nki.beta1.masking import operand_view  # it builds on tensors
-
-            return operand_view(self, key)
+        if _runtime.beta1_active:  # a Beta-1 kernel is running: its index forms first
+            view = self._beta1_view(key)
+            if view is not None:
+                return view
         on_chip = self.storage.buffer.on_chip
         items = normalise_key(key, self.shape)
         offset = self.offset

@@ -22,6 +22,7 @@ import math
 import operator
 from dataclasses import dataclass
 
+from tessera.nki import runtime as _runtime
 from tessera.nki.beta1.compiler import apply_launch_directives
 from tessera.nki.errors import KernelUsageError
 from tessera.nki.launch import Kernel
@@ -165,15 +166,16 @@ class Beta1Kernel(Kernel):
     def run_core(self, ctx: CoreContext, args: tuple, kwargs: dict) -> object:
         result = None
         starts: list[int] = []
-        for index in self.grid.instances():
-            if self.grid.core_of(index) != ctx.core_id:
-                continue
-            ctx.grid_index = index
-            ctx.shared_count = 0  # the k-th shared_hbm tensor of each instance is one
-            starts.append(len(ctx.stream))
-            out = self.fn(*args, **kwargs)
-            if result is None:
-                result = out
+        with _runtime.lock_beta1():
+            for index in self.grid.instances():
+                if self.grid.core_of(index) != ctx.core_id:
+                    continue
+                ctx.grid_index = index
+                ctx.shared_count = 0  # the k-th shared_hbm tensor of each instance is one
+                starts.append(len(ctx.stream))
+                out = self.fn(*args, **kwargs)
+                if result is None:
+                    result = out
         ctx.edges += _serial_edges(ctx, starts)
         return result
 
