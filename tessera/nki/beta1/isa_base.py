@@ -44,15 +44,19 @@ _NUMPY_OPS: dict[object, ops.AluOp] = {
 }
 
 
+_BY_REDUCTION: dict[object, ops.AluOp] = {}
+
+
 def op_arg(value: object) -> object:
     """An `op=` argument as the Beta-2 functions take it (numpy functions mapped, and the
     nl reductions a reduce_op may name: "reduce_op can be nl.add, ..., nl.max or nl.min")."""
-    from tessera.nki.beta1 import reductions  # the nl reductions build on this package
+    if not _BY_REDUCTION:  # filled once: the nl reductions build on this package
+        from tessera.nki.beta1 import reductions
 
-    by_reduction = {reductions.max: ops.maximum, reductions.min: ops.minimum,
-                    reductions.sum: ops.add, reductions.prod: ops.multiply}
+        _BY_REDUCTION.update({reductions.max: ops.maximum, reductions.min: ops.minimum,
+                              reductions.sum: ops.add, reductions.prod: ops.multiply})
     try:
-        return by_reduction.get(value) or _NUMPY_OPS.get(value, value)  # type: ignore
+        return _BY_REDUCTION.get(value) or _NUMPY_OPS.get(value, value)  # type: ignore
     except TypeError:  # unhashable: let the Beta-2 check name it
         return value
 

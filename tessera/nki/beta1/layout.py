@@ -26,7 +26,6 @@ transposed box; copy's over its tile.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from numbers import Integral
 
 import numpy as np
 
@@ -44,6 +43,7 @@ from tessera.nki.errors import (
     ShapeMismatchError,
 )
 from tessera.nki.language_layout import _require, _tensor, _two_d
+from tessera.nki.language_layout import expand_dims as _b2_expand_dims
 from tessera.nki.ops import ALL_OPS, register_callable
 from tessera.nki.runtime import add_note, current, kernel_api, maybe_current
 from tessera.nki.stream import Engine
@@ -325,23 +325,10 @@ def expand_dims(data: object, axis: object) -> NkiTensor:
     result, as numpy.expand_dims); the page allows positions after the last axis only."""
     fn = "expand_dims"
     x = _tile(data, "data", fn)
+    view = _b2_expand_dims(x, axis)  # the Beta-2 checks and view
+    n, k = view.ndim, x.ndim
     items = tuple(axis) if isinstance(axis, tuple | list) else (axis,)
-    n = x.ndim + len(items)
-    positions = []
-    for a in items:
-        if isinstance(a, bool) or not isinstance(a, Integral):
-            raise KernelUsageError(f"nl.{fn}: axis must be an int or a tuple/list of ints, "
-                                   f"got {axis!r}")
-        if not -n <= int(a) < n:
-            raise KernelUsageError(f"nl.{fn}: axis {a} is out of range for a {n}-D result")
-        positions.append(int(a) % n)
-    if len(set(positions)) != len(positions):
-        raise KernelUsageError(f"nl.{fn}: axis={axis!r} repeats a position")
-    if not items or min(positions) < x.ndim:
+    if not items or min(int(a) % n for a in items) < k:
         raise KernelUsageError(f"nl.{fn}: axis={axis!r} must place the new axes after the "
-                               f"last axis of the {x.ndim}-D tile {x.name} (positions >= "
-                               f"{x.ndim})")
-    view = x
-    for p in sorted(positions):
-        view = view.expand_dim(p)
+                               f"last axis of the {k}-D tile {x.name} (positions >= {k})")
     return view
